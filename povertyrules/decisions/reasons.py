@@ -1,0 +1,230 @@
+"""Decision rows with cited reasons, rendered in bulk with Arrow (no per-row Python).
+
+A row's reasons are the outcome rules on its decisive path (the rule that applied, the exceptions that were
+checked, or the unknown ones that made it ``review``), each followed by the criteria its condition names
+(and, inside a criterion, the sub-criteria that were true or unknown). Each reason reads
+``CLAUSE-ID rule-id: verdict — message`` with observed values and thresholds filled in.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from povertyrules.engines.vectorized import Evaluation
+from povertyrules.lang import expr as ex
+from povertyrules.lang.rulebook import REVIEW, Rule, RuleBook
+
+#: Contract output column -> the rule-file name that supplies it.
+OUTPUT_VALUES = {
+    "poverty_line": "poverty_line",
+    "monitoring_line": "monitoring_line",
+    "per_capita_income": "per_capita_income",
+    "four_look_score": "four_look_total",
+}
+#: Columns carried from the input for grouping (an extension of the contract).
+CARRIED = ("county", "township", "village", "registered_status")
+
+WORDS = {
+    "zh": {True: "是", False: "否", None: "未知", "missing": "缺失"},
+    "en": {True: "true", False: "false", None: "unknown", "missing": "missing"},
+}
+
+
+@dataclass(frozen=True)
+class Item:
+    """One reason a row may carry: a rule, and the rule whose citation brings it in (None for outcome rules).
+
+    A sub-criterion (`nested`) is listed only where it has its parent's verdict and that verdict is not
+    false: the exclusion that applied, or the one that is unknown, not the five that did not.
+    """
+
+    rule: Rule
+    parent: str | None
+    nested: bool
+
+
+def reason_items(book: RuleBook) -> list[Item]:
+    """Every reason that can appear, in listing order: per decision its outcome rules, then their criteria."""
+    items: list[Item] = []
+    for decision in decision_order(book):
+        outcome_rules = [book.rules[rid] for rid in book.decisions[decision].outcomes]
+        items.extend(Item(rule, None, False) for rule in outcome_rules)
+        for rule in outcome_rules:
+            direct = [n for n in (*ex.names(rule.expr), *rule.cites)
+                      if book.kind_of("household", n) == "criterion"]
+            for name in dict.fromkeys(direct):
+                items.append(Item(book.rules[name], rule.id, False))
+                _sub_items(book, name, items, set())
+    return items
+
+
+def decision_order(book: RuleBook) -> list[str]:
+    """Household decisions, the contract's three first."""
+    first = [d for d in ("identification", "exit", "monitoring") if d in book.decisions]
+    return first + [d for d, v in book.decisions.items() if v.entity == "household" and d not in first]
+
+
+def _sub_items(book: RuleBook, name: str, items: list[Item], seen: set[str]) -> None:
+    for sub in ex.names(book.rules[name].expr):
+        if book.kind_of("household", sub) == "criterion" and sub not in seen:
+            seen.add(sub)
+            items.append(Item(book.rules[sub], name, True))
+            _sub_items(book, sub, items, seen)
+
+
+def decision_frame(result: Evaluation, frame: pd.DataFrame, version: str, lang: str = "zh",
+                   member_reasons: pd.Series | None = None) -> pd.DataFrame:
+    """The contract's decision columns (plus grouping columns and `missing_columns`) for every row."""
+    book, n = result.book, result.n
+    out = pd.DataFrame({"household_id": frame["household_id"].to_numpy()})
+    out["year"] = frame["year"].to_numpy(dtype="int64")
+    for column, name in OUTPUT_VALUES.items():
+        v = result.value(name)
+        out[column] = np.where(v.known, np.round(np.asarray(v.values, dtype=float), 2), np.nan)
+    for decision in ("identification", "exit", "monitoring"):
+        out[decision] = result.outcome(decision)
+    out["monitoring_triggers"] = _triggers(result)
+    reasons, missing = _reasons(result, lang)
+    if member_reasons is not None:
+        lines = frame["household_id"].map(member_reasons)
+        reasons = join_present([pa.array(lines.to_numpy(dtype=object), type=pa.string(), from_pandas=True),
+                                reasons], ";", n)
+    out["reasons"] = pd.Series(reasons.to_pandas(types_mapper=pd.ArrowDtype), dtype="string")
+    out["rules_version"] = version
+    for column in CARRIED:
+        out[column] = frame[column].to_numpy() if column in frame else None
+    out["missing_columns"] = pd.Series(missing.to_pandas(types_mapper=pd.ArrowDtype), dtype="string")
+    out["row"] = frame["row"].to_numpy() if "row" in frame else np.arange(2, n + 2)
+    return out
+
+
+def _triggers(result: Evaluation) -> pd.Series:
+    decision = result.book.decisions["monitoring"]
+    reported = np.isin(result.outcome("monitoring"), list(decision.report_triggers_for))
+    parts = [pa.array(np.where(reported & result.value(r.id).true(), trigger, None), type=pa.string())
+             for trigger, r in result.book.triggers().items()]
+    joined = join_present(parts, ";", result.n)
+    return pd.Series(joined.to_pandas(types_mapper=pd.ArrowDtype), dtype="string")
+
+
+def _reasons(result: Evaluation, lang: str) -> tuple[pa.Array, pa.Array]:
+    """(reasons, missing_columns) for every row."""
+    book, n = result.book, result.n
+    masks: dict[str, np.ndarray] = {}
+    order: list[Rule] = []
+    for item in reason_items(book):
+        rule = item.rule
+        if item.parent is None:
+            mask = result.cited[rule.id]
+        else:
+            mask = masks[item.parent]
+            if item.nested:
+                v, parent = result.value(rule.id), result.value(item.parent)
+                mask = mask & ((v.true() & parent.true()) | (v.unknown() & parent.unknown()))
+        if rule.id not in masks:
+            order.append(rule)
+            masks[rule.id] = np.zeros(n, dtype=bool)
+        masks[rule.id] = masks[rule.id] | mask
+    parts = [pc.if_else(pa.array(masks[r.id]), _line(result, r, lang), pa.scalar(None, pa.string()))
+             for r in order if masks[r.id].any()]
+    reasons = join_present(parts, ";", n)
+
+    missing_parts = []
+    for leaf, leaf_mask in _missing_leaves(result).items():
+        missing_parts.append(pa.array(np.where(leaf_mask, leaf, None), type=pa.string()))
+    missing = join_present(missing_parts, ";", n)
+    return reasons, missing
+
+
+def join_present(parts: list[pa.Array], separator: str, n: int) -> pa.Array:
+    """Join each row's non-null strings with `separator` (null where none is present).
+
+    (pyarrow's ``binary_join_element_wise(null_handling="skip")`` drops rows that are null in every input.)
+    """
+    joined = pa.nulls(n, pa.string())
+    for part in parts:
+        both = pc.binary_join_element_wise(joined, part, separator)
+        joined = pc.coalesce(both, joined, part)
+    return joined
+
+
+def _missing_leaves(result: Evaluation) -> dict[str, np.ndarray]:
+    """Input columns and parameters whose absence made some decision ``review``, per row.
+
+    Starts at the outcome rules that were unknown on a row's decisive path and follows only names that are
+    unknown on that row, so a blank cell that did not matter is not listed.
+    """
+    book, n = result.book, result.n
+    leaves: dict[str, np.ndarray] = {}
+
+    def mark(name: str, mask: np.ndarray) -> None:
+        if not mask.any():
+            return
+        kind = book.kind_of("household", name)
+        if kind in ("column", "parameter"):
+            leaves[name] = leaves.get(name, np.zeros(n, bool)) | mask
+        elif kind in ("definition", "criterion"):
+            mark_children(book.rules[name].expr, mask)
+        elif kind == "decision":
+            for rid in book.decisions[name].outcomes:
+                mark_children(book.rules[rid].expr, mask & result.cited[rid] & result.value(rid).unknown())
+
+    def mark_children(node: ex.Node, mask: np.ndarray) -> None:
+        for child in ex.names(node):
+            if child in result.env:
+                mark(child, mask & result.value(child).unknown())
+
+    for decision in decision_order(book):
+        mark(decision, result.value(decision).unknown())
+    return {k: v for k, v in leaves.items() if v.any()}
+
+
+def _line(result: Evaluation, rule: Rule, lang: str) -> pa.Array:
+    """``CLAUSE rule-id: verdict — message`` for every row (masked by the caller)."""
+    words = WORDS[lang]
+    v = result.value(rule.id)
+    verdict = pc.if_else(pa.array(v.true()), words[True], pc.if_else(pa.array(v.false()), words[False],
+                                                                    words[None]))
+    head = f"{rule.citation} {rule.id}: "
+    if rule.kind == "outcome":
+        decision = result.book.decisions[rule.decision or ""]
+        label = decision.label(rule.outcome or "", lang)
+        target = f" → {rule.outcome}（{label}）" if lang == "zh" else f" → {rule.outcome} ({label})"
+        return pc.binary_join_element_wise(head, verdict, target if rule.outcome else f" → {label}", "")
+    template = getattr(rule.message, lang) if rule.message else ""
+    pieces: list[pa.Array | str] = [head, verdict, " — "]
+    for literal, field, _, _ in string.Formatter().parse(template):
+        if literal:
+            pieces.append(literal.replace(";", "；"))
+        if field:
+            pieces.append(_value_text(result, field, words))
+    return pc.binary_join_element_wise(*pieces, "")
+
+
+def _value_text(result: Evaluation, name: str, words: dict) -> pa.Array:
+    book = result.book
+    v = result.value(name)
+    if name in book.rules:
+        kind = book.rules[name].type
+    elif name in book.parameters:
+        kind = book.parameters[name].type
+    else:
+        kind = book.columns("household")[name].type if name in book.columns("household") else "text"
+    known = pa.array(np.asarray(v.known, dtype=bool))
+    values = np.asarray(v.values)
+    if kind == "number":
+        text = pc.cast(pa.array(np.round(values.astype(float), 2)), pa.string())
+    elif kind == "bool":
+        text = pc.if_else(pa.array(values.astype(bool)), words[True], words[False])
+    else:
+        text = pa.array(values.astype(object), type=pa.string(), from_pandas=True)
+    return pc.if_else(known, text, words["missing"])
+
+
+__all__ = ["OUTPUT_VALUES", "REVIEW", "decision_frame", "reason_items"]

@@ -1,0 +1,273 @@
+"""The batch engine: evaluates a `RuleBook` on a whole frame at once with numpy, in three-valued logic.
+
+Every value is a `Vec`: values plus a `known` mask. A blank input cell is unknown, never "no" and never 0;
+``and``/``or``/``not`` follow Kleene's logic (false and unknown = false; true or unknown = true), so an
+unknown value changes a decision only when it could. Decisions resolve their outcome rules Catala-style:
+exactly one top-level rule applies, an exception refines its base, and where an unknown condition could
+change the result the outcome is ``review``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from povertyrules.errors import RuleError
+from povertyrules.lang import expr as ex
+from povertyrules.lang.rulebook import REVIEW, Decision, Entity, Rule, RuleBook
+
+
+@dataclass
+class Vec:
+    """A column of values with a mask of which ones are known (scalars broadcast)."""
+
+    values: Any
+    known: Any
+
+    def true(self) -> np.ndarray:
+        return np.asarray(self.known, dtype=bool) & np.asarray(self.values, dtype=bool)
+
+    def false(self) -> np.ndarray:
+        return np.asarray(self.known, dtype=bool) & ~np.asarray(self.values, dtype=bool)
+
+    def unknown(self) -> np.ndarray:
+        return np.asarray(~np.asarray(self.known, dtype=bool), dtype=bool)
+
+    def full(self, n: int) -> Vec:
+        return Vec(np.broadcast_to(self.values, (n,)), np.broadcast_to(np.asarray(self.known, bool), (n,)))
+
+
+@dataclass
+class Evaluation:
+    """Everything one evaluation computed, kept for decisions, reasons and explanations."""
+
+    book: RuleBook
+    entity: Entity
+    n: int
+    env: dict[str, Vec] = field(default_factory=dict)  # columns, definitions, criteria, decisions
+    conditions: dict[str, Vec] = field(default_factory=dict)  # outcome rule id -> its condition
+    codes: dict[str, np.ndarray] = field(default_factory=dict)  # decision -> index into outcome_values
+    outcome_values: dict[str, list[str]] = field(default_factory=dict)
+    cited: dict[str, np.ndarray] = field(default_factory=dict)  # outcome rule id -> on the decisive path
+
+    def outcome(self, decision: str) -> np.ndarray:
+        """The decision's outcome per row, as text (``review`` where undecidable)."""
+        return np.asarray(self.outcome_values[decision], dtype=object)[self.codes[decision]]
+
+    def value(self, name: str) -> Vec:
+        return (self.env.get(name) or self.conditions[name]).full(self.n)
+
+
+def column_vec(series: pd.Series, kind: str) -> Vec:
+    """An input column as a `Vec` (kind: 'number', 'bool' or 'text')."""
+    known = series.notna().to_numpy(dtype=bool)
+    if kind == "number":
+        return Vec(pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan), known)
+    if kind == "bool":
+        return Vec(series.fillna(False).to_numpy(dtype=bool), known)
+    return Vec(series.astype(object).where(known, "").to_numpy(dtype=object), known)
+
+
+def evaluate(book: RuleBook, frame: pd.DataFrame, entity: Entity = "household") -> Evaluation:
+    """Evaluate every definition, criterion and decision of `entity` on `frame`.
+
+    `frame` holds typed input columns (see `povertyrules.model.households`); for households a ``year``
+    column chooses the parameter values in force for each row. Missing optional columns are unknown.
+    """
+    n = len(frame)
+    result = Evaluation(book, entity, n)
+    for name, column in book.columns(entity).items():
+        if name in frame:
+            result.env[name] = column_vec(frame[name], column.type)
+        else:
+            empty = {"number": np.zeros(n), "bool": np.zeros(n, dtype=bool)}.get(column.type)
+            result.env[name] = Vec(np.full(n, "", object) if empty is None else empty, False)
+    years = frame["year"].to_numpy() if "year" in frame else None
+    evaluator = _Evaluator(book, entity, result, years)
+    if years is not None:
+        for name in book.parameters:
+            result.env[name] = evaluator.parameter(name, 0)
+    for name in book.order[entity]:
+        if name in book.decisions:
+            evaluator.decide(book.decisions[name])
+        else:
+            result.env[name] = evaluator.eval(book.rules[name].expr)
+    return result
+
+
+class _Evaluator:
+    def __init__(self, book: RuleBook, entity: Entity, result: Evaluation, years: np.ndarray | None):
+        self.book, self.entity, self.result, self.years = book, entity, result, years
+        self._params: dict[tuple[str, int], Vec] = {}
+
+    # -- expressions -----------------------------------------------------------------------------
+    def eval(self, node: ex.Node) -> Vec:
+        match node:
+            case ex.Const(value=v):
+                return Vec(v, True)
+            case ex.Name(name=name):
+                if name in self.result.env:
+                    return self.result.env[name]
+                return self.parameter(name, 0)
+            case ex.Neg(operand=o):
+                v = self.eval(o)
+                return Vec(-v.values, v.known)
+            case ex.Arith(op=op, left=a, right=b):
+                return self.arith(op, self.eval(a), self.eval(b))
+            case ex.Compare(op=op, left=a, right=b):
+                return self.compare(op, self.eval(a), self.eval(b))
+            case ex.Logic(op=op, operands=ops):
+                vecs = [self.eval(o) for o in ops]
+                combine = _kleene_and if op == "and" else _kleene_or
+                out = vecs[0]
+                for v in vecs[1:]:
+                    out = combine(out, v)
+                return out
+            case ex.Not(operand=o):
+                v = self.eval(o)
+                return Vec(~np.asarray(v.values, dtype=bool), v.known)
+            case ex.In(operand=o, values=values, negate=negate):
+                v = self.eval(o)
+                hit = np.isin(np.asarray(v.values, dtype=object), np.asarray(values, dtype=object))
+                return Vec(~hit if negate else hit, v.known)
+            case ex.Known(operand=o, negate=negate):
+                known = np.asarray(self.eval(o).known, dtype=bool)
+                return Vec(~known if negate else known, True)
+            case ex.Call(function=fn, args=args):
+                return self.call(fn, args)
+        raise AssertionError(f"unhandled node {node!r}")  # pragma: no cover
+
+    def parameter(self, name: str, offset: int) -> Vec:
+        """A parameter's value for each row's year (+ offset); unknown where none is in force."""
+        parameter = self.book.parameters[name]
+        if self.years is None:
+            raise RuleError(f"parameter '{name}' needs a year, but the {self.entity} entity has none")
+        key = (name, offset)
+        if key not in self._params:
+            unique = pd.unique(self.years)
+            lookup = {int(y): parameter.at(int(y) + offset) for y in unique}
+            if len(unique) == 1:
+                v = lookup[int(unique[0])]
+                self._params[key] = Vec(v if v is not None else 0.0, v is not None)
+            else:
+                values = np.zeros(len(self.years), dtype=float)
+                known = np.zeros(len(self.years), dtype=bool)
+                for y, v in lookup.items():
+                    if v is not None:
+                        rows = self.years == y
+                        values[rows], known[rows] = float(v), True
+                self._params[key] = Vec(values, known)
+        return self._params[key]
+
+    @staticmethod
+    def arith(op: str, a: Vec, b: Vec) -> Vec:
+        known = a.known & b.known
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            if op == "+":
+                return Vec(a.values + b.values, known)
+            if op == "-":
+                return Vec(a.values - b.values, known)
+            if op == "*":
+                return Vec(a.values * b.values, known)
+            divisor_ok = b.values != 0
+            return Vec(np.where(divisor_ok, a.values / np.where(divisor_ok, b.values, 1), 0.0),
+                       known & divisor_ok)
+
+    @staticmethod
+    def compare(op: str, a: Vec, b: Vec) -> Vec:
+        known = a.known & b.known
+        with np.errstate(invalid="ignore"):
+            match op:
+                case "<":
+                    values = a.values < b.values
+                case "<=":
+                    values = a.values <= b.values
+                case ">":
+                    values = a.values > b.values
+                case ">=":
+                    values = a.values >= b.values
+                case "==":
+                    values = a.values == b.values
+                case _:
+                    values = a.values != b.values
+        return Vec(np.asarray(values, dtype=bool), known)
+
+    def call(self, fn: str, args: tuple[ex.Node, ...]) -> Vec:
+        if fn == "last_year":
+            assert isinstance(args[0], ex.Name)
+            return self.parameter(args[0].name, -1)
+        vecs = [self.eval(a) for a in args]
+        if fn == "abs":
+            return Vec(np.abs(vecs[0].values), vecs[0].known)
+        if fn == "coalesce":
+            out = vecs[-1]
+            for v in reversed(vecs[:-1]):
+                out = Vec(np.where(v.known, v.values, out.values), v.known | out.known)
+            return out
+        reduce = np.minimum if fn == "min" else np.maximum
+        out = vecs[0]
+        for v in vecs[1:]:
+            out = Vec(reduce(out.values, v.values), out.known & v.known)
+        return out
+
+    # -- decisions -------------------------------------------------------------------------------
+    def decide(self, decision: Decision) -> None:
+        """Resolve the decision's outcome rules for every row (see the module docstring)."""
+        n = self.result.n
+        values = [*decision.values, REVIEW]
+        code = {v: i for i, v in enumerate(values)}
+        none_applies = -1
+        rules = [self.book.rules[rid] for rid in decision.outcomes]
+        children: dict[str | None, list[Rule]] = {}
+        for r in rules:
+            children.setdefault(r.exception_of, []).append(r)
+        for r in rules:
+            self.result.conditions[r.id] = self.eval(r.expr).full(n)
+            self.result.cited[r.id] = np.zeros(n, dtype=bool)
+
+        def resolve(siblings: list[Rule], active: np.ndarray) -> np.ndarray:
+            out = np.full(n, none_applies, dtype=np.int16)
+            conditions = [self.result.conditions[r.id] for r in siblings]
+            true = [active & c.true() for c in conditions]
+            count = np.sum(true, axis=0) if true else np.zeros(n, dtype=int)
+            if (count > 1).any():
+                row = int(np.argmax(count > 1))
+                both = [r.id for r, t in zip(siblings, true, strict=True) if t[row]]
+                raise RuleError(f"rules {both} apply together to row {row}; make one an exception of the "
+                                "other or their conditions exclusive", rule=both[0])
+            any_true = count == 1
+            for r, t in zip(siblings, true, strict=True):
+                if t.any():
+                    sub = resolve(children.get(r.id, []), t)
+                    out = np.where(t, np.where(sub == none_applies, code[r.outcome or ""], sub), out)
+            unknown = [active & c.unknown() for c in conditions]
+            undecided = active & ~any_true & np.any(unknown, axis=0) if unknown else np.zeros(n, bool)
+            out = np.where(undecided, code[REVIEW], out)
+            for r, t, u, c in zip(siblings, true, unknown, conditions, strict=True):
+                checked_false = (active & c.false()) if r.exception_of else False
+                self.result.cited[r.id] |= t | (u & undecided) | checked_false
+            return out
+
+        codes = resolve(children.get(None, []), np.ones(n, dtype=bool))
+        if (codes == none_applies).any():
+            row = int(np.argmax(codes == none_applies))
+            raise RuleError(f"no outcome rule of decision '{decision.name}' applies to row {row}; the "
+                            "top-level rules must cover every case", file=decision.file)
+        self.result.codes[decision.name] = codes
+        self.result.outcome_values[decision.name] = values
+        self.result.env[decision.name] = Vec(np.asarray(values, dtype=object)[codes], codes != code[REVIEW])
+
+
+def _kleene_and(a: Vec, b: Vec) -> Vec:
+    av, bv = np.asarray(a.values, bool), np.asarray(b.values, bool)
+    a_false, b_false = a.known & ~av, b.known & ~bv
+    return Vec(av & bv & a.known & b.known, (a.known & b.known) | a_false | b_false)
+
+
+def _kleene_or(a: Vec, b: Vec) -> Vec:
+    av, bv = np.asarray(a.values, bool), np.asarray(b.values, bool)
+    a_true, b_true = a.known & av, b.known & bv
+    return Vec(a_true | b_true, (a.known & b.known) | a_true | b_true)

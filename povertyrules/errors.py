@@ -1,0 +1,51 @@
+"""One exception tree. Every error names where it happened: a file, a rule and a position, or a column."""
+
+from __future__ import annotations
+
+
+class PovertyRulesError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class RuleError(PovertyRulesError):
+    """A rule or parameter file is wrong: names the file, the rule id and (for expressions) the position."""
+
+    def __init__(self, message: str, *, file: str | None = None, rule: str | None = None,
+                 position: int | None = None):
+        self.message, self.file, self.rule, self.position = message, file, rule, position
+        where = ", ".join(
+            part for part in (
+                f"file {file}" if file else "",
+                f"rule {rule}" if rule else "",
+                f"position {position}" if position is not None else "",
+            ) if part
+        )
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class RuleErrors(PovertyRulesError):
+    """Several rule errors found in one pass (the loader reports all problems at once)."""
+
+    def __init__(self, errors: list[RuleError]):
+        self.errors = errors
+        super().__init__("\n".join(str(e) for e in errors))
+
+
+class ExpressionError(PovertyRulesError):
+    """An expression uses something outside the allowed grammar; `position` is a 0-based character offset."""
+
+    def __init__(self, message: str, position: int | None = None):
+        self.message, self.position = message, position
+        super().__init__(message if position is None else f"{message} (at position {position})")
+
+
+class InputError(PovertyRulesError):
+    """An input file cannot be read at all (missing required column, unknown format).
+
+    Row-level problems are not exceptions: they are collected as error rows so no row is lost.
+    """
+
+    def __init__(self, zh: str, en: str, *, file: str | None = None, column: str | None = None):
+        self.zh, self.en, self.file, self.column = zh, en, file, column
+        where = ", ".join(p for p in (f"file {file}" if file else "", f"column {column}" if column else "") if p)
+        super().__init__(f"{where}: {zh} / {en}" if where else f"{zh} / {en}")

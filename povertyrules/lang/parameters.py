@@ -1,0 +1,131 @@
+"""Dated policy parameters: one YAML file each, with unit, clause, source and confidence per value.
+
+A parameter's value for an evaluation year is the value in force on 1 January of that year (the OpenFisca
+convention for yearly periods). A ``null`` value ends a parameter: no value is in force from that date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from povertyrules.errors import RuleError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Text(_Strict):
+    """A text in Chinese and English."""
+
+    zh: str
+    en: str
+
+
+class DatedValue(_Strict):
+    value: float | bool | None
+    source: str | None = None
+    confidence: str | None = None
+    note: str | None = None
+
+
+class Parameter(_Strict):
+    name: str
+    description: Text
+    clause: list[str] = Field(min_length=1)
+    unit: str
+    reference: str
+    values: dict[dt.date, DatedValue] = Field(min_length=1)
+    file: str = ""
+
+    @field_validator("clause", mode="before")
+    @classmethod
+    def _listify(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @property
+    def type(self) -> str:
+        kinds = {type(v.value) for v in self.values.values() if v.value is not None}
+        return "bool" if kinds == {bool} else "number"
+
+    def entry(self, year: int) -> tuple[dt.date, DatedValue] | None:
+        """The dated value in force on 1 January of `year`, or None if none is."""
+        instant = dt.date(year, 1, 1)
+        past = [d for d in self.values if d <= instant]
+        if not past:
+            return None
+        start = max(past)
+        return (start, self.values[start]) if self.values[start].value is not None else None
+
+    def at(self, year: int) -> float | bool | None:
+        """The value in force for the evaluation year, or None."""
+        found = self.entry(year)
+        return found[1].value if found else None
+
+    def with_values(self, values: dict[dt.date, DatedValue], file: str, replace: bool = False) -> Parameter:
+        """A copy with `values` laid over this parameter's values (same date replaces), or replacing them."""
+        merged = dict(values) if replace else dict(self.values) | values
+        return self.model_copy(update={"values": dict(sorted(merged.items())), "file": f"{self.file} + {file}"})
+
+
+def _validation_error(exc: ValidationError, file: str) -> RuleError:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return RuleError(f"{first['msg']} at '{where}'", file=file)
+
+
+def load_parameter(path: Path) -> Parameter:
+    """Read one parameter file; the parameter's name is the file's stem."""
+    data = _read_yaml(path)
+    try:
+        return Parameter.model_validate({**data, "name": path.stem, "file": str(path)})
+    except ValidationError as exc:
+        raise _validation_error(exc, str(path)) from None
+
+
+def load_parameters(folder: Path) -> dict[str, Parameter]:
+    """Every ``*.yaml`` below `folder`; two files with the same stem are an error."""
+    found: dict[str, Parameter] = {}
+    for path in sorted(folder.rglob("*.yaml")):
+        if path.name == "index.yaml":
+            continue
+        parameter = load_parameter(path)
+        if parameter.name in found:
+            raise RuleError(f"parameter '{parameter.name}' is also defined in {found[parameter.name].file}",
+                            file=str(path))
+        found[parameter.name] = parameter
+    return found
+
+
+def parse_override_values(raw: Any, file: str, name: str) -> tuple[dict[dt.date, DatedValue], bool]:
+    """Override values and whether they replace all dates.
+
+    A bare value replaces the parameter for every year; ``{date: value | {value:, source:, …}}`` lays dated
+    values over the shipped ones.
+    """
+    replace = not isinstance(raw, dict)
+    if replace:
+        raw = {dt.date(1900, 1, 1): {"value": raw, "source": file}}
+    try:
+        return {
+            (key if isinstance(key, dt.date) else dt.date.fromisoformat(str(key))):
+            DatedValue.model_validate(v if isinstance(v, dict) else {"value": v, "source": file})
+            for key, v in raw.items()
+        }, replace
+    except (ValidationError, ValueError) as exc:
+        raise RuleError(f"bad override values for parameter '{name}': {exc}", file=file) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise RuleError(f"not valid YAML: {exc}", file=str(path)) from None
+    if not isinstance(data, dict):
+        raise RuleError("expected a mapping at the top level", file=str(path))
+    return data

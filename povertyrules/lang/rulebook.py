@@ -1,0 +1,451 @@
+"""Rule files → a checked `RuleBook`: every name resolved, every type checked, every clause cited.
+
+A rule file (``rules/*.yaml``) declares, for one entity (``household`` or ``member``):
+
+- ``definitions``: derived values (``value:`` expression), e.g. per-capita income;
+- ``criteria``: named conditions (``when:``) with a message template showing observed values and thresholds;
+- ``decision``: outcome rules in Catala's style. Top-level rules must not apply together; a rule with
+  ``exception_of: <id>`` refines its base and is considered only where the base applies.
+
+Every definition, criterion and outcome cites the clause(s) it implements (``clause:``). Parameters live in
+``rules/parameters/**.yaml``; override files lay county values over them. `RuleBook.version` hashes the
+effective rule set, overrides included.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from povertyrules.errors import ExpressionError, RuleError, RuleErrors
+from povertyrules.lang import expr as ex
+from povertyrules.lang.parameters import Parameter, Text, load_parameters, parse_override_values
+from povertyrules.model.columns import HOUSEHOLD_COLUMNS, MEMBER_COLUMNS, Column
+
+Entity = Literal["household", "member"]
+ENTITY_COLUMNS: dict[str, tuple[Column, ...]] = {"household": HOUSEHOLD_COLUMNS, "member": MEMBER_COLUMNS}
+REVIEW = "review"
+DEFAULT_RULES = Path(__file__).resolve().parents[2] / "rules"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RuleSpec(_Strict):
+    id: str
+    clause: list[str]
+    description: Text
+    value: str | None = None
+    when: str | None = None
+    message: Text | None = None
+    trigger: str | None = None
+    outcome: str | None = None
+    exception_of: str | None = None
+    cites: list[str] = []
+
+    @field_validator("clause", mode="before")
+    @classmethod
+    def _listify(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+
+class DecisionSpec(_Strict):
+    name: str
+    description: Text
+    values: dict[str, Text]
+    review: Text
+    report_triggers_for: list[str] = []
+    outcomes: list[RuleSpec]
+
+
+class NotEncoded(_Strict):
+    clause: str
+    reason: str
+
+
+class RuleFile(_Strict):
+    ruleset: str
+    entity: Entity
+    description: Text
+    definitions: list[RuleSpec] = []
+    criteria: list[RuleSpec] = []
+    decision: DecisionSpec | None = None
+    not_encoded: list[NotEncoded] = []
+
+
+class OverrideFile(_Strict):
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One compiled rule: a definition, a criterion or an outcome rule of a decision."""
+
+    id: str
+    kind: Literal["definition", "criterion", "outcome"]
+    entity: Entity
+    ruleset: str
+    file: str
+    clauses: tuple[str, ...]
+    description: Text
+    text: str
+    expr: ex.Node
+    type: str
+    message: Text | None = None
+    trigger: str | None = None
+    decision: str | None = None
+    outcome: str | None = None
+    exception_of: str | None = None
+    cites: tuple[str, ...] = ()
+
+    @property
+    def citation(self) -> str:
+        return ",".join(self.clauses)
+
+
+@dataclass(frozen=True)
+class Decision:
+    name: str
+    entity: Entity
+    ruleset: str
+    file: str
+    description: Text
+    values: dict[str, Text]
+    review: Text
+    report_triggers_for: tuple[str, ...]
+    outcomes: tuple[str, ...]  # outcome rule ids in file order
+
+    def label(self, value: str, lang: str = "zh") -> str:
+        text = self.review if value == REVIEW else self.values.get(value)
+        return getattr(text, lang) if text else value
+
+
+@dataclass
+class RuleBook:
+    """The effective rule set: parameters (with overrides), rules, decisions, in evaluation order."""
+
+    root: Path
+    parameters: dict[str, Parameter]
+    rules: dict[str, Rule]
+    decisions: dict[str, Decision]
+    order: dict[str, list[str]]  # entity -> names of definitions, criteria and decisions in dependency order
+    not_encoded: list[NotEncoded] = field(default_factory=list)
+    override_files: list[str] = field(default_factory=list)
+    override_values: dict[str, Any] = field(default_factory=dict)
+    version: str = ""
+
+    def columns(self, entity: Entity) -> dict[str, Column]:
+        return {c.name: c for c in ENTITY_COLUMNS[entity]}
+
+    def kind_of(self, entity: Entity, name: str) -> str | None:
+        """'column', 'parameter', 'decision', a rule kind, or None for an unknown name."""
+        if name in self.decisions and self.decisions[name].entity == entity:
+            return "decision"
+        if name in self.rules and self.rules[name].entity == entity and self.rules[name].kind != "outcome":
+            return self.rules[name].kind
+        if name in self.parameters:
+            return "parameter"
+        if name in self.columns(entity):
+            return "column"
+        return None
+
+    def cited_clauses(self) -> set[str]:
+        return {c for r in self.rules.values() for c in r.clauses} | {
+            c for p in self.parameters.values() for c in p.clause}
+
+    def triggers(self) -> dict[str, Rule]:
+        return {r.trigger: r for r in self.rules.values() if r.trigger}
+
+    def input_columns(self, name: str, entity: Entity = "household") -> list[str]:
+        """The input columns a rule or definition depends on, transitively."""
+        seen: list[str] = []
+
+        def visit(n: str) -> None:
+            kind = self.kind_of(entity, n)
+            if kind == "column":
+                seen.append(n)
+            elif kind in ("definition", "criterion"):
+                for m in ex.names(self.rules[n].expr):
+                    visit(m)
+            elif kind == "decision":
+                for rid in self.decisions[n].outcomes:
+                    visit_rule(rid)
+
+        def visit_rule(rid: str) -> None:
+            for m in ex.names(self.rules[rid].expr):
+                visit(m)
+
+        if name in self.rules and self.rules[name].kind == "outcome":
+            visit_rule(name)
+        else:
+            visit(name)
+        return list(dict.fromkeys(seen))
+
+
+def load_rulebook(root: Path | str | None = None, overrides: list[Path | str] | None = None,
+                  values: dict[str, Any] | None = None) -> RuleBook:
+    """Load, check and version the rule set in `root` (default: the shipped ``rules/``).
+
+    `overrides` are override files or folders of them, applied in order; `values` maps a parameter name to
+    a bare value (all years) or to ``{date: value}`` and is applied last (for what-if runs).
+    Raises `RuleErrors` listing every problem found.
+    """
+    root = Path(root) if root else DEFAULT_RULES
+    if not (root / "parameters").is_dir():
+        raise RuleError("no parameters/ folder: is this a rules directory?", file=str(root))
+    parameters = load_parameters(root / "parameters")
+    applied: list[str] = []
+    for source in overrides or []:
+        for path in _override_files(Path(source)):
+            parameters = _apply_override(parameters, _read_override(path), str(path))
+            applied.append(str(path))
+    if values:
+        parameters = _apply_override(parameters, values, "overrides")
+
+    files = [_read_rule_file(p) for p in sorted(root.glob("*.yaml"))]
+    book = RuleBook(root=root, parameters=parameters, rules={}, decisions={}, order={}, override_files=applied,
+                    override_values=dict(values or {}))
+    errors: list[RuleError] = []
+    for path, spec in files:
+        _register(book, path, spec, errors)
+    if not errors:
+        _check_rules(book, errors)
+    if not errors:
+        for entity in ENTITY_COLUMNS:
+            book.order[entity] = _dependency_order(book, entity, errors)
+    if errors:
+        raise RuleErrors(errors)
+    book.version = _version(book)
+    return book
+
+
+def _override_files(source: Path) -> list[Path]:
+    if source.is_dir():
+        return sorted(source.rglob("*.yaml"))
+    if not source.exists():
+        raise RuleError("override file not found", file=str(source))
+    return [source]
+
+
+def _read_override(path: Path) -> dict[str, Any]:
+    try:
+        spec = OverrideFile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except (ValidationError, yaml.YAMLError) as exc:
+        raise RuleError(f"bad override file: {exc}", file=str(path)) from None
+    return spec.parameters
+
+
+def _apply_override(parameters: dict[str, Parameter], raw: dict[str, Any], file: str) -> dict[str, Parameter]:
+    updated = dict(parameters)
+    for name, spec in raw.items():
+        if name not in parameters:
+            hint = difflib.get_close_matches(name, parameters, n=1)
+            raise RuleError(f"unknown parameter '{name}'" + (f"; did you mean '{hint[0]}'?" if hint else ""),
+                            file=file)
+        new_values, replace = parse_override_values(spec, file, name)
+        updated[name] = parameters[name].with_values(new_values, file, replace=replace)
+    return updated
+
+
+def _read_rule_file(path: Path) -> tuple[Path, RuleFile]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise RuleError(f"not valid YAML: {exc}", file=str(path)) from None
+    try:
+        return path, RuleFile.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        rule = _rule_id_at(data, first["loc"])
+        raise RuleError(f"{first['msg']} at '{where}'", file=str(path), rule=rule) from None
+
+
+def _rule_id_at(data: Any, loc: tuple[Any, ...]) -> str | None:
+    node = data
+    found = None
+    for key in loc:
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            break
+        if isinstance(node, dict) and isinstance(node.get("id"), str):
+            found = node["id"]
+    return found
+
+
+def _register(book: RuleBook, path: Path, spec: RuleFile, errors: list[RuleError]) -> None:
+    file = str(path)
+    groups: list[tuple[Literal["definition", "criterion", "outcome"], list[RuleSpec]]] = [
+        ("definition", spec.definitions), ("criterion", spec.criteria),
+        ("outcome", spec.decision.outcomes if spec.decision else [])]
+    for kind, rules in groups:
+        for r in rules:
+            needed = "value" if kind == "definition" else "when"
+            text = getattr(r, needed)
+            if text is None:
+                errors.append(RuleError(f"a {kind} needs '{needed}'", file=file, rule=r.id))
+                continue
+            if kind == "criterion" and r.message is None:
+                errors.append(RuleError("a criterion needs a 'message' showing observed values", file=file,
+                                        rule=r.id))
+            if kind == "outcome" and r.outcome is None:
+                errors.append(RuleError("an outcome rule needs 'outcome'", file=file, rule=r.id))
+            if r.id in book.rules or r.id in book.decisions or r.id in book.parameters:
+                errors.append(RuleError(f"id '{r.id}' is defined twice", file=file, rule=r.id))
+                continue
+            try:
+                tree = ex.parse(text)
+            except ExpressionError as exc:
+                errors.append(RuleError(exc.message, file=file, rule=r.id, position=exc.position))
+                continue
+            book.rules[r.id] = Rule(
+                id=r.id, kind=kind, entity=spec.entity, ruleset=spec.ruleset, file=file,
+                clauses=tuple(r.clause), description=r.description, text=text, expr=tree, type="",
+                message=r.message, trigger=r.trigger, outcome=r.outcome, exception_of=r.exception_of,
+                cites=tuple(r.cites), decision=spec.decision.name if kind == "outcome" and spec.decision else None)
+    if spec.decision:
+        d = spec.decision
+        if d.name in book.decisions or d.name in book.rules:
+            errors.append(RuleError(f"decision '{d.name}' is defined twice", file=file))
+        book.decisions[d.name] = Decision(
+            name=d.name, entity=spec.entity, ruleset=spec.ruleset, file=file, description=d.description,
+            values=d.values, review=d.review, report_triggers_for=tuple(d.report_triggers_for),
+            outcomes=tuple(r.id for r in d.outcomes))
+    book.not_encoded.extend(spec.not_encoded)
+
+
+def _check_rules(book: RuleBook, errors: list[RuleError]) -> None:
+    """Resolve names, check types, outcomes, exceptions, citations and message placeholders."""
+    typed: dict[tuple[str, str], str] = {}
+
+    def type_of(entity: Entity, name: str, stack: tuple[str, ...]) -> str:
+        kind = book.kind_of(entity, name)
+        if kind == "column":
+            return book.columns(entity)[name].type
+        if kind == "parameter":
+            return book.parameters[name].type
+        if kind == "decision":
+            return "text"
+        if kind is None:
+            known = [*book.columns(entity), *book.parameters,
+                     *(r for r, v in book.rules.items() if v.entity == entity and v.kind != "outcome"),
+                     *(d for d, v in book.decisions.items() if v.entity == entity)]
+            hint = difflib.get_close_matches(name, known, n=1)
+            raise ExpressionError(f"unknown name '{name}'" + (f"; did you mean '{hint[0]}'?" if hint else ""))
+        if name in stack:
+            raise ExpressionError(f"'{name}' depends on itself: {' -> '.join((*stack, name))}")
+        if (entity, name) not in typed:
+            rule = book.rules[name]
+            typed[entity, name] = infer(rule, (*stack, name))
+        return typed[entity, name]
+
+    def infer(rule: Rule, stack: tuple[str, ...]) -> str:
+        def resolve(node: ex.Name) -> str:
+            try:
+                return type_of(rule.entity, node.name, stack)
+            except ExpressionError as exc:
+                raise ExpressionError(exc.message, node.pos if exc.position is None else exc.position) from None
+        for node in ex.walk(rule.expr):
+            if isinstance(node, ex.Call) and node.function == "last_year":
+                arg = node.args[0]
+                if not (isinstance(arg, ex.Name) and arg.name in book.parameters):
+                    raise ExpressionError("last_year() takes a parameter name", node.pos)
+        return ex.infer_type(rule.expr, resolve)
+
+    for rule in list(book.rules.values()):
+        try:
+            result = infer(rule, (rule.id,))
+        except ExpressionError as exc:
+            errors.append(RuleError(exc.message, file=rule.file, rule=rule.id, position=exc.position))
+            continue
+        if rule.kind != "definition" and result != "bool":
+            errors.append(RuleError(f"'when' must be a condition (bool), got {result}", file=rule.file,
+                                    rule=rule.id))
+        book.rules[rule.id] = Rule(**{**rule.__dict__, "type": result})
+        _check_rule_links(book, book.rules[rule.id], errors)
+    for decision in book.decisions.values():
+        for value in decision.report_triggers_for:
+            if value not in decision.values:
+                errors.append(RuleError(f"report_triggers_for names unknown outcome '{value}'",
+                                        file=decision.file))
+
+
+def _check_rule_links(book: RuleBook, rule: Rule, errors: list[RuleError]) -> None:
+    def fail(message: str) -> None:
+        errors.append(RuleError(message, file=rule.file, rule=rule.id))
+
+    if not rule.clauses:
+        fail("a rule must cite at least one clause")
+    for template in (rule.message.zh, rule.message.en) if rule.message else ():
+        for _, field_name, _, _ in string.Formatter().parse(template):
+            if field_name and book.kind_of(rule.entity, field_name.split(":")[0]) is None:
+                fail(f"message placeholder '{{{field_name}}}' is not a known name")
+    if rule.kind != "outcome":
+        return
+    decision = book.decisions[rule.decision or ""]
+    if rule.outcome not in decision.values:
+        fail(f"outcome '{rule.outcome}' is not one of {sorted(decision.values)}")
+    if rule.exception_of and rule.exception_of not in decision.outcomes:
+        fail(f"exception_of '{rule.exception_of}' is not an outcome rule of decision '{decision.name}'")
+    for cited in rule.cites:
+        if book.kind_of(rule.entity, cited) != "criterion":
+            fail(f"cites '{cited}', which is not a criterion")
+
+
+def _dependency_order(book: RuleBook, entity: Entity, errors: list[RuleError]) -> list[str]:
+    """Definitions, criteria and decisions of `entity`, each after everything it refers to."""
+
+    def deps(name: str) -> list[str]:
+        if name in book.decisions:
+            refs = [n for rid in book.decisions[name].outcomes
+                    for n in (*ex.names(book.rules[rid].expr), *book.rules[rid].cites)]
+        else:
+            refs = ex.names(book.rules[name].expr)
+        return [n for n in refs if book.kind_of(entity, n) in ("definition", "criterion", "decision")]
+
+    names = [r.id for r in book.rules.values() if r.entity == entity and r.kind != "outcome"]
+    names += [d.name for d in book.decisions.values() if d.entity == entity]
+    order: list[str] = []
+    state: dict[str, int] = {}
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            errors.append(RuleError(f"circular reference: {' -> '.join((*path, name))}", rule=name))
+            return
+        state[name] = 1
+        for dep in deps(name):
+            visit(dep, (*path, name))
+        state[name] = 2
+        order.append(name)
+
+    for name in names:
+        visit(name, ())
+    return order
+
+
+def _version(book: RuleBook) -> str:
+    """A short hash of everything that can change a decision or its reasons."""
+    payload = {
+        "parameters": {n: p.model_dump(mode="json", exclude={"file"}) for n, p in sorted(book.parameters.items())},
+        "rules": {r.id: [r.kind, r.entity, r.clauses, ex.render(r.expr), r.message and r.message.model_dump(),
+                         r.trigger, r.outcome, r.exception_of, r.cites, r.decision]
+                  for r in book.rules.values()},
+        "decisions": {d.name: [list(d.values), d.report_triggers_for, d.outcomes]
+                      for d in book.decisions.values()},
+    }
+    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]

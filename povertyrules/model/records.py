@@ -1,0 +1,139 @@
+"""Raw spreadsheet rows → typed frames plus error rows, following the column contract.
+
+Nothing is dropped: a row either comes out typed (``valid``) or is listed in ``errors`` with its spreadsheet
+row number (the header is row 1), household id, column, value and a message in Chinese and English.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from povertyrules.errors import InputError
+from povertyrules.model.columns import (
+    ERROR_COLUMNS,
+    FALSE_WORDS,
+    TRUE_WORDS,
+    Column,
+    header_map,
+    normalize_header,
+)
+
+
+@dataclass
+class Parsed:
+    """A typed frame of the rows that could be read, and the error rows of those that could not."""
+
+    valid: pd.DataFrame  # typed contract columns, plus `row` (spreadsheet row number)
+    errors: pd.DataFrame  # ERROR_COLUMNS
+    rows: int  # input rows
+
+
+def rename_headers(raw: pd.DataFrame, columns: tuple[Column, ...], file: str) -> pd.DataFrame:
+    """Map English or Chinese headers to contract names; unknown headers are kept as they are."""
+    lookup = header_map(columns)
+    renamed: dict[str, str] = {}
+    for header in raw.columns:
+        column = lookup.get(normalize_header(header))
+        if column is None:
+            continue
+        if column.name in renamed.values():
+            raise InputError(f"表头重复：{header}", f"two headers mean the same column: {header}",
+                             file=file, column=column.name)
+        renamed[header] = column.name
+    return raw.rename(columns=renamed)
+
+
+def parse_records(raw: pd.DataFrame, columns: tuple[Column, ...], file: str,
+                  optional: frozenset[str] = frozenset(), unique: str | None = None) -> Parsed:
+    """Type every contract column of `raw`; `optional` lists required columns a caller will derive."""
+    frame = rename_headers(raw, columns, file)
+    for column in columns:
+        if column.required and column.name not in frame and column.name not in optional:
+            raise InputError(f"缺少必填列“{column.zh}”", f"required column '{column.name}' is missing",
+                             file=file, column=column.name)
+    rows = pd.Series(np.arange(2, len(frame) + 2), index=frame.index)
+    ids = _text(frame[columns[0].name]) if columns[0].name in frame else pd.Series("", index=frame.index)
+    typed = pd.DataFrame({"row": rows.to_numpy()}, index=frame.index)
+    problems: list[pd.DataFrame] = []
+    for column in columns:
+        if column.name not in frame:
+            continue
+        values, bad, message = _parse(frame[column.name], column)
+        if column.required and column.name not in optional:
+            blank = values.isna() & ~bad
+            if blank.any():
+                problems.append(_problems(rows, ids, column, frame[column.name], blank,
+                                          f"必填项“{column.zh}”为空", f"required value '{column.name}' is blank", file))
+        if bad.any():
+            problems.append(_problems(rows, ids, column, frame[column.name], bad, *message, file))
+        typed[column.name] = values
+    if unique and unique in typed:
+        duplicated = typed[unique].notna() & typed[unique].duplicated(keep=False)
+        if duplicated.any():
+            column = next(c for c in columns if c.name == unique)
+            problems.append(_problems(rows, ids, column, frame[unique], duplicated,
+                                      "户编号重复（两行均不计分）", "duplicate id: both rows are left out", file))
+    errors = pd.concat(problems, ignore_index=True) if problems else pd.DataFrame(columns=list(ERROR_COLUMNS))
+    bad_rows = set(errors["row"])
+    valid = typed[~typed["row"].isin(bad_rows)].reset_index(drop=True)
+    return Parsed(valid, errors.sort_values(["row", "column"], kind="stable", ignore_index=True), len(frame))
+
+
+def _text(series: pd.Series) -> pd.Series:
+    """Cells as stripped text, blank → NA (numbers read from xlsx lose a trailing '.0')."""
+    text = series.astype("string").str.strip()
+    text = text.str.replace(r"^(-?\d+)\.0$", r"\1", regex=True)
+    return text.mask(text == "")
+
+
+def _parse(series: pd.Series, column: Column) -> tuple[pd.Series, pd.Series, tuple[str, str]]:
+    """(typed values with NA for blanks, mask of unreadable cells, (zh, en) message for them)."""
+    text = _text(series)
+    present = text.notna()
+    if column.kind == "text":
+        return text.astype(object).where(present, None), pd.Series(False, index=series.index), ("", "")
+    if column.kind == "bool":
+        folded = text.str.lower()
+        values = pd.Series(pd.NA, index=series.index, dtype="boolean")
+        values[folded.isin(TRUE_WORDS).fillna(False)] = True
+        values[folded.isin(FALSE_WORDS).fillna(False)] = False
+        bad = present & values.isna()
+        return values, bad, (f"“{column.zh}”须为是/否", f"'{column.name}' must be yes/no (是/否, 1/0, true/false)")
+    if column.kind == "choice":
+        canonical = text.map(column.choices)
+        bad = present & canonical.isna()
+        allowed = " / ".join(dict.fromkeys(column.choices.values()))
+        return (canonical.astype(object).where(~bad & present, None), bad,
+                (f"“{column.zh}”取值无效（可选：{allowed}）", f"'{column.name}' must be one of {allowed}"))
+    numbers = pd.to_numeric(text.str.replace(",", "", regex=False), errors="coerce").astype(float)
+    bad = present & numbers.isna()
+    zh, en = f"“{column.zh}”须为数字", f"'{column.name}' must be a number"
+    if column.kind == "int":
+        bad |= present & numbers.notna() & (numbers != np.floor(numbers))
+        zh, en = f"“{column.zh}”须为整数", f"'{column.name}' must be a whole number"
+    if column.minimum is not None:
+        bad |= numbers < column.minimum
+    if column.maximum is not None:
+        bad |= numbers > column.maximum
+    if column.minimum is not None or column.maximum is not None:
+        low = "" if column.minimum is None else f"≥ {column.minimum:g}"
+        high = "" if column.maximum is None else f"≤ {column.maximum:g}"
+        bounds = " ".join(b for b in (low, high) if b)
+        zh, en = f"{zh}（{bounds}）", f"{en} ({bounds})"
+    return numbers.where(~bad), bad.fillna(False).astype(bool), (zh, en)
+
+
+def _problems(rows: pd.Series, ids: pd.Series, column: Column, raw: pd.Series, mask: pd.Series,
+              zh: str, en: str, file: str) -> pd.DataFrame:
+    mask = mask.fillna(False).astype(bool)
+    return pd.DataFrame({
+        "row": rows[mask].to_numpy(),
+        "household_id": ids[mask].astype(object).where(ids[mask].notna(), "").to_numpy(),
+        "column": column.name,
+        "value": raw[mask].astype("string").fillna("").to_numpy(),
+        "error": f"{zh} / {en}",
+        "file": file,
+    })
