@@ -81,7 +81,7 @@ def _sub_items(book: RuleBook, name: str, items: list[Item], seen: set[str]) -> 
 def decision_frame(result: Evaluation, frame: pd.DataFrame, version: str, lang: str = "zh",
                    member_reasons: pd.Series | None = None) -> pd.DataFrame:
     """The contract's decision columns (plus grouping columns and `missing_columns`) for every row."""
-    book, n = result.book, result.n
+    n = result.n
     out = pd.DataFrame({"household_id": frame["household_id"].to_numpy()})
     out["year"] = frame["year"].to_numpy(dtype="int64")
     for column, name in OUTPUT_VALUES.items():

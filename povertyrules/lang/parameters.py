@@ -40,6 +40,8 @@ class Parameter(_Strict):
     clause: list[str] = Field(min_length=1)
     unit: str
     reference: str
+    #: False where the rules handle the parameter's absence themselves (tested with `is known`)
+    required: bool = True
     values: dict[dt.date, DatedValue] = Field(min_length=1)
     file: str = ""
 
