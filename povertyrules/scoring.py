@@ -81,7 +81,9 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
     errors.append(year_errors)
     member_reasons = None
     if members is not None:
-        valid, member_errors, member_reasons = _apply_members(book, valid, members, file, members_file, lang)
+        known_ids = set(parsed.valid["household_id"]) | set(parsed.errors["household_id"])
+        valid, member_errors, member_reasons = _apply_members(book, valid, members, known_ids, file,
+                                                              members_file, lang)
         errors.append(member_errors)
     elif "members" not in valid:
         raise RuleError("no members column and no members sheet")  # pragma: no cover - parse_records checks
@@ -129,13 +131,13 @@ def _fill_year(valid: pd.DataFrame, year: int | None, file: str) -> tuple[pd.Dat
     return valid, bad
 
 
-def _apply_members(book: RuleBook, valid: pd.DataFrame, raw: pd.DataFrame, file: str, members_file: str,
-                   lang: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
+def _apply_members(book: RuleBook, valid: pd.DataFrame, raw: pd.DataFrame, known_ids: set[str], file: str,
+                   members_file: str, lang: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
     """Household size from the members sheet (ID-1); the members column is the fallback."""
     parsed = parse_members(raw, members_file)
     sizes = household_sizes(book, parsed, lang)
     problems = [parsed.errors]
-    orphans = parsed.valid[~parsed.valid["household_id"].isin(valid["household_id"])]
+    orphans = parsed.valid[~parsed.valid["household_id"].isin(known_ids)]
     if len(orphans):
         problems.append(pd.DataFrame({
             "row": orphans["row"].to_numpy(), "household_id": orphans["household_id"].to_numpy(),

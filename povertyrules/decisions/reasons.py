@@ -201,7 +201,7 @@ def _line(result: Evaluation, rule: Rule, lang: str) -> pa.Array:
     pieces: list[pa.Array | str] = [head, verdict, " — "]
     for literal, field, _, _ in string.Formatter().parse(template):
         if literal:
-            pieces.append(literal.replace(";", "；"))
+            pieces.append(literal)
         if field:
             pieces.append(_value_text(result, field, words))
     return pc.binary_join_element_wise(*pieces, "")

@@ -326,9 +326,14 @@ def _register(book: RuleBook, path: Path, spec: RuleFile, errors: list[RuleError
     book.not_encoded.extend(spec.not_encoded)
 
 
+class _DependencyFailed(Exception):
+    """A rule refers to a rule that has its own error (reported once, for that rule)."""
+
+
 def _check_rules(book: RuleBook, errors: list[RuleError]) -> None:
     """Resolve names, check types, outcomes, exceptions, citations and message placeholders."""
-    typed: dict[tuple[str, str], str] = {}
+    typed: dict[str, str] = {}
+    failed: dict[str, RuleError] = {}
 
     def type_of(entity: Entity, name: str, stack: tuple[str, ...]) -> str:
         kind = book.kind_of(entity, name)
@@ -346,17 +351,26 @@ def _check_rules(book: RuleBook, errors: list[RuleError]) -> None:
             raise ExpressionError(f"unknown name '{name}'" + (f"; did you mean '{hint[0]}'?" if hint else ""))
         if name in stack:
             raise ExpressionError(f"'{name}' depends on itself: {' -> '.join((*stack, name))}")
-        if (entity, name) not in typed:
-            rule = book.rules[name]
-            typed[entity, name] = infer(rule, (*stack, name))
-        return typed[entity, name]
+        return typed_rule(book.rules[name], (*stack, name))
+
+    def typed_rule(rule: Rule, stack: tuple[str, ...]) -> str:
+        if rule.id in failed:
+            raise _DependencyFailed
+        if rule.id not in typed:
+            try:
+                typed[rule.id] = infer(rule, stack)
+            except ExpressionError as exc:
+                failed[rule.id] = RuleError(exc.message, file=rule.file, rule=rule.id, position=exc.position)
+                raise _DependencyFailed from None
+        return typed[rule.id]
 
     def infer(rule: Rule, stack: tuple[str, ...]) -> str:
         def resolve(node: ex.Name) -> str:
             try:
                 return type_of(rule.entity, node.name, stack)
             except ExpressionError as exc:
-                raise ExpressionError(exc.message, node.pos if exc.position is None else exc.position) from None
+                position = node.pos if exc.position is None else exc.position
+                raise ExpressionError(exc.message, position) from None
         for node in ex.walk(rule.expr):
             if isinstance(node, ex.Call) and node.function == "last_year":
                 arg = node.args[0]
@@ -366,15 +380,15 @@ def _check_rules(book: RuleBook, errors: list[RuleError]) -> None:
 
     for rule in list(book.rules.values()):
         try:
-            result = infer(rule, (rule.id,))
-        except ExpressionError as exc:
-            errors.append(RuleError(exc.message, file=rule.file, rule=rule.id, position=exc.position))
+            result = typed_rule(rule, (rule.id,))
+        except _DependencyFailed:
             continue
         if rule.kind != "definition" and result != "bool":
             errors.append(RuleError(f"'when' must be a condition (bool), got {result}", file=rule.file,
                                     rule=rule.id))
         book.rules[rule.id] = Rule(**{**rule.__dict__, "type": result})
         _check_rule_links(book, book.rules[rule.id], errors)
+    errors.extend(failed.values())
     for decision in book.decisions.values():
         for value in decision.report_triggers_for:
             if value not in decision.values:
@@ -389,6 +403,8 @@ def _check_rule_links(book: RuleBook, rule: Rule, errors: list[RuleError]) -> No
     if not rule.clauses:
         fail("a rule must cite at least one clause")
     for template in (rule.message.zh, rule.message.en) if rule.message else ():
+        if ";" in template:
+            fail("messages may not contain ';' (it separates the reasons in a decision row)")
         for _, field_name, _, _ in string.Formatter().parse(template):
             if field_name and book.kind_of(rule.entity, field_name.split(":")[0]) is None:
                 fail(f"message placeholder '{{{field_name}}}' is not a known name")

@@ -1,0 +1,35 @@
+"""`povertyrules datasets …`: synthetic counties for trying, testing and benchmarking."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from povertyrules.cli.common import fail_on_errors
+
+app = typer.Typer(help="Synthetic county data.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+@app.command()
+@fail_on_errors
+def synth(
+    output: Annotated[Path, typer.Option("--output", "-o", help=".xlsx (with a members sheet), .csv or .parquet")],
+    households: Annotated[int, typer.Option(help="Number of households.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same county.")] = 0,
+    year: Annotated[int, typer.Option(help="Evaluation year written in 年度.")] = 2020,
+    county: Annotated[str, typer.Option(help="County name.")] = "示范县",
+    members: Annotated[bool, typer.Option(help="Also write a members sheet/file (ID-1).")] = True,
+    headers: Annotated[str, typer.Option(help="zh (Chinese headers) or en.")] = "zh",
+    bad_rate: Annotated[float, typer.Option(help="Share of rows with a spoiled cell.")] = 0.002,
+) -> None:
+    """Make a synthetic county: incomes around the lines, 六不评 flags, members, a few blanks and bad cells."""
+    from povertyrules.datasets.synth import synth as make
+    from povertyrules.datasets.synth import write_county
+
+    county_data = make(households, seed=seed, year=year, county=county, members=members, bad_rate=bad_rate)
+    for path in write_county(county_data, output, headers=headers):
+        console.print(f"wrote {path}")

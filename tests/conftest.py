@@ -1,0 +1,32 @@
+"""Shared fixtures: the shipped rule book, a fully known household, and paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from povertyrules import load_rules
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+SAMPLE = ROOT / "datasets" / "sample_county.xlsx"
+
+BASE_HOUSEHOLD = {
+    "household_id": "h1", "year": "2020", "members": "2", "net_income": "20000", "net_income_last_year": "19000",
+    "rigid_expenditure": "0", "food_secure": "是", "clothing_secure": "是", "education_secured": "是",
+    "medical_secured": "是", "housing_secured": "是", "four_look_score": "75", "ex_public_employee": "否",
+    "ex_village_cadre": "否", "ex_urban_property": "否", "ex_urban_property_rebuild": "否", "ex_vehicle": "否",
+    "ex_business": "否", "ex_costly_schooling": "否", "hardship_approved": "否", "registered_status": "none",
+}
+
+
+@pytest.fixture(scope="session")
+def book():
+    return load_rules()
+
+
+def households(*rows: dict) -> pd.DataFrame:
+    """A frame of households built from BASE_HOUSEHOLD with per-row changes (ids h1, h2, … unless given)."""
+    return pd.DataFrame([{**BASE_HOUSEHOLD, "household_id": f"h{i + 1}", **row} for i, row in enumerate(rows)])
