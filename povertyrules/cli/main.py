@@ -46,7 +46,8 @@ def score(
                   disable=len(frame) < PROGRESS_FROM) as bar:
         task = bar.add_task("score", total=len(frame))
         result = run_score(frame, year=year, rules=book, members=member_frame, lang=lang, file=str(input),
-                           members_file=str(members) if members else f"{input}#members", progress=lambda k: bar.advance(task, k))
+                           members_file=str(members) if members else f"{input}#members",
+                           progress=lambda k: bar.advance(task, k))
     write_table(result.decisions, output)
     errors_path = output.with_name(f"{output.stem}.errors{output.suffix}")
     write_table(result.errors, errors_path)

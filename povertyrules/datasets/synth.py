@@ -92,10 +92,19 @@ def synth(households: int, seed: int = 0, year: int = 2020, county: str = "示�
     frame["exit_year"] = np.where(status == "exited", rng.integers(2016, year + 1, n), None)
     frame["able_bodied"] = np.minimum(size, rng.binomial(size, 0.55))
     frame["poverty_cause"] = np.where(status != "none", rng.choice(CAUSES, n), None)
-    frame = frame.astype(object)
+    frame = _as_text(frame)
     _blank_and_spoil(rng, frame, blank_rate, bad_rate)
     member_frame = _members(rng, frame, size) if members else pd.DataFrame(columns=[c.name for c in MEMBER_COLUMNS])
     return County(frame, member_frame)
+
+
+def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every cell as text, as a spreadsheet holds it (whole numbers without a decimal point)."""
+    numeric = {c.name for c in HOUSEHOLD_COLUMNS if c.kind in ("number", "int")}
+    return pd.DataFrame({
+        c: (pd.to_numeric(frame[c]).round().astype("Int64") if c in numeric else frame[c]).astype("string")
+        for c in frame.columns
+    })
 
 
 def _names(rng: np.random.Generator, stems: list[str], count: int, suffixes: tuple[str, ...]) -> list[str]:
@@ -127,7 +136,7 @@ def _blank_and_spoil(rng: np.random.Generator, frame: pd.DataFrame, blank_rate: 
     kinds = rng.integers(0, 4, len(spoil))
     for row, kind in zip(spoil, kinds, strict=True):
         if kind == 0:
-            frame.at[row, "net_income"] = f"约{frame.at[row, 'net_income']:.0f}"
+            frame.at[row, "net_income"] = f"约{frame.at[row, 'net_income']}"
         elif kind == 1:
             frame.at[row, "members"] = "2.5"
         elif kind == 2:
@@ -154,7 +163,7 @@ def _members(rng: np.random.Generator, frame: pd.DataFrame, size: np.ndarray) ->
     members = pd.DataFrame({
         "household_id": hid, "member_id": [f"{h}-{i + 1:02d}" for h, i in zip(hid, index, strict=True)],
         "relation": relation, "on_hukou": on_hukou, "resident": resident, "situation": situation,
-    }).astype(object)
+    }).astype("string")
     members.loc[rng.random(m) < 0.002, "resident"] = None
     return members
 

@@ -5,8 +5,8 @@ definitions, other rules), arithmetic (+ - * /, unary -), comparisons (< <= > >=
 ``and``/``or``/``not``, membership in a literal list (``x in ['a', 'b']``), ``x is known`` / ``x is missing``
 (and ``is not``), and the functions in ``FUNCTIONS``. Anything else is rejected with its position.
 
->>> parse("per_capita_income < poverty_line and not ex_vehicle")
-Logic(op='and', operands=(Compare(op='<', left=Name(name='per_capita_income', pos=0), right=Name(name='poverty_line', pos=20), pos=0), Not(operand=Name(name='ex_vehicle', pos=49), pos=45)), pos=0)
+>>> names(parse("per_capita_income < poverty_line and not ex_vehicle"))
+['per_capita_income', 'poverty_line', 'ex_vehicle']
 """
 
 from __future__ import annotations

@@ -199,9 +199,26 @@ def load_rulebook(root: Path | str | None = None, overrides: list[Path | str] | 
 
     `overrides` are override files or folders of them, applied in order; `values` maps a parameter name to
     a bare value (all years) or to ``{date: value}`` and is applied last (for what-if runs).
-    Raises `RuleErrors` listing every problem found.
+    Raises `RuleErrors` listing every problem found. A rule set whose files have not changed since it was
+    last loaded is returned from a cache (treat a `RuleBook` as read-only).
     """
     root = Path(root) if root else DEFAULT_RULES
+    sources = [root, *(Path(o) for o in overrides or [])]
+    stamp = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size)
+                  for source in sources if source.exists()
+                  for p in sorted([source] if source.is_file() else source.rglob("*.yaml")))
+    key = (str(root.resolve()), stamp, repr(values or {}))
+    if key not in _CACHE:
+        if len(_CACHE) > 32:
+            _CACHE.clear()
+        _CACHE[key] = _load(root, overrides, values)
+    return _CACHE[key]
+
+
+_CACHE: dict[tuple, RuleBook] = {}
+
+
+def _load(root: Path, overrides: list[Path | str] | None, values: dict[str, Any] | None) -> RuleBook:
     if not (root / "parameters").is_dir():
         raise RuleError("no parameters/ folder: is this a rules directory?", file=str(root))
     parameters = load_parameters(root / "parameters")

@@ -83,9 +83,8 @@ def parse_records(raw: pd.DataFrame, columns: tuple[Column, ...], file: str,
 
 
 def _text(series: pd.Series) -> pd.Series:
-    """Cells as stripped text, blank → NA (numbers read from xlsx lose a trailing '.0')."""
+    """Cells as stripped text, blank → NA."""
     text = series.astype("string").str.strip()
-    text = text.str.replace(r"^(-?\d+)\.0$", r"\1", regex=True)
     return text.mask(text == "")
 
 

@@ -1,0 +1,136 @@
+"""The command line, as a county office uses it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from povertyrules.cli.main import app
+from povertyrules.io.tables import read_table
+from povertyrules.lang.rulebook import DEFAULT_RULES
+from povertyrules.model.columns import DECISION_COLUMNS, ERROR_COLUMNS
+
+from .conftest import SAMPLE
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("score") / "decisions.csv"
+    result = run("score", SAMPLE, "-o", out)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_scoring_the_bundled_sample_writes_decisions_and_errors_that_add_up(scored):
+    decisions = pd.read_csv(scored, dtype=str, keep_default_na=False)
+    errors = pd.read_csv(scored.with_name("decisions.errors.csv"), dtype=str, keep_default_na=False)
+    assert list(decisions.columns[:len(DECISION_COLUMNS)]) == list(DECISION_COLUMNS)
+    assert list(errors.columns) == list(ERROR_COLUMNS)
+    households = read_table(SAMPLE)
+    own_errors = errors[errors["file"] == str(SAMPLE)]
+    assert len(decisions) + own_errors["row"].nunique() == len(households) == 2000
+    assert set(decisions["identification"]) == {"poor", "not_poor", "excluded", "review"}
+    assert {"unstable_exited", "edge", "none"} <= set(decisions["monitoring"])
+    assert decisions["reasons"].str.contains(r"ID-2\.2,ID-3 income_below_line").all()
+    excluded = decisions[decisions["identification"] == "excluded"]
+    assert excluded["reasons"].str.contains(r"ID-2\.3\.\d ex_2_3_\d").all()
+    assert decisions["rules_version"].nunique() == 1
+
+
+def test_the_summary_table_and_accounting_are_printed(tmp_path):
+    out = tmp_path / "summary.xlsx"
+    result = run("score", SAMPLE, "-o", out, "--lang", "en")
+    assert result.exit_code == 0
+    assert "identification" in result.output and "unstable_exited" in result.output
+    assert "input rows 2000 = decided" in result.output
+    assert read_table(out)["reasons"].str.contains("per-capita income").all()
+
+
+def test_a_what_if_parameter_changes_the_watchlist(scored, tmp_path):
+    out = tmp_path / "what_if.csv"
+    assert run("score", SAMPLE, "-o", out, "--set", "monitoring_multiplier=2.0").exit_code == 0
+    base = pd.read_csv(scored, dtype=str)
+    wider = pd.read_csv(out, dtype=str)
+    assert (wider["monitoring"] != "none").sum() > (base["monitoring"] != "none").sum()
+    assert wider["rules_version"][0] != base["rules_version"][0]
+
+
+def test_a_missing_input_file_is_a_clear_error(tmp_path):
+    result = run("score", tmp_path / "nope.xlsx", "-o", tmp_path / "o.csv")
+    assert result.exit_code == 2 and "file not found" in result.output
+
+
+def test_rules_check_passes_on_the_shipped_rules():
+    result = run("rules", "check")
+    assert result.exit_code == 0, result.output
+    assert "rules check passed" in result.output
+
+
+def broken_copy(tmp_path: Path, change) -> Path:
+    target = tmp_path / "rules"
+    shutil.copytree(DEFAULT_RULES, target)
+    path = target / "identification.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    change(data)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return target
+
+
+def test_rules_check_fails_on_a_rule_that_does_not_parse(tmp_path):
+    target = broken_copy(tmp_path, lambda d: d["criteria"][0].update(when="per_capita_income <"))
+    result = run("rules", "check", "--rules", target)
+    assert result.exit_code == 1
+    assert "income_below_line" in result.output and "syntax error" in result.output
+
+
+def test_rules_check_fails_on_a_clause_that_is_not_in_the_policy_text(tmp_path):
+    target = broken_copy(tmp_path, lambda d: d["criteria"][0].update(clause=["ID-9.9"]))
+    result = run("rules", "check", "--rules", target)
+    assert result.exit_code == 1 and "ID-9.9" in result.output
+
+
+def test_rules_check_fails_when_parameters_do_not_cover_the_years_asked():
+    result = run("rules", "check", "--years", "2019-2021")
+    assert result.exit_code == 1 and "poverty_line has no value in force for year(s) 2021" in result.output
+
+
+def test_rules_check_accepts_a_county_override_that_covers_2021(tmp_path):
+    override = tmp_path / "province.yaml"
+    override.write_text("name: 某省\nparameters:\n  poverty_line:\n    2021-01-01: {value: 4100, source: 某省标准}\n",
+                        encoding="utf-8")
+    result = run("rules", "check", "--years", "2019-2021", "--override", override)
+    assert result.exit_code == 0, result.output
+
+
+def test_rules_test_runs_the_case_files():
+    result = run("rules", "test")
+    assert result.exit_code == 0 and " 0 failed" in result.output
+
+
+def test_datasets_synth_is_deterministic_and_realistic(tmp_path):
+    a, b, c = tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "c.csv"
+    for path, seed in ((a, 1), (b, 1), (c, 2)):
+        assert run("datasets", "synth", "--households", 300, "--seed", seed, "-o", path).exit_code == 0
+    assert a.read_bytes() == b.read_bytes() and a.read_bytes() != c.read_bytes()
+    frame = read_table(a)
+    assert "户编号" in frame.columns and frame["乡镇"].nunique() >= 3
+    members = read_table(tmp_path / "a.members.csv")
+    assert set(members["户编号"]) <= set(frame["户编号"])
+    assert members["情形"].isin(["嫁出"]).any()
+
+
+def test_the_bundled_sample_is_what_the_generator_makes(tmp_path):
+    fresh = tmp_path / "sample.xlsx"
+    assert run("datasets", "synth", "--households", 2000, "--seed", 2020, "-o", fresh).exit_code == 0
+    pd.testing.assert_frame_equal(read_table(fresh), read_table(SAMPLE))

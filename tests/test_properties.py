@@ -1,0 +1,109 @@
+"""Properties that must hold for any household data (hypothesis)."""
+
+from __future__ import annotations
+
+import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from povertyrules import load_rules, score
+
+BOOLS = ["food_secure", "clothing_secure", "education_secured", "medical_secured", "housing_secured",
+         "ex_public_employee", "ex_village_cadre", "ex_urban_property", "ex_urban_property_rebuild", "ex_vehicle",
+         "ex_business", "ex_costly_schooling", "hardship_approved"]
+#: columns the rules never read through `is known`/`coalesce`, so filling one in may only settle a review
+MONOTONE = [*BOOLS, "rigid_expenditure", "registered_status", "expenditure_cause"]
+DECISIONS = ["identification", "exit", "monitoring", "monitoring_triggers"]
+
+settings.register_profile("default", max_examples=60, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.load_profile("default")
+
+
+def maybe(strategy):
+    return st.one_of(st.just(""), strategy)
+
+
+money = st.integers(-2_000, 60_000).map(str)
+household = st.fixed_dictionaries({
+    "year": st.sampled_from(["2016", "2019", "2020"]),
+    "members": st.integers(1, 7).map(str),
+    "net_income": money,
+    "net_income_last_year": maybe(money),
+    "rigid_expenditure": maybe(st.integers(0, 80_000).map(str)),
+    "four_look_score": maybe(st.integers(0, 100).map(str)),
+    "look_house": maybe(st.integers(0, 25).map(str)),
+    "look_grain": maybe(st.integers(0, 35).map(str)),
+    "look_labor": maybe(st.integers(0, 35).map(str)),
+    "look_study": maybe(st.integers(0, 25).map(str)),
+    "registered_status": maybe(st.sampled_from(["none", "poor", "exited"])),
+    "expenditure_cause": maybe(st.sampled_from(["因病", "因残", "因灾", "因疫情", "其他"])),
+    **{c: st.sampled_from(["是", "否", "是", "否", ""]) for c in BOOLS},
+})
+county = st.lists(household, min_size=1, max_size=25).map(
+    lambda rows: pd.DataFrame([{"household_id": f"h{i}", **r} for i, r in enumerate(rows)]))
+
+
+def decided(frame: pd.DataFrame) -> pd.DataFrame:
+    result = score(frame)
+    assert result.errors.empty
+    return result.decisions.set_index("household_id")[DECISIONS]
+
+
+@given(county, st.integers(1, 50_000))
+def test_more_income_never_makes_a_household_poor(frame, raise_by):
+    before = decided(frame)
+    richer = frame.assign(net_income=(frame["net_income"].astype(int) + raise_by).astype(str))
+    after = decided(richer)
+    became_poor = (before["identification"] != "poor") & (after["identification"] == "poor")
+    assert not became_poor.any(), frame[became_poor.to_numpy()].to_dict("records")
+
+
+@given(county, st.randoms(use_true_random=False))
+def test_row_order_does_not_change_any_decision(frame, random):
+    order = list(range(len(frame)))
+    random.shuffle(order)
+    shuffled = frame.iloc[order].reset_index(drop=True)
+    pd.testing.assert_frame_equal(decided(frame), decided(shuffled).loc[decided(frame).index])
+
+
+@given(county)
+def test_the_same_input_and_rules_give_the_same_version_and_output(frame):
+    first, second = score(frame), score(frame, rules=load_rules())
+    assert first.rules_version == second.rules_version
+    pd.testing.assert_frame_equal(first.decisions, second.decisions)
+
+
+@given(county, st.data())
+def test_filling_in_a_blank_never_changes_a_decided_outcome(frame, data):
+    before = decided(frame)
+    column = data.draw(st.sampled_from(MONOTONE))
+    blanks = frame.index[frame[column] == ""] if column in frame else []
+    if len(blanks) == 0:
+        return
+    row = data.draw(st.sampled_from(list(blanks)))
+    values = {"rigid_expenditure": st.integers(0, 80_000).map(str),
+              "registered_status": st.sampled_from(["none", "poor", "exited"]),
+              "expenditure_cause": st.sampled_from(["因病", "其他"])}
+    value = data.draw(values.get(column, st.sampled_from(["是", "否"])))
+    filled = frame.copy()
+    filled.loc[row, column] = value
+    after = decided(filled)
+    hid = frame.loc[row, "household_id"]
+    for decision in ("identification", "exit", "monitoring"):
+        if before.loc[hid, decision] != "review":
+            assert after.loc[hid, decision] == before.loc[hid, decision], (decision, column, value)
+
+
+junk = st.one_of(st.text(max_size=6), st.sampled_from(["", "是", "abc", "-1", "3.5", "1e9", "NaN", "0"]))
+
+
+@given(st.lists(st.fixed_dictionaries({"household_id": st.sampled_from(["a", "b", "c", "d", ""]),
+                                       "members": junk, "net_income": junk, "four_look_score": junk,
+                                       "ex_vehicle": junk, "year": st.sampled_from(["2020", "", "x"])}),
+                min_size=1, max_size=20).map(pd.DataFrame))
+def test_every_row_is_decided_or_listed_as_an_error(frame):
+    result = score(frame)
+    assert result.rows == len(frame)
+    assert len(result.decisions) + result.error_rows == len(frame)
+    assert set(result.decisions["row"]).isdisjoint(set(result.errors["row"]))
