@@ -143,15 +143,17 @@ def _reasons(result: Evaluation, lang: str) -> tuple[pa.Array, pa.Array]:
 
 
 def join_present(parts: list[pa.Array], separator: str, n: int) -> pa.Array:
-    """Join each row's non-null strings with `separator` (null where none is present).
+    """Join each row's non-null strings with `separator` in one pass (null where none is present).
 
-    (pyarrow's ``binary_join_element_wise(null_handling="skip")`` drops rows that are null in every input.)
+    (pyarrow's ``binary_join_element_wise(null_handling="skip")`` drops rows that are null in every input, so
+    each part is suffixed with the separator instead, blanks filled with "", and the last separator removed.)
     """
-    joined = pa.nulls(n, pa.string())
-    for part in parts:
-        both = pc.binary_join_element_wise(joined, part, separator)
-        joined = pc.coalesce(both, joined, part)
-    return joined
+    if not parts:
+        return pa.nulls(n, pa.string())
+    suffixed = [pc.fill_null(pc.binary_join_element_wise(p, separator, ""), "") for p in parts]
+    joined = pc.binary_join_element_wise(*suffixed, "")
+    trimmed = pc.utf8_slice_codeunits(joined, 0, -len(separator))
+    return pc.if_else(pc.equal(joined, ""), pa.scalar(None, pa.string()), trimmed)
 
 
 def _missing_leaves(result: Evaluation) -> dict[str, np.ndarray]:

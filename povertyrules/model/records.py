@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from povertyrules.errors import InputError
 from povertyrules.model.columns import (
@@ -82,10 +84,29 @@ def parse_records(raw: pd.DataFrame, columns: tuple[Column, ...], file: str,
     return Parsed(valid, errors.sort_values(["row", "column"], kind="stable", ignore_index=True), len(frame))
 
 
+NUMBER = r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"
+
+
+def _arrow_text(series: pd.Series) -> pa.Array:
+    """Cells as stripped Arrow strings, blank → null."""
+    cells = pa.array(series.astype("string"), type=pa.string(), from_pandas=True)
+    cells = pc.utf8_trim_whitespace(cells)
+    return pc.if_else(pc.equal(cells, ""), pa.scalar(None, pa.string()), cells)
+
+
 def _text(series: pd.Series) -> pd.Series:
     """Cells as stripped text, blank → NA."""
-    text = series.astype("string").str.strip()
-    return text.mask(text == "")
+    return pd.Series(_arrow_text(series).to_pandas(types_mapper=pd.ArrowDtype), index=series.index, dtype="string")
+
+
+def _numbers(series: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(numbers with NaN for blank or unreadable cells, mask of unreadable cells); ',' separators allowed."""
+    cells = pc.replace_substring(_arrow_text(series), ",", "")
+    readable = pc.match_substring_regex(cells, NUMBER)
+    numbers = pc.cast(pc.if_else(readable, cells, pa.scalar(None, pa.string())), pa.float64())
+    bad = pc.and_(pc.is_valid(cells), pc.invert(pc.fill_null(readable, False)))
+    return (pd.Series(numbers.to_numpy(zero_copy_only=False), index=series.index, dtype=float),
+            pd.Series(bad.to_numpy(zero_copy_only=False), index=series.index, dtype=bool))
 
 
 def _parse(series: pd.Series, column: Column) -> tuple[pd.Series, pd.Series, tuple[str, str]]:
@@ -107,8 +128,7 @@ def _parse(series: pd.Series, column: Column) -> tuple[pd.Series, pd.Series, tup
         allowed = " / ".join(dict.fromkeys(column.choices.values()))
         return (canonical.astype(object).where(~bad & present, None), bad,
                 (f"“{column.zh}”取值无效（可选：{allowed}）", f"'{column.name}' must be one of {allowed}"))
-    numbers = pd.to_numeric(text.str.replace(",", "", regex=False), errors="coerce").astype(float)
-    bad = present & numbers.isna()
+    numbers, bad = _numbers(series)
     zh, en = f"“{column.zh}”须为数字", f"'{column.name}' must be a number"
     if column.kind == "int":
         bad |= present & numbers.notna() & (numbers != np.floor(numbers))
