@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from povertyrules.decisions.reasons import OUTPUT_VALUES, decision_frame
 from povertyrules.engines.vectorized import evaluate
@@ -30,6 +31,11 @@ class ScoreResult:
     rules_version: str
     rows: int
     file: str
+    book: RuleBook
+    #: one record per cited rule per household (only when scored with ``keep_records=True``)
+    records: pa.Table | None = None
+    #: the typed input rows that were decided (only when scored with ``keep_records=True``)
+    inputs: pd.DataFrame | None = None
 
     @property
     def error_rows(self) -> int:
@@ -63,7 +69,7 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
           overrides: dict[str, Any] | None = None, override_files: list[str | Path] | None = None,
           members: pd.DataFrame | None = None, lang: str = "zh", file: str = "<households>",
           members_file: str = "<members>", chunk_size: int = 200_000,
-          progress: Callable[[int], None] | None = None) -> ScoreResult:
+          progress: Callable[[int], None] | None = None, keep_records: bool = False) -> ScoreResult:
     """Score household rows (English or Chinese headers) and return decisions and errors.
 
     :param year: evaluation year for rows without a ``year``/``年度`` value.
@@ -71,6 +77,7 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
     :param overrides: parameter name -> value (all years) or ``{date: value}``, for what-if runs.
     :param members: a members sheet; household size is then derived by the ID-1 rules.
     :param progress: called with the number of rows finished after each chunk.
+    :param keep_records: also return one record per cited rule per household (for the audit store).
     """
     book = resolve_rules(rules, overrides, override_files)
     _check_outputs(book)
@@ -87,17 +94,21 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
         errors.append(member_errors)
     elif "members" not in valid:
         raise RuleError("no members column and no members sheet")  # pragma: no cover - parse_records checks
-    parts = []
-    for start in range(0, len(valid), chunk_size):
+    parts, records = [], []
+    for start in range(0, max(len(valid), 1), chunk_size):
         chunk = valid.iloc[start:start + chunk_size].reset_index(drop=True)
-        parts.append(decision_frame(evaluate(book, chunk), chunk, book.version, lang, member_reasons))
+        frame_part, record_part = decision_frame(evaluate(book, chunk), chunk, book.version, lang, member_reasons,
+                                                 with_records=keep_records)
+        parts.append(frame_part)
+        if record_part is not None and record_part.num_columns:
+            records.append(record_part)
         if progress:
             progress(len(chunk))
-    decisions = (pd.concat(parts, ignore_index=True) if parts
-                 else decision_frame(evaluate(book, valid), valid, book.version, lang, member_reasons))
+    decisions = pd.concat(parts, ignore_index=True)
     all_errors = pd.concat([e for e in errors if len(e)], ignore_index=True) if any(len(e) for e in errors) \
         else pd.DataFrame(columns=list(ERROR_COLUMNS))
-    return ScoreResult(decisions, all_errors, book.version, parsed.rows, file)
+    return ScoreResult(decisions, all_errors, book.version, parsed.rows, file, book,
+                       pa.concat_tables(records) if records else None, valid if keep_records else None)
 
 
 def _check_outputs(book: RuleBook) -> None:

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from povertyrules.cli import datasets, rules
+from povertyrules.cli import audit, datasets, procedure, rules
 from povertyrules.cli.common import fail_on_errors, parse_sets
 from povertyrules.io.tables import member_sheet, read_table, write_table
 
@@ -18,6 +18,9 @@ app = typer.Typer(help="Rules-as-code for targeted poverty alleviation: identifi
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(rules.app, name="rules")
 app.add_typer(datasets.app, name="datasets")
+app.add_typer(procedure.app, name="procedure")
+for command in (audit.explain, audit.history, audit.diff, audit.watchlist, audit.runs):
+    app.command()(command)
 console = Console(stderr=True)
 
 PROGRESS_FROM = 100_000  # rows; smaller inputs finish before a bar would help
@@ -34,6 +37,9 @@ def score(
     override: Annotated[list[Path] | None, typer.Option(help="County override file or folder (repeatable).")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="What-if: PARAMETER=VALUE (repeatable).")] = None,
     lang: Annotated[str, typer.Option(help="Language of the reasons: zh or en.")] = "zh",
+    store: Annotated[bool, typer.Option(help="Record the run in the audit store and print its id.")] = False,
+    db: audit.DbOption = None,
+    operator: Annotated[str | None, typer.Option(help="Who ran it (default: the login name).")] = None,
 ) -> None:
     """Score every household and write decisions with cited reasons; unreadable rows go to an errors file."""
     from povertyrules.scoring import resolve_rules
@@ -47,11 +53,18 @@ def score(
         task = bar.add_task("score", total=len(frame))
         result = run_score(frame, year=year, rules=book, members=member_frame, lang=lang, file=str(input),
                            members_file=str(members) if members else f"{input}#members",
-                           progress=lambda k: bar.advance(task, k))
+                           progress=lambda k: bar.advance(task, k), keep_records=store)
     write_table(result.decisions, output)
     errors_path = output.with_name(f"{output.stem}.errors{output.suffix}")
     write_table(result.errors, errors_path)
     _print_summary(result, output, errors_path)
+    if store:
+        from povertyrules.store.database import connect
+        from povertyrules.store.runs import record_run
+
+        run_id = record_run(connect(db), result, input, operator, lang)
+        console.print(f"stored as run {run_id}")
+        print(run_id)
 
 
 def _print_summary(result, output: Path, errors_path: Path) -> None:

@@ -49,15 +49,15 @@ def synth(households: int, seed: int = 0, year: int = 2020, county: str = "示�
     village_names = np.array(_names(rng, VILLAGE_STEMS, 12, ("村",)), dtype=object)
     size = rng.choice(np.arange(1, 8), n, p=[0.10, 0.20, 0.22, 0.24, 0.14, 0.07, 0.03])
     status = rng.choice(np.array(["none", "poor", "exited"], dtype=object), n, p=[0.72, 0.08, 0.20])
-    median = np.select([status == "poor", status == "exited"], [1.0, 2.4], 3.6) * line
-    spread = np.select([status == "poor", status == "exited"], [0.35, 0.3], 0.55)
+    median = np.select([status == "poor", status == "exited"], [1.0, 2.8], 4.8) * line
+    spread = np.select([status == "poor", status == "exited"], [0.35, 0.3], 0.5)
     per_capita = np.round(median * np.exp(rng.normal(0, 1, n) * spread), 2)
     net_income = np.round(per_capita * size)
     change = rng.normal(0.06, 0.15, n)
-    dropped = rng.random(n) < 0.03
+    dropped = rng.random(n) < 0.01
     last_year = np.round(np.where(dropped, net_income * rng.uniform(2.05, 3.0, n), net_income / (1 + change)))
     rigid = np.where(rng.random(n) < 0.15, np.round(np.exp(rng.normal(np.log(3000), 0.9, n))), 0.0)
-    big = rng.random(n) < 0.02
+    big = rng.random(n) < 0.006
     rigid = np.where(big, np.round(last_year * rng.uniform(1.05, 2.0, n)), rigid)
     cause = np.where(rigid > 0, rng.choice(EXPENDITURE_CAUSES, n, p=[0.5, 0.15, 0.15, 0.1, 0.1]), None)
 

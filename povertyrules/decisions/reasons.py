@@ -34,6 +34,7 @@ WORDS = {
     "zh": {True: "是", False: "否", None: "未知", "missing": "缺失"},
     "en": {True: "true", False: "false", None: "unknown", "missing": "missing"},
 }
+JSON_WORDS = {True: "true", False: "false", None: "null", "missing": "null"}
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class Item:
     rule: Rule
     parent: str | None
     nested: bool
+    decision: str
 
 
 def reason_items(book: RuleBook) -> list[Item]:
@@ -54,33 +56,34 @@ def reason_items(book: RuleBook) -> list[Item]:
     items: list[Item] = []
     for decision in decision_order(book):
         outcome_rules = [book.rules[rid] for rid in book.decisions[decision].outcomes]
-        items.extend(Item(rule, None, False) for rule in outcome_rules)
+        items.extend(Item(rule, None, False, decision) for rule in outcome_rules)
         for rule in outcome_rules:
             direct = [n for n in (*ex.names(rule.expr), *rule.cites)
                       if book.kind_of("household", n) == "criterion"]
             for name in dict.fromkeys(direct):
-                items.append(Item(book.rules[name], rule.id, False))
-                _sub_items(book, name, items, set())
+                items.append(Item(book.rules[name], rule.id, False, decision))
+                _sub_items(book, name, items, set(), decision)
     return items
 
 
 def decision_order(book: RuleBook) -> list[str]:
-    """Household decisions, the contract's three first."""
-    first = [d for d in ("identification", "exit", "monitoring") if d in book.decisions]
-    return first + [d for d, v in book.decisions.items() if v.entity == "household" and d not in first]
+    """The decisions a decision row reports and cites: the contract's three."""
+    return [d for d in ("identification", "exit", "monitoring") if d in book.decisions]
 
 
-def _sub_items(book: RuleBook, name: str, items: list[Item], seen: set[str]) -> None:
+def _sub_items(book: RuleBook, name: str, items: list[Item], seen: set[str], decision: str) -> None:
     for sub in ex.names(book.rules[name].expr):
         if book.kind_of("household", sub) == "criterion" and sub not in seen:
             seen.add(sub)
-            items.append(Item(book.rules[sub], name, True))
-            _sub_items(book, sub, items, seen)
+            items.append(Item(book.rules[sub], name, True, decision))
+            _sub_items(book, sub, items, seen, decision)
 
 
 def decision_frame(result: Evaluation, frame: pd.DataFrame, version: str, lang: str = "zh",
-                   member_reasons: pd.Series | None = None) -> pd.DataFrame:
-    """The contract's decision columns (plus grouping columns and `missing_columns`) for every row."""
+                   member_reasons: pd.Series | None = None,
+                   with_records: bool = False) -> tuple[pd.DataFrame, pa.Table | None]:
+    """The contract's decision columns (plus grouping columns and `missing_columns`) for every row, and —
+    with `with_records` — one record per cited rule per row for the audit store (see `reason_records`)."""
     n = result.n
     out = pd.DataFrame({"household_id": frame["household_id"].to_numpy()})
     out["year"] = frame["year"].to_numpy(dtype="int64")
@@ -90,7 +93,13 @@ def decision_frame(result: Evaluation, frame: pd.DataFrame, version: str, lang: 
     for decision in ("identification", "exit", "monitoring"):
         out[decision] = result.outcome(decision)
     out["monitoring_triggers"] = _triggers(result)
-    reasons, missing = _reasons(result, lang)
+    cited = _cited(result)
+    lines = {item.rule.id: _line(result, item.rule, lang) for item, mask in cited}
+    reasons = join_present([pc.if_else(pa.array(mask), lines[item.rule.id], pa.scalar(None, pa.string()))
+                            for item, mask in cited], ";", n)
+    missing = join_present([pa.array(np.where(mask, leaf, None), type=pa.string())
+                            for leaf, mask in _missing_leaves(result).items()], ";", n)
+    records = reason_records(result, frame, cited, lines) if with_records else None
     if member_reasons is not None:
         lines = frame["household_id"].map(member_reasons)
         reasons = join_present([pa.array(lines.to_numpy(dtype=object), type=pa.string(), from_pandas=True),
@@ -101,7 +110,7 @@ def decision_frame(result: Evaluation, frame: pd.DataFrame, version: str, lang: 
         out[column] = frame[column].to_numpy() if column in frame else None
     out["missing_columns"] = pd.Series(missing.to_pandas(types_mapper=pd.ArrowDtype), dtype="string")
     out["row"] = frame["row"].to_numpy() if "row" in frame else np.arange(2, n + 2)
-    return out
+    return out, records
 
 
 def _triggers(result: Evaluation) -> pd.Series:
@@ -113,12 +122,12 @@ def _triggers(result: Evaluation) -> pd.Series:
     return pd.Series(joined.to_pandas(types_mapper=pd.ArrowDtype), dtype="string")
 
 
-def _reasons(result: Evaluation, lang: str) -> tuple[pa.Array, pa.Array]:
-    """(reasons, missing_columns) for every row."""
-    book, n = result.book, result.n
+def _cited(result: Evaluation) -> list[tuple[Item, np.ndarray]]:
+    """Each rule that some row cites, in listing order, with the mask of the rows citing it."""
+    n = result.n
     masks: dict[str, np.ndarray] = {}
-    order: list[Rule] = []
-    for item in reason_items(book):
+    first: dict[str, Item] = {}
+    for item in reason_items(result.book):
         rule = item.rule
         if item.parent is None:
             mask = result.cited[rule.id]
@@ -127,19 +136,60 @@ def _reasons(result: Evaluation, lang: str) -> tuple[pa.Array, pa.Array]:
             if item.nested:
                 v, parent = result.value(rule.id), result.value(item.parent)
                 mask = mask & ((v.true() & parent.true()) | (v.unknown() & parent.unknown()))
-        if rule.id not in masks:
-            order.append(rule)
-            masks[rule.id] = np.zeros(n, dtype=bool)
-        masks[rule.id] = masks[rule.id] | mask
-    parts = [pc.if_else(pa.array(masks[r.id]), _line(result, r, lang), pa.scalar(None, pa.string()))
-             for r in order if masks[r.id].any()]
-    reasons = join_present(parts, ";", n)
+        first.setdefault(rule.id, item)
+        masks[rule.id] = masks.get(rule.id, np.zeros(n, dtype=bool)) | mask
+    return [(item, masks[rid]) for rid, item in first.items() if masks[rid].any()]
 
-    missing_parts = []
-    for leaf, leaf_mask in _missing_leaves(result).items():
-        missing_parts.append(pa.array(np.where(leaf_mask, leaf, None), type=pa.string()))
-    missing = join_present(missing_parts, ";", n)
-    return reasons, missing
+
+def reason_records(result: Evaluation, frame: pd.DataFrame, cited: list[tuple[Item, np.ndarray]],
+                   lines: dict[str, pa.Array]) -> pa.Table:
+    """One record per (row, cited rule): verdict, observed values and thresholds as JSON, and the message."""
+    book = result.book
+    ids = pa.array(frame["household_id"].to_numpy(dtype=object), type=pa.string())
+    parts = []
+    for seq, (item, mask) in enumerate(cited):
+        rule, where = item.rule, pa.array(mask)
+        v = result.value(rule.id)
+        verdict = pc.if_else(pa.array(v.true()), "true", pc.if_else(pa.array(v.false()), "false", "unknown"))
+        names = ex.names(rule.expr)
+        observed = _json(result, [n for n in names if not is_threshold(book, n)])
+        thresholds = _json(result, [n for n in names if is_threshold(book, n)])
+        count = int(mask.sum())
+        parts.append(pa.table({
+            "household_id": pc.filter(ids, where),
+            "seq": pa.array(np.full(count, seq, dtype=np.int32)),
+            "decision": pa.array([rule.decision or item.decision] * count, type=pa.string()),
+            "rule_id": pa.array([rule.id] * count, type=pa.string()),
+            "kind": pa.array([rule.kind] * count, type=pa.string()),
+            "clause": pa.array([rule.citation] * count, type=pa.string()),
+            "verdict": pc.filter(verdict, where),
+            "observed": pc.filter(observed, where),
+            "thresholds": pc.filter(thresholds, where),
+            "message": pc.filter(lines[rule.id], where),
+        }))
+    return pa.concat_tables(parts) if parts else pa.table({})
+
+
+def is_threshold(book: RuleBook, name: str) -> bool:
+    """A parameter, or a definition computed from parameters only (e.g. the monitoring line)."""
+    kind = book.kind_of("household", name)
+    if kind == "parameter":
+        return True
+    if kind == "definition":
+        return all(is_threshold(book, n) for n in ex.names(book.rules[name].expr))
+    return False
+
+
+def _json(result: Evaluation, names: list[str]) -> pa.Array:
+    """``{"name": value, …}`` per row (null for unknown values), built in bulk."""
+    if not names:
+        return pa.array(["{}"] * result.n, type=pa.string())
+    pieces: list[pa.Array | str] = ["{"]
+    for i, name in enumerate(names):
+        pieces.append(("" if i == 0 else ", ") + f'"{name}": ')
+        pieces.append(_value_text(result, name, JSON_WORDS, quote_text=True))
+    pieces.append("}")
+    return pc.binary_join_element_wise(*pieces, "")
 
 
 def join_present(parts: list[pa.Array], separator: str, n: int) -> pa.Array:
@@ -209,7 +259,7 @@ def _line(result: Evaluation, rule: Rule, lang: str) -> pa.Array:
     return pc.binary_join_element_wise(*pieces, "")
 
 
-def _value_text(result: Evaluation, name: str, words: dict) -> pa.Array:
+def _value_text(result: Evaluation, name: str, words: dict, quote_text: bool = False) -> pa.Array:
     book = result.book
     v = result.value(name)
     if name in book.rules:
@@ -226,6 +276,9 @@ def _value_text(result: Evaluation, name: str, words: dict) -> pa.Array:
         text = pc.if_else(pa.array(values.astype(bool)), words[True], words[False])
     else:
         text = pa.array(values.astype(object), type=pa.string(), from_pandas=True)
+        if quote_text:
+            escaped = pc.replace_substring(pc.replace_substring(text, "\\", "\\\\"), '"', '\\"')
+            text = pc.binary_join_element_wise('"', escaped, '"', "")
     return pc.if_else(known, text, words["missing"])
 
 

@@ -71,16 +71,21 @@ def column_vec(series: pd.Series, kind: str) -> Vec:
     return Vec(series.astype(object).where(known, "").to_numpy(dtype=object), known)
 
 
-def evaluate(book: RuleBook, frame: pd.DataFrame, entity: Entity = "household") -> Evaluation:
+def evaluate(book: RuleBook, frame: pd.DataFrame, entity: Entity = "household",
+             forced: dict[str, Vec] | None = None) -> Evaluation:
     """Evaluate every definition, criterion and decision of `entity` on `frame`.
 
-    `frame` holds typed input columns (see `povertyrules.model.households`); for households a ``year``
+    `frame` holds typed input columns (see `povertyrules.model.records`); for households a ``year``
     column chooses the parameter values in force for each row. Missing optional columns are unknown.
+    `forced` replaces named columns, definitions or criteria with given values (for counterfactuals).
     """
+    forced = forced or {}
     n = len(frame)
     result = Evaluation(book, entity, n)
     for name, column in book.columns(entity).items():
-        if name in frame:
+        if name in forced:
+            result.env[name] = forced[name]
+        elif name in frame:
             result.env[name] = column_vec(frame[name], column.type)
         else:
             empty = {"number": np.zeros(n), "bool": np.zeros(n, dtype=bool)}.get(column.type)
@@ -93,9 +98,17 @@ def evaluate(book: RuleBook, frame: pd.DataFrame, entity: Entity = "household") 
     for name in book.order[entity]:
         if name in book.decisions:
             evaluator.decide(book.decisions[name])
+        elif name in forced:
+            result.env[name] = forced[name]
         else:
             result.env[name] = evaluator.eval(book.rules[name].expr)
     return result
+
+
+def evaluate_expression(result: Evaluation, node: ex.Node) -> Vec:
+    """Evaluate a sub-expression against a finished evaluation (e.g. one side of a comparison)."""
+    years = result.env["year"].values if "year" in result.env else None
+    return _Evaluator(result.book, result.entity, result, years).eval(node).full(result.n)
 
 
 class _Evaluator:

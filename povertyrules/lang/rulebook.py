@@ -141,6 +141,7 @@ class RuleBook:
     decisions: dict[str, Decision]
     order: dict[str, list[str]]  # entity -> names of definitions, criteria and decisions in dependency order
     not_encoded: list[NotEncoded] = field(default_factory=list)
+    procedures: dict[str, Any] = field(default_factory=dict)  # rules/procedures/steps.yaml
     override_files: list[str] = field(default_factory=list)
     override_values: dict[str, Any] = field(default_factory=dict)
     version: str = ""
@@ -233,6 +234,9 @@ def _load(root: Path, overrides: list[Path | str] | None, values: dict[str, Any]
     files = [_read_rule_file(p) for p in sorted(root.glob("*.yaml"))]
     book = RuleBook(root=root, parameters=parameters, rules={}, decisions={}, order={}, override_files=applied,
                     override_values=dict(values or {}))
+    steps = root / "procedures" / "steps.yaml"
+    if steps.exists():
+        book.procedures = yaml.safe_load(steps.read_text(encoding="utf-8")) or {}
     errors: list[RuleError] = []
     for path, spec in files:
         _register(book, path, spec, errors)

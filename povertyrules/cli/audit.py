@@ -1,0 +1,157 @@
+"""Audit commands: explain a stored decision, a household's history, the difference between runs, watchlists."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from povertyrules.cli.common import fail_on_errors
+
+console = Console()
+DbOption = Annotated[str | None, typer.Option("--db", help="SQLite file or postgresql:// URL "
+                                                           "(default: $POVERTYRULES_DB or ./povertyrules.db).")]
+VERDICT = {"true": "✓", "false": "✗", "unknown": "?"}
+
+
+def _engine(db: str | None):
+    from povertyrules.store.database import connect
+
+    return connect(db)
+
+
+def _not_found(exc: LookupError) -> None:
+    console.print(f"[red]{exc}[/red]", highlight=False)
+    raise typer.Exit(1)
+
+
+@fail_on_errors
+def explain(
+    household_id: Annotated[str, typer.Argument(help="户编号 / household id")],
+    run: Annotated[int | None, typer.Option(help="Run id (default: the latest run with this household).")] = None,
+    lang: Annotated[str, typer.Option(help="zh or en.")] = "zh",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Why was this household decided so? The stored reasons, clause texts, and what would change it."""
+    from povertyrules.store.explain import explain_stored
+    from povertyrules.store.runs import NotFound, decision_of, get_run, reasons_of
+
+    engine = _engine(db)
+    try:
+        decision = decision_of(engine, household_id, run)
+    except NotFound as exc:
+        _not_found(exc)
+    stored_run = get_run(engine, decision.run_id)
+    explanation = explain_stored(stored_run, decision, reasons_of(engine, household_id, decision.run_id))
+    if as_json:
+        print(json.dumps(explanation.to_dict(), ensure_ascii=False, indent=2, default=str))
+        return
+    zh = lang == "zh"
+    d = explanation.decision
+    console.print(f"[bold]{'户' if zh else 'household'} {d.household_id}[/bold] — run {stored_run.id} "
+                  f"({stored_run.created_at:%Y-%m-%d %H:%M}, {stored_run.input_file}), rules_version "
+                  f"{stored_run.rules_version}", highlight=False)
+    console.print(f"{'年度' if zh else 'year'} {d.year}: identification [bold]{d.identification}[/bold], "
+                  f"exit [bold]{d.exit or '—'}[/bold], monitoring [bold]{d.monitoring}[/bold]"
+                  f"{' (' + d.monitoring_triggers + ')' if d.monitoring_triggers else ''}; per-capita income "
+                  f"{d.per_capita_income}, line {d.poverty_line}, monitoring line {d.monitoring_line}, "
+                  f"四看法 {d.four_look_score}", highlight=False)
+    if d.missing_columns:
+        console.print(f"{'缺失' if zh else 'missing'}: {d.missing_columns}", highlight=False)
+    decision_name = None
+    for r in explanation.reasons:
+        if r.decision != decision_name:
+            decision_name = r.decision
+            console.print(f"\n[bold]{decision_name}[/bold]")
+        console.print(f"  {VERDICT.get(r.verdict, r.verdict)} {r.message}", highlight=False)
+    console.print(f"\n[bold]{'条款原文' if zh else 'Clause texts'}[/bold]")
+    for clause, text in explanation.clauses.items():
+        console.print(f"  [{clause}] {text}", highlight=False)
+    console.print(f"\n[bold]{'改变结果的条件' if zh else 'What would change the outcome'}[/bold]")
+    if not explanation.changes:
+        console.print("  —")
+    for change in explanation.changes:
+        conditions = " and ".join(f"{c['clause']} {c['name']}: {c['hint']}" for c in change.conditions)
+        console.print(f"  {change.decision} → {change.outcome}: {conditions}", highlight=False)
+
+
+@fail_on_errors
+def history(household_id: Annotated[str, typer.Argument(help="户编号 / household id")], db: DbOption = None) -> None:
+    """How a household's decisions changed across runs and years."""
+    from povertyrules.store.runs import history_of
+
+    rows = history_of(_engine(db), household_id)
+    if not rows:
+        _not_found(LookupError(f"户 {household_id} 不在审计库中 / household {household_id} is not in the store"))
+    table = Table("run", "time", "year", "rules_version", "per-capita", "identification", "exit", "monitoring",
+                  "triggers", "changed")
+    previous = None
+    for run, d in rows:
+        now = (d.identification, d.exit, d.monitoring)
+        changed = "" if previous is None or previous == now else "◀"
+        table.add_row(str(run.id), f"{run.created_at:%Y-%m-%d %H:%M}", str(d.year), run.rules_version,
+                      str(d.per_capita_income), d.identification, d.exit or "—", d.monitoring,
+                      d.monitoring_triggers or "", changed)
+        previous = now
+    console.print(table)
+
+
+@fail_on_errors
+def diff(
+    run_a: Annotated[int, typer.Argument()],
+    run_b: Annotated[int, typer.Argument()],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the differences to a file.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Households whose status changed between two runs, with the rule that made the difference."""
+    from povertyrules.io.tables import write_table
+    from povertyrules.store.reports import diff_runs
+
+    changes = diff_runs(_engine(db), run_a, run_b)
+    table = Table(*changes.columns)
+    for row in changes.head(200).itertuples(index=False):
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console.print(table)
+    console.print(f"{len(changes)} changed decisions", highlight=False)
+    if output:
+        write_table(changes, output)
+
+
+@fail_on_errors
+def watchlist(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Watchlist workbook (.xlsx).")],
+    run: Annotated[int | None, typer.Option(help="Run id (default: the latest).")] = None,
+    county: Annotated[str | None, typer.Option(help="Only this county.")] = None,
+    township: Annotated[str | None, typer.Option(help="Only this township.")] = None,
+    deep_poverty: Annotated[list[str] | None, typer.Option(help="A deep-poverty county (10% cap; repeatable).")] = None,
+    db: DbOption = None,
+) -> None:
+    """Monitored households (MON-1/MON-2) by risk, with suggested assistance and the MON-2 scale check."""
+    from povertyrules.io.tables import write_table
+    from povertyrules.store.reports import watchlist as build
+
+    households, scale = build(_engine(db), run, county, township, tuple(deep_poverty or ()))
+    write_table(households, output, sheet="watchlist", sheets={"scale": scale})
+    console.print(f"{len(households)} monitored households → {output}", highlight=False)
+    for row in scale.itertuples(index=False):
+        style = "red" if row.check.startswith("WARNING") else "green"
+        console.print(f"[{style}]{row.county}: {row.monitored_people:.0f} monitored / {row.registered_people:.0f} "
+                      f"registered people = {row.share:.1%} (limit {row.limit:.0%}) — {row.check}[/{style}]",
+                      highlight=False)
+
+
+@fail_on_errors
+def runs(db: DbOption = None) -> None:
+    """The stored runs."""
+    from povertyrules.store.runs import runs as all_runs
+
+    table = Table("run", "time", "operator", "input", "year", "rules_version", "decided", "errors")
+    for r in all_runs(_engine(db)):
+        table.add_row(str(r.id), f"{r.created_at:%Y-%m-%d %H:%M}", r.operator, r.input_file, str(r.year or ""),
+                      r.rules_version, str(r.decided), str(r.error_rows))
+    console.print(table)

@@ -1,0 +1,110 @@
+"""Audit-store tables (SQLModel). Append-only: rows are inserted, never updated or deleted — the database
+refuses it too (triggers installed by `povertyrules.store.database.create`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Column, Index, Text
+from sqlmodel import Field, SQLModel
+
+
+class Run(SQLModel, table=True):
+    """One scoring of one input file with one effective rule set."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: dt.datetime = Field(index=True)
+    operator: str
+    input_file: str
+    input_sha256: str
+    year: int | None = None
+    rules_version: str = Field(index=True)
+    decided: int
+    error_rows: int
+    input_rows: int
+    lang: str = "zh"
+    #: every parameter value in force for the run's years, with unit, source and confidence (JSON)
+    parameters: str = Field(sa_column=Column(Text, nullable=False))
+    #: the rule files and override values the run used, so explanations never depend on today's files (JSON)
+    rules_snapshot: str = Field(sa_column=Column(Text, nullable=False))
+    #: the text of every clause the rules cite, word for word (JSON)
+    clauses: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class Decision(SQLModel, table=True):
+    """One household's decision in one run: the contract's columns, plus the input row it was decided on."""
+
+    __table_args__ = (Index("ix_decision_household_run", "household_id", "run_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="run.id", index=True)
+    household_id: str
+    year: int
+    poverty_line: float | None = None
+    monitoring_line: float | None = None
+    per_capita_income: float | None = None
+    four_look_score: float | None = None
+    identification: str
+    exit: str
+    monitoring: str
+    monitoring_triggers: str | None = None
+    reasons: str = Field(sa_column=Column(Text, nullable=False))
+    rules_version: str
+    county: str | None = None
+    township: str | None = None
+    village: str | None = None
+    registered_status: str | None = None
+    missing_columns: str | None = None
+    row: int
+    inputs: str = Field(sa_column=Column(Text, nullable=False))  # the typed input row (JSON)
+
+
+class Reason(SQLModel, table=True):
+    """One rule cited in one decision: verdict, observed values, thresholds and the rendered message."""
+
+    __table_args__ = (Index("ix_reason_run_household", "run_id", "household_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="run.id")
+    household_id: str
+    seq: int
+    decision: str
+    rule_id: str
+    kind: str
+    clause: str
+    verdict: str  # true / false / unknown
+    observed: str = Field(sa_column=Column(Text, nullable=False))  # JSON
+    thresholds: str = Field(sa_column=Column(Text, nullable=False))  # JSON
+    message: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class RunError(SQLModel, table=True):
+    """An input row a run could not read."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="run.id", index=True)
+    row: int
+    household_id: str | None = None
+    column: str
+    value: str | None = None
+    error: str
+    file: str
+
+
+class ProcedureStep(SQLModel, table=True):
+    """One recorded step of a household's identification, exit or monitoring procedure (ID-4, EX-2, MON-3)."""
+
+    __table_args__ = (Index("ix_step_household", "household_id", "procedure"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    household_id: str
+    procedure: str
+    step: str
+    date: dt.date
+    actor: str
+    objection: bool = False
+    note: str | None = None
+    recorded_at: dt.datetime
+
+
+APPEND_ONLY = ("run", "decision", "reason", "runerror", "procedurestep")

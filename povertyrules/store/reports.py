@@ -1,0 +1,121 @@
+"""Reports over stored runs: the watchlist with its MON-2 scale check, and the difference between two runs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, select
+from sqlmodel import Session
+
+from povertyrules.engines.vectorized import evaluate
+from povertyrules.store.explain import snapshot_rulebook
+from povertyrules.store.models import Reason
+from povertyrules.store.runs import decisions_frame, get_run
+
+MONITORED = ("unstable_exited", "edge")
+REGISTERED = ("poor", "exited")
+
+
+def watchlist(engine: Engine, run_id: int | None = None, county: str | None = None,
+              township: str | None = None, deep_poverty: tuple[str, ...] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(monitored households sorted by risk, scale check per county) for a stored run."""
+    decisions = decisions_frame(engine, run_id)
+    run = get_run(engine, int(decisions["run_id"].iloc[0])) if len(decisions) else get_run(engine, run_id or 0)
+    book = snapshot_rulebook(run)
+    if county:
+        decisions = decisions[decisions["county"] == county]
+    if township:
+        decisions = decisions[decisions["township"] == township]
+    inputs = pd.DataFrame([json.loads(s) for s in decisions["inputs"]], index=decisions.index)
+    members = pd.to_numeric(inputs.get("members"), errors="coerce").fillna(0)
+    watched = decisions[decisions["monitoring"].isin(MONITORED)].copy()
+    if len(watched):
+        typed = inputs.loc[watched.index].reset_index(drop=True)
+        for name, column in book.columns("household").items():
+            if name in typed and column.type == "bool":
+                typed[name] = typed[name].astype("boolean")
+        typed["year"] = watched["year"].to_numpy()
+        result = evaluate(book, typed)
+        watched["assistance"] = [book.decisions["assistance"].label(v) for v in result.outcome("assistance")]
+        watched["assistance_cause"] = [book.decisions["assistance_cause"].label(v)
+                                       for v in result.outcome("assistance_cause")]
+        watched["able_bodied"] = typed.get("able_bodied")
+        watched["expenditure_cause"] = typed.get("expenditure_cause")
+        watched["members"] = typed.get("members")
+    watched["income_to_monitoring_line"] = (watched["per_capita_income"] / watched["monitoring_line"]).round(3)
+    watched["trigger_count"] = watched["monitoring_triggers"].fillna("").str.count("[a-z_]+")
+    watched = watched.sort_values(["trigger_count", "income_to_monitoring_line"], ascending=[False, True])
+    columns = ["household_id", "county", "township", "village", "monitoring", "monitoring_triggers",
+               "per_capita_income", "monitoring_line", "income_to_monitoring_line", "members", "able_bodied",
+               "expenditure_cause", "assistance", "assistance_cause", "reasons"]
+    return watched.reindex(columns=columns).reset_index(drop=True), _scale(book, decisions, members, deep_poverty)
+
+
+def _scale(book, decisions: pd.DataFrame, members: pd.Series, deep_poverty: tuple[str, ...]) -> pd.DataFrame:
+    """MON-2: monitored people as a share of the registered population, per county."""
+    year = int(decisions["year"].max()) if len(decisions) else 2020
+    usual = book.parameters["monitoring_scale"].at(year) or book.parameters["monitoring_scale"].at(2020)
+    cap = book.parameters["monitoring_scale_deep_poverty"].at(year) or \
+        book.parameters["monitoring_scale_deep_poverty"].at(2020)
+    frame = pd.DataFrame({
+        "county": decisions["county"].fillna("(blank)"),
+        "monitored_people": np.where(decisions["monitoring"].isin(MONITORED), members, 0),
+        "registered_people": np.where(decisions["registered_status"].isin(REGISTERED), members, 0),
+    })
+    table = frame.groupby("county", as_index=False).sum()
+    table["share"] = (table["monitored_people"] / table["registered_people"].replace(0, np.nan)).round(4)
+    table["deep_poverty"] = table["county"].isin(deep_poverty)
+    table["limit"] = np.where(table["deep_poverty"], cap, usual)
+    table["check"] = np.select(
+        [table["share"].isna(), table["share"] > table["limit"]],
+        ["no registered population", "WARNING: above the MON-2 scale / 超过MON-2监测规模"], "ok")
+    return table
+
+
+def diff_runs(engine: Engine, run_a: int, run_b: int) -> pd.DataFrame:
+    """Households whose identification, exit or monitoring differ between two runs, and the rules that did it."""
+    a, b = decisions_frame(engine, run_a), decisions_frame(engine, run_b)
+    columns = ["identification", "exit", "monitoring"]
+    joined = a[["household_id", *columns]].merge(b[["household_id", *columns]], on="household_id",
+                                                  how="outer", suffixes=("_a", "_b"))
+    changed_mask = np.zeros(len(joined), dtype=bool)
+    for c in columns:
+        changed_mask |= joined[f"{c}_a"].fillna("∅").to_numpy() != joined[f"{c}_b"].fillna("∅").to_numpy()
+    changed = joined[changed_mask].reset_index(drop=True)
+    ids = changed["household_id"].tolist()
+    reasons = {run: _reasons(engine, run, ids) for run in (run_a, run_b)}
+    rows = []
+    for _, row in changed.iterrows():
+        for c in columns:
+            before, after = row[f"{c}_a"], row[f"{c}_b"]
+            if (before if isinstance(before, str) else "∅") == (after if isinstance(after, str) else "∅"):
+                continue
+            ra = reasons[run_a].get((row["household_id"], c), {})
+            rb = reasons[run_b].get((row["household_id"], c), {})
+            flipped = sorted(rule for rule in set(ra) & set(rb) if ra[rule] != rb[rule] and rule not in
+                             ("_decisive",))
+            rows.append({
+                "household_id": row["household_id"], "decision": c, "run_a": before, "run_b": after,
+                "decisive_rule_a": ra.get("_decisive"), "decisive_rule_b": rb.get("_decisive"),
+                "changed_conditions": ";".join(f"{r}: {ra[r]}→{rb[r]}" for r in flipped),
+            })
+    return pd.DataFrame(rows, columns=["household_id", "decision", "run_a", "run_b", "decisive_rule_a",
+                                       "decisive_rule_b", "changed_conditions"])
+
+
+def _reasons(engine: Engine, run_id: int, ids: list[str]) -> dict[tuple[str, str], dict[str, str]]:
+    """(household, decision) -> {rule_id: verdict, '_decisive': the deepest applying outcome rule}."""
+    found: dict[tuple[str, str], dict[str, str]] = {}
+    with Session(engine) as session:
+        for start in range(0, len(ids), 500):
+            query = (select(Reason).where(Reason.run_id == run_id, Reason.household_id.in_(ids[start:start + 500]))
+                     .order_by(Reason.household_id, Reason.seq))
+            for r in session.execute(query).scalars():
+                entry = found.setdefault((r.household_id, r.decision), {})
+                entry[r.rule_id] = r.verdict
+                if r.kind == "outcome" and r.verdict == "true":
+                    entry["_decisive"] = r.rule_id
+    return found
+

@@ -1,0 +1,161 @@
+"""Recording a scored run in the audit store, and reading it back."""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+from sqlalchemy import Engine, func, select
+from sqlmodel import Session
+
+from povertyrules.lang.clauses import clauses
+from povertyrules.lang.rulebook import RuleBook
+from povertyrules.scoring import ScoreResult
+from povertyrules.store.database import bulk_insert
+from povertyrules.store.models import Decision, Reason, Run, RunError
+
+DECISION_FIELDS = [c for c in Decision.model_fields if c != "id"]
+REASON_FIELDS = [c for c in Reason.model_fields if c != "id"]
+ERROR_FIELDS = [c for c in RunError.model_fields if c != "id"]
+BATCH = 50_000
+
+
+class NotFound(LookupError):
+    """A household or run the store does not hold."""
+
+
+def sha256(path: Path | str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def parameter_snapshot(book: RuleBook, years: list[int]) -> dict:
+    """Every parameter's value in force for each year, with unit, clause, source and confidence."""
+    snapshot = {}
+    for name, parameter in sorted(book.parameters.items()):
+        values = {}
+        for year in years:
+            entry = parameter.entry(year)
+            values[str(year)] = None if entry is None else {
+                "value": entry[1].value, "since": entry[0].isoformat(), "source": entry[1].source,
+                "confidence": entry[1].confidence}
+        snapshot[name] = {"unit": parameter.unit, "clause": parameter.clause, "values": values}
+    return snapshot
+
+
+def rules_snapshot(book: RuleBook) -> dict:
+    """The rule files and overrides as text, enough to rebuild the exact rule set later."""
+    files = {str(p.relative_to(book.root)): p.read_text(encoding="utf-8")
+             for p in sorted(book.root.rglob("*.yaml")) if "tests" not in p.relative_to(book.root).parts}
+    overrides = {str(i): Path(p).read_text(encoding="utf-8") for i, p in enumerate(book.override_files)}
+    return {"version": book.version, "files": files, "overrides": overrides,
+            "override_values": json.loads(json.dumps(book.override_values, default=str))}
+
+
+def record_run(engine: Engine, result: ScoreResult, input_file: str | Path, operator: str | None = None,
+               lang: str = "zh") -> int:
+    """Append one run (decisions, reasons, errors) and return its id. Re-scoring makes a new run."""
+    if result.records is None or result.inputs is None:
+        raise ValueError("score with keep_records=True to store a run")
+    book, decisions = result.book, result.decisions
+    years = sorted({int(y) for y in decisions["year"].unique()}) if len(decisions) else []
+    cited = sorted(book.cited_clauses())
+    known = clauses()
+    run = Run(
+        created_at=dt.datetime.now(dt.UTC), operator=operator or getpass.getuser(),
+        input_file=str(input_file), input_sha256=sha256(input_file) if Path(input_file).is_file() else "",
+        year=years[0] if len(years) == 1 else None, rules_version=result.rules_version,
+        decided=len(decisions), error_rows=result.error_rows, input_rows=result.rows, lang=lang,
+        parameters=json.dumps(parameter_snapshot(book, years), ensure_ascii=False),
+        rules_snapshot=json.dumps(rules_snapshot(book), ensure_ascii=False),
+        clauses=json.dumps({c: known.get(c) for c in cited}, ensure_ascii=False),
+    )
+    with Session(engine) as session:
+        session.add(run)
+        session.flush()
+        run_id = int(run.id)
+        connection = session.connection()
+        bulk_insert(connection, "decision", DECISION_FIELDS, _decision_rows(run_id, decisions, result.inputs))
+        bulk_insert(connection, "reason", REASON_FIELDS, _reason_rows(run_id, result.records))
+        errors = result.errors.assign(run_id=run_id)
+        bulk_insert(connection, "runerror", ERROR_FIELDS,
+                    _rows(errors[ERROR_FIELDS].astype(object).where(errors[ERROR_FIELDS].notna(), None)))
+        session.commit()
+    return run_id
+
+
+def _rows(frame: pd.DataFrame):
+    for start in range(0, len(frame), BATCH):
+        yield from frame.iloc[start:start + BATCH].itertuples(index=False, name=None)
+
+
+def _decision_rows(run_id: int, decisions: pd.DataFrame, inputs: pd.DataFrame):
+    inputs_json = inputs.drop(columns=["row"]).to_json(orient="records", lines=True, force_ascii=False)
+    frame = decisions.assign(run_id=run_id, inputs=inputs_json.splitlines())
+    frame = frame[DECISION_FIELDS].astype(object)
+    yield from _rows(frame.where(frame.notna(), None))
+
+
+def _reason_rows(run_id: int, records: pa.Table):
+    table = records.append_column("run_id", pa.array([run_id] * records.num_rows, type=pa.int64()))
+    for batch in table.select(REASON_FIELDS).to_batches(BATCH):
+        yield from zip(*(column.to_pylist() for column in batch.columns), strict=True)
+
+
+# -- reading ------------------------------------------------------------------------------------------
+
+def get_run(engine: Engine, run_id: int) -> Run:
+    with Session(engine) as session:
+        run = session.get(Run, run_id)
+        if run is None:
+            raise NotFound(f"no run {run_id}")
+        return run
+
+
+def runs(engine: Engine) -> list[Run]:
+    with Session(engine) as session:
+        return list(session.execute(select(Run).order_by(Run.id)).scalars())
+
+
+def decision_of(engine: Engine, household_id: str, run_id: int | None = None) -> Decision:
+    """The household's decision in the given run, or in the latest run that decided it."""
+    with Session(engine) as session:
+        query = select(Decision).where(Decision.household_id == household_id)
+        query = query.where(Decision.run_id == run_id) if run_id else query.order_by(Decision.run_id.desc())
+        found = session.execute(query.limit(1)).scalars().first()
+    if found is None:
+        where = f" in run {run_id}" if run_id else ""
+        raise NotFound(f"户 {household_id} 不在审计库中{where} / household {household_id} is not in the store{where}")
+    return found
+
+
+def reasons_of(engine: Engine, household_id: str, run_id: int) -> list[Reason]:
+    with Session(engine) as session:
+        query = (select(Reason).where(Reason.run_id == run_id, Reason.household_id == household_id)
+                 .order_by(Reason.seq))
+        return list(session.execute(query).scalars())
+
+
+def history_of(engine: Engine, household_id: str) -> list[tuple[Run, Decision]]:
+    with Session(engine) as session:
+        query = (select(Run, Decision).join(Decision, Decision.run_id == Run.id)
+                 .where(Decision.household_id == household_id).order_by(Run.id))
+        return [(r, d) for r, d in session.execute(query).all()]
+
+
+def decisions_frame(engine: Engine, run_id: int | None = None) -> pd.DataFrame:
+    """A stored run's decisions as a DataFrame (the latest run by default)."""
+    with Session(engine) as session:
+        run_id = run_id or session.execute(select(func.max(Run.id))).scalar()
+        if run_id is None:
+            raise NotFound("审计库中没有任何运行 / the store holds no run")
+        query = select(*(getattr(Decision, c) for c in DECISION_FIELDS)).where(Decision.run_id == run_id)
+        return pd.read_sql(query, session.connection())
