@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -30,3 +31,36 @@ def book():
 def households(*rows: dict) -> pd.DataFrame:
     """A frame of households built from BASE_HOUSEHOLD with per-row changes (ids h1, h2, … unless given)."""
     return pd.DataFrame([{**BASE_HOUSEHOLD, "household_id": f"h{i + 1}", **row} for i, row in enumerate(rows)])
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A PostgreSQL server: POVERTYRULES_TEST_PG (started by .ci/run), or one started here."""
+    import os
+
+    from .pg import postgres_server
+
+    if os.environ.get("POVERTYRULES_TEST_PG"):
+        yield os.environ["POVERTYRULES_TEST_PG"]
+        return
+    try:
+        with postgres_server() as url:
+            yield url
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"no PostgreSQL server could be started: {exc}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request, tmp_path):
+    """A fresh, empty audit store on each backend (a SQLite file, or a new PostgreSQL database)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "audit.db")
+    import uuid
+
+    import psycopg
+
+    server = request.getfixturevalue("postgres_url")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server, autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    return server.rsplit("/", 1)[0] + f"/{name}"
