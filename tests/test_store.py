@@ -114,8 +114,9 @@ def test_explain_gives_the_same_answer_after_the_rule_files_change(db, small_cou
     data = yaml.safe_load(line.read_text(encoding="utf-8"))
     data["values"][next(k for k in data["values"] if str(k) == "2020-01-01")]["value"] = 10000
     line.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    (rules / "identification.yaml").write_text(
-        (rules / "identification.yaml").read_text(encoding="utf-8").replace("须低于标准线", "CHANGED"), encoding="utf-8")
+    identification = rules / "identification.yaml"
+    changed = identification.read_text(encoding="utf-8").replace("须低于标准线", "CHANGED")
+    identification.write_text(changed, encoding="utf-8")
     after = json.loads(run("explain", "car1", "--db", db, "--json").output)
     assert after == before
     assert "per_capita_income >= 4,000 (now 3,000)" in json.dumps(after, ensure_ascii=False)
