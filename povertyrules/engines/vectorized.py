@@ -72,25 +72,34 @@ def column_vec(series: pd.Series, kind: str) -> Vec:
 
 
 def evaluate(book: RuleBook, frame: pd.DataFrame, entity: Entity = "household",
-             forced: dict[str, Vec] | None = None) -> Evaluation:
+             forced: dict[str, tuple[Vec, np.ndarray]] | None = None) -> Evaluation:
     """Evaluate every definition, criterion and decision of `entity` on `frame`.
 
     `frame` holds typed input columns (see `povertyrules.model.records`); for households a ``year``
     column chooses the parameter values in force for each row. Missing optional columns are unknown.
-    `forced` replaces named columns, definitions or criteria with given values (for counterfactuals).
+    `forced` maps a column, definition or criterion to (values, rows): on those rows the values replace what
+    the data or the rules give (for counterfactuals); everything downstream follows.
     """
+    columns = {name: column_vec(frame[name], column.type)
+               for name, column in book.columns(entity).items() if name in frame}
+    years = frame["year"].to_numpy() if "year" in frame else None
+    return evaluate_columns(book, columns, len(frame), entity, years, forced)
+
+
+def evaluate_columns(book: RuleBook, columns: dict[str, Vec], n: int, entity: Entity = "household",
+                     years: np.ndarray | None = None,
+                     forced: dict[str, tuple[Vec, np.ndarray]] | None = None) -> Evaluation:
+    """`evaluate` on columns already held as `Vec` (scalars broadcast): no DataFrame needed."""
     forced = forced or {}
-    n = len(frame)
     result = Evaluation(book, entity, n)
     for name, column in book.columns(entity).items():
-        if name in forced:
-            result.env[name] = forced[name]
-        elif name in frame:
-            result.env[name] = column_vec(frame[name], column.type)
+        if name in columns:
+            result.env[name] = columns[name]
         else:
             empty = {"number": np.zeros(n), "bool": np.zeros(n, dtype=bool)}.get(column.type)
             result.env[name] = Vec(np.full(n, "", object) if empty is None else empty, False)
-    years = frame["year"].to_numpy() if "year" in frame else None
+        if name in forced:
+            result.env[name] = _override(result.env[name].full(n), *forced[name])
     evaluator = _Evaluator(book, entity, result, years)
     if years is not None:
         for name in book.parameters:
@@ -98,11 +107,15 @@ def evaluate(book: RuleBook, frame: pd.DataFrame, entity: Entity = "household",
     for name in book.order[entity]:
         if name in book.decisions:
             evaluator.decide(book.decisions[name])
-        elif name in forced:
-            result.env[name] = forced[name]
         else:
             result.env[name] = evaluator.eval(book.rules[name].expr)
+            if name in forced:
+                result.env[name] = _override(result.env[name].full(n), *forced[name])
     return result
+
+
+def _override(computed: Vec, values: Vec, rows: np.ndarray) -> Vec:
+    return Vec(np.where(rows, values.values, computed.values), np.where(rows, values.known, computed.known))
 
 
 def evaluate_expression(result: Evaluation, node: ex.Node) -> Vec:

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from povertyrules.engines.vectorized import Evaluation, Vec, evaluate, evaluate_expression
+from povertyrules.engines.vectorized import Evaluation, Vec, evaluate_columns, evaluate_expression
 from povertyrules.lang import expr as ex
 from povertyrules.lang.rulebook import RuleBook, load_rulebook
 from povertyrules.store.models import Decision, Reason, Run
@@ -89,29 +88,37 @@ def explain_stored(run: Run, decision: Decision, reasons: list[Reason]) -> Expla
     return explanation
 
 
-def input_frame(decision: Decision, book: RuleBook, copies: int = 1) -> pd.DataFrame:
-    """The stored input row, typed as the engine expects, repeated `copies` times."""
+def input_columns(decision: Decision, book: RuleBook) -> dict[str, Vec]:
+    """The stored input row as engine columns (scalars; they broadcast to any number of variants)."""
     row = json.loads(decision.inputs)
-    frame = pd.DataFrame([row] * copies)
+    columns = {}
     for name, column in book.columns("household").items():
-        if name in frame and column.type == "bool":
-            frame[name] = frame[name].astype("boolean")
-    frame["year"] = int(decision.year)
-    return frame
+        value = row.get(name)
+        if value is None:
+            continue
+        columns[name] = Vec(bool(value) if column.type == "bool" else
+                            float(value) if column.type == "number" else str(value), True)
+    return columns
+
+
+def _evaluate(book: RuleBook, decision: Decision, n: int, forced=None) -> Evaluation:
+    return evaluate_columns(book, input_columns(decision, book), n, years=np.full(n, int(decision.year)),
+                            forced=forced)
 
 
 def counterfactuals(book: RuleBook, decision: Decision, reasons: list[Reason]) -> list[Change]:
-    """For each decision, the single (or else paired) flipped conditions that change its outcome."""
-    base = evaluate(book, input_frame(decision, book))
-    changes: list[Change] = []
-    for name in DECISIONS:
-        candidates = _candidates(book, base, [r for r in reasons if r.decision == name])
-        current = base.outcome(name)[0]
-        found = _search(book, decision, base, name, current, candidates, size=1)
-        if not found:
-            found = _search(book, decision, base, name, current, candidates, size=2)
-        changes.extend(found)
-    return changes
+    """For each decision, the single (or else paired) flipped conditions that change its outcome.
+
+    All single flips of all decisions run as one batch with the unchanged row first; pairs, where no single
+    flip moves a decision, as a second batch.
+    """
+    base = _evaluate(book, decision, 1)
+    candidates = {name: _candidates(book, base, [r for r in reasons if r.decision == name]) for name in DECISIONS}
+    singles = {name: [(c,) for c in candidates[name]] for name in DECISIONS}
+    found = _search(book, decision, base, singles)
+    pairs = {name: [c for c in itertools.combinations(candidates[name], 2) if c[0][0] != c[1][0]]
+             for name in DECISIONS if not any(change.decision == name for change in found)}
+    return found + (_search(book, decision, base, pairs) if any(pairs.values()) else [])
 
 
 def _candidates(book: RuleBook, base: Evaluation, reasons: list[Reason]) -> list[tuple[str, bool]]:
@@ -142,24 +149,25 @@ def _leaf_criteria(book: RuleBook, name: str) -> list[str]:
     return [name] if not subs else [leaf for sub in subs for leaf in _leaf_criteria(book, sub)]
 
 
-def _search(book: RuleBook, decision: Decision, base: Evaluation, name: str, current: str,
-            candidates: list[tuple[str, bool]], size: int) -> list[Change]:
-    combos = [c for c in itertools.combinations(candidates, size) if len({n for n, _ in c}) == size]
-    if not combos:
+def _search(book: RuleBook, decision: Decision, base: Evaluation,
+            combos: dict[str, list[tuple[tuple[str, bool], ...]]]) -> list[Change]:
+    """Evaluate every combination of forced values in one batch; keep those that move their decision."""
+    flat = [(name, combo) for name, group in combos.items() for combo in group]
+    if not flat:
         return []
-    forced: dict[str, Vec] = {}
-    for target in {n for combo in combos for n, _ in combo}:
-        v = base.value(target)
-        values = np.repeat(np.asarray(v.values, dtype=bool), len(combos))
-        known = np.repeat(np.asarray(v.known, dtype=bool), len(combos))
-        for i, combo in enumerate(combos):
+    forced: dict[str, tuple[Vec, np.ndarray]] = {}
+    for target in {n for _, combo in flat for n, _ in combo}:
+        values, rows = np.zeros(len(flat), dtype=bool), np.zeros(len(flat), dtype=bool)
+        for i, (_, combo) in enumerate(flat):
             for n, value in combo:
                 if n == target:
-                    values[i], known[i] = value, True
-        forced[target] = Vec(values, known)
-    variants = evaluate(book, input_frame(decision, book, len(combos)), forced=forced).outcome(name)
+                    values[i], rows[i] = value, True
+        forced[target] = (Vec(values, True), rows)
+    variants = _evaluate(book, decision, len(flat), forced)
+    outcomes = {name: variants.outcome(name) for name in combos}
     changes = []
-    for combo, outcome in zip(combos, variants, strict=True):
+    for i, (name, combo) in enumerate(flat):
+        outcome, current = outcomes[name][i], base.outcome(name)[0]
         if outcome != current and outcome != "review":
             changes.append(Change(name, str(outcome), [_condition(book, base, n, value) for n, value in combo]))
     return changes

@@ -106,6 +106,7 @@ def _decision_rows(run_id: int, decisions: pd.DataFrame, inputs: pd.DataFrame):
 
 def _reason_rows(run_id: int, records: pa.Table):
     table = records.append_column("run_id", pa.array([run_id] * records.num_rows, type=pa.int64()))
+    table = table.sort_by([("household_id", "ascending"), ("seq", "ascending")])  # index-friendly order
     for batch in table.select(REASON_FIELDS).to_batches(BATCH):
         yield from zip(*(column.to_pylist() for column in batch.columns), strict=True)
 
