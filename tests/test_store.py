@@ -206,6 +206,23 @@ def test_scoring_stores_decisions_in_bulk_not_one_orm_object_per_row(db, tmp_pat
         assert len(session.execute(select(Reason.id)).all()) > 5 * 1900
 
 
+def test_explain_says_whether_the_status_is_final_by_its_procedure(db, small_county, tmp_path):
+    score_and_store(db, small_county, tmp_path / "d.csv")
+    before = json.loads(run("explain", "poor1", "--db", db, "--json").output)["procedures"]
+    assert before["identification"] == {"clause": "ID-4", "complete": False, "next_step": "application",
+                                        "steps": []}
+    steps = ["application", "village_review", "assembly_publicity", "township_check", "county_review",
+             "signature", "system_entry"]
+    for day, step in enumerate(steps, start=1):
+        assert run("procedure", "record", "poor1", "--step", step, "--actor", "x", "--date", f"2020-04-{day:02d}",
+                   "--db", db).exit_code == 0
+    after = json.loads(run("explain", "poor1", "--db", db, "--json").output)["procedures"]
+    assert after["identification"]["complete"] is True and len(after["identification"]["steps"]) == 7
+    assert "procedure complete" in run("explain", "poor1", "--db", db, "--lang", "en").output
+    listed = run("runs", "--db", db)
+    assert listed.exit_code == 0 and "2020" in listed.output
+
+
 def test_procedures_are_recorded_in_order_and_objections_send_them_back(db):
     steps = ["application", "village_review", "assembly_publicity", "township_check", "county_review",
              "signature", "system_entry"]

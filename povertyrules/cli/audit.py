@@ -48,8 +48,10 @@ def explain(
         _not_found(exc)
     stored_run = get_run(engine, decision.run_id)
     explanation = explain_stored(stored_run, decision, reasons_of(engine, household_id, decision.run_id))
+    procedures = _procedures(engine, decision)
     if as_json:
-        print(json.dumps(explanation.to_dict(), ensure_ascii=False, indent=2, default=str))
+        print(json.dumps({**explanation.to_dict(), "procedures": procedures}, ensure_ascii=False, indent=2,
+                         default=str))
         return
     zh = lang == "zh"
     d = explanation.decision
@@ -72,12 +74,35 @@ def explain(
     console.print(f"\n[bold]{'条款原文' if zh else 'Clause texts'}[/bold]")
     for clause, text in explanation.clauses.items():
         console.print(f"  [{clause}] {text}", highlight=False)
+    for name, state in procedures.items():
+        final = ("程序完成，结果生效" if zh else "procedure complete: the status is final") if state["complete"] else (
+            f"程序未完成（下一步：{state['next_step']}），结果尚未生效" if zh
+            else f"procedure in progress (next step: {state['next_step']}): the status is not final")
+        console.print(f"{name} ({state['clause']}): {final}", highlight=False)
     console.print(f"\n[bold]{'改变结果的条件' if zh else 'What would change the outcome'}[/bold]")
     if not explanation.changes:
         console.print("  —")
     for change in explanation.changes:
         conditions = " and ".join(f"{c['clause']} {c['name']}: {c['hint']}" for c in change.conditions)
         console.print(f"  {change.decision} → {change.outcome}: {conditions}", highlight=False)
+
+
+def _procedures(engine, decision) -> dict[str, dict]:
+    """The procedure each decision's outcome needs before it is final (ID-4, EX-2, MON-3), and its state."""
+    from povertyrules.lang.rulebook import load_rulebook
+    from povertyrules.store.procedures import state
+
+    needed = {"identification": decision.identification == "poor", "exit": decision.exit == "eligible",
+              "monitoring": decision.monitoring in ("unstable_exited", "edge")}
+    book = load_rulebook()
+    found = {}
+    for name, applies in needed.items():
+        if applies and name in book.procedures:
+            s = state(engine, book, decision.household_id, name)
+            found[name] = {"clause": s.clause, "complete": s.complete, "next_step": s.next_step,
+                           "steps": [{"step": x.step, "date": x.date, "actor": x.actor, "objection": x.objection}
+                                     for x in s.steps]}
+    return found
 
 
 @fail_on_errors
