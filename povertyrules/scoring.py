@@ -68,8 +68,9 @@ def resolve_rules(rules: RuleBook | str | Path | None = None, overrides: dict[st
 def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str | Path | None = None,
           overrides: dict[str, Any] | None = None, override_files: list[str | Path] | None = None,
           members: pd.DataFrame | None = None, lang: str = "zh", file: str = "<households>",
-          members_file: str = "<members>", chunk_size: int = 200_000,
-          progress: Callable[[int], None] | None = None, keep_records: bool = False) -> ScoreResult:
+          members_file: str = "<members>", chunk_size: int = 50_000,
+          progress: Callable[[int], None] | None = None, keep_records: bool = False,
+          sink: Callable[[pd.DataFrame], None] | None = None) -> ScoreResult:
     """Score household rows (English or Chinese headers) and return decisions and errors.
 
     :param year: evaluation year for rows without a ``year``/``年度`` value.
@@ -78,6 +79,8 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
     :param members: a members sheet; household size is then derived by the ID-1 rules.
     :param progress: called with the number of rows finished after each chunk.
     :param keep_records: also return one record per cited rule per household (for the audit store).
+    :param sink: called with each chunk of decisions as it is made (to stream them to a file); the result's
+        `decisions` then leave out the long text columns (`reasons`, `missing_columns`) to save memory.
     """
     book = resolve_rules(rules, overrides, override_files)
     _check_outputs(book)
@@ -99,6 +102,9 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
         chunk = valid.iloc[start:start + chunk_size].reset_index(drop=True)
         frame_part, record_part = decision_frame(evaluate(book, chunk), chunk, book.version, lang, member_reasons,
                                                  with_records=keep_records)
+        if sink is not None:
+            sink(frame_part)
+            frame_part = frame_part.drop(columns=["reasons", "missing_columns"])
         parts.append(frame_part)
         if record_part is not None and record_part.num_columns:
             records.append(record_part)

@@ -107,3 +107,23 @@ def test_every_row_is_decided_or_listed_as_an_error(frame):
     assert result.rows == len(frame)
     assert len(result.decisions) + result.error_rows == len(frame)
     assert set(result.decisions["row"]).isdisjoint(set(result.errors["row"]))
+
+
+@given(county)
+def test_the_batch_engine_and_the_row_interpreter_agree(frame):
+    from povertyrules.engines.scalar import evaluate_row, outcome_text
+    from povertyrules.engines.vectorized import evaluate
+    from povertyrules.model.columns import HOUSEHOLD_COLUMNS
+    from povertyrules.model.records import parse_records
+
+    book = load_rules()
+    typed = parse_records(frame, HOUSEHOLD_COLUMNS, "<t>", unique="household_id").valid
+    batch = evaluate(book, typed)
+    criteria = [r.id for r in book.rules.values() if r.kind == "criterion" and r.entity == "household"]
+    for i, row in enumerate(typed.to_dict("records")):
+        scalar = evaluate_row(book, row)
+        for decision in ("identification", "exit", "monitoring", "assistance", "assistance_cause"):
+            assert batch.outcome(decision)[i] == outcome_text(scalar[decision]), (decision, row)
+        for name in criteria:
+            v = batch.value(name)
+            assert (bool(v.values[i]) if v.known[i] else None) == scalar[name], (name, row)

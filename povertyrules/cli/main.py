@@ -12,7 +12,7 @@ from rich.table import Table
 
 from povertyrules.cli import audit, datasets, procedure, rules
 from povertyrules.cli.common import fail_on_errors, parse_sets
-from povertyrules.io.tables import member_sheet, read_table, write_table
+from povertyrules.io.tables import TableWriter, member_sheet, read_table, write_table
 
 app = typer.Typer(help="Rules-as-code for targeted poverty alleviation: identification, exit, monitoring.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -49,12 +49,15 @@ def score(
     frame = read_table(input)
     member_frame = read_table(members) if members else member_sheet(input)
     with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-                  disable=len(frame) < PROGRESS_FROM) as bar:
+                  disable=len(frame) < PROGRESS_FROM) as bar, TableWriter(output) as writer:
         task = bar.add_task("score", total=len(frame))
         result = run_score(frame, year=year, rules=book, members=member_frame, lang=lang, file=str(input),
                            members_file=str(members) if members else f"{input}#members",
-                           progress=lambda k: bar.advance(task, k), keep_records=store)
-    write_table(result.decisions, output)
+                           progress=lambda k: bar.advance(task, k), keep_records=store,
+                           sink=None if store else writer.write)
+        del frame
+        if store:  # the store needs every decision in memory anyway
+            writer.write(result.decisions)
     errors_path = output.with_name(f"{output.stem}.errors{output.suffix}")
     write_table(result.errors, errors_path)
     _print_summary(result, output, errors_path)

@@ -107,9 +107,10 @@ def decision_frame(result: Evaluation, frame: pd.DataFrame, version: str, lang: 
     out["reasons"] = pd.Series(reasons.to_pandas(types_mapper=pd.ArrowDtype), dtype="string")
     out["rules_version"] = version
     for column in CARRIED:
-        out[column] = frame[column].to_numpy() if column in frame else None
+        out[column] = pd.array(frame[column].astype(object).to_numpy() if column in frame else [None] * n,
+                               dtype="string")
     out["missing_columns"] = pd.Series(missing.to_pandas(types_mapper=pd.ArrowDtype), dtype="string")
-    out["row"] = frame["row"].to_numpy() if "row" in frame else np.arange(2, n + 2)
+    out["row"] = (frame["row"].to_numpy() if "row" in frame else np.arange(2, n + 2)).astype("int64")
     return out, records
 
 

@@ -62,13 +62,23 @@ class Evaluation:
 
 
 def column_vec(series: pd.Series, kind: str) -> Vec:
-    """An input column as a `Vec` (kind: 'number', 'bool' or 'text')."""
-    known = series.notna().to_numpy(dtype=bool)
+    """An input column as a `Vec` (kind: 'number', 'bool' or 'text'; text becomes a fixed-width str array)."""
+    array = series.array
+    if isinstance(array, pd.Categorical):  # choice columns: index the few categories by code
+        codes = np.asarray(array.codes)
+        labels = np.asarray([*array.categories.astype(str), ""], dtype=str)
+        return Vec(labels[codes], codes >= 0)
+    if kind == "bool" and isinstance(array, pd.arrays.BooleanArray):
+        return Vec(np.asarray(array._data), ~np.asarray(array._mask))
     if kind == "number":
-        return Vec(pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan), known)
+        if not pd.api.types.is_float_dtype(series.dtype):
+            series = pd.to_numeric(series, errors="coerce")
+        values = series.to_numpy(dtype=float, na_value=np.nan)
+        return Vec(values, ~np.isnan(values))
+    known = series.notna().to_numpy(dtype=bool)
     if kind == "bool":
         return Vec(series.fillna(False).to_numpy(dtype=bool), known)
-    return Vec(series.astype(object).where(known, "").to_numpy(dtype=object), known)
+    return Vec(series.astype(object).where(known, "").to_numpy(dtype=str), known)
 
 
 def evaluate(book: RuleBook, frame: pd.DataFrame, entity: Entity = "household",
@@ -80,8 +90,9 @@ def evaluate(book: RuleBook, frame: pd.DataFrame, entity: Entity = "household",
     `forced` maps a column, definition or criterion to (values, rows): on those rows the values replace what
     the data or the rules give (for counterfactuals); everything downstream follows.
     """
+    used = book.used_columns(entity)
     columns = {name: column_vec(frame[name], column.type)
-               for name, column in book.columns(entity).items() if name in frame}
+               for name, column in book.columns(entity).items() if name in frame and name in used}
     years = frame["year"].to_numpy() if "year" in frame else None
     return evaluate_columns(book, columns, len(frame), entity, years, forced)
 
@@ -95,9 +106,8 @@ def evaluate_columns(book: RuleBook, columns: dict[str, Vec], n: int, entity: En
     for name, column in book.columns(entity).items():
         if name in columns:
             result.env[name] = columns[name]
-        else:
-            empty = {"number": np.zeros(n), "bool": np.zeros(n, dtype=bool)}.get(column.type)
-            result.env[name] = Vec(np.full(n, "", object) if empty is None else empty, False)
+        else:  # an absent column: unknown everywhere (scalars broadcast)
+            result.env[name] = Vec({"number": 0.0, "bool": False}.get(column.type, ""), False)
         if name in forced:
             result.env[name] = _override(result.env[name].full(n), *forced[name])
     evaluator = _Evaluator(book, entity, result, years)
@@ -128,6 +138,7 @@ class _Evaluator:
     def __init__(self, book: RuleBook, entity: Entity, result: Evaluation, years: np.ndarray | None):
         self.book, self.entity, self.result, self.years = book, entity, result, years
         self._params: dict[tuple[str, int], Vec] = {}
+        self._unique_years: np.ndarray | None = None
 
     # -- expressions -----------------------------------------------------------------------------
     def eval(self, node: ex.Node) -> Vec:
@@ -157,7 +168,9 @@ class _Evaluator:
                 return Vec(~np.asarray(v.values, dtype=bool), v.known)
             case ex.In(operand=o, values=values, negate=negate):
                 v = self.eval(o)
-                hit = np.isin(np.asarray(v.values, dtype=object), np.asarray(values, dtype=object))
+                hit = np.zeros(np.shape(v.values), dtype=bool)
+                for value in values:  # a short literal list: one vectorised comparison each
+                    hit |= np.asarray(v.values == value, dtype=bool)
                 return Vec(~hit if negate else hit, v.known)
             case ex.Known(operand=o, negate=negate):
                 known = np.asarray(self.eval(o).known, dtype=bool)
@@ -173,7 +186,9 @@ class _Evaluator:
             raise RuleError(f"parameter '{name}' needs a year, but the {self.entity} entity has none")
         key = (name, offset)
         if key not in self._params:
-            unique = pd.unique(self.years)
+            if self._unique_years is None:
+                self._unique_years = pd.unique(self.years)
+            unique = self._unique_years
             lookup = {int(y): parameter.at(int(y) + offset) for y in unique}
             if len(unique) == 1:
                 v = lookup[int(unique[0])]
@@ -256,9 +271,14 @@ class _Evaluator:
 
         def resolve(siblings: list[Rule], active: np.ndarray) -> np.ndarray:
             out = np.full(n, none_applies, dtype=np.int16)
-            conditions = [self.result.conditions[r.id] for r in siblings]
-            true = [active & c.true() for c in conditions]
-            count = np.sum(true, axis=0) if true else np.zeros(n, dtype=int)
+            true, unknown = [], []
+            count = np.zeros(n, dtype=np.int8)
+            for r in siblings:
+                c = self.result.conditions[r.id]
+                known = np.asarray(c.known, dtype=bool)
+                true.append(active & known & np.asarray(c.values, dtype=bool))
+                unknown.append(active & ~known)
+                count += true[-1]
             if (count > 1).any():
                 row = int(np.argmax(count > 1))
                 both = [r.id for r, t in zip(siblings, true, strict=True) if t[row]]
@@ -267,14 +287,20 @@ class _Evaluator:
             any_true = count == 1
             for r, t in zip(siblings, true, strict=True):
                 if t.any():
-                    sub = resolve(children.get(r.id, []), t)
-                    out = np.where(t, np.where(sub == none_applies, code[r.outcome or ""], sub), out)
-            unknown = [active & c.unknown() for c in conditions]
-            undecided = active & ~any_true & np.any(unknown, axis=0) if unknown else np.zeros(n, bool)
-            out = np.where(undecided, code[REVIEW], out)
-            for r, t, u, c in zip(siblings, true, unknown, conditions, strict=True):
-                checked_false = (active & c.false()) if r.exception_of else False
-                self.result.cited[r.id] |= t | (u & undecided) | checked_false
+                    sub = resolve(children.get(r.id, []), t) if r.id in children else None
+                    value = code[r.outcome or ""] if sub is None else np.where(sub == none_applies,
+                                                                                code[r.outcome or ""], sub)
+                    out = np.where(t, value, out)
+            undecided = np.zeros(n, dtype=bool)
+            for u in unknown:
+                undecided |= u
+            undecided &= ~any_true
+            out[undecided] = code[REVIEW]
+            for r, t, u in zip(siblings, true, unknown, strict=True):
+                cited = t | (u & undecided)
+                if r.exception_of:  # an exception that was checked and did not apply is cited too
+                    cited |= active & ~t & ~u
+                self.result.cited[r.id] |= cited
             return out
 
         codes = resolve(children.get(None, []), np.ones(n, dtype=bool))
@@ -284,7 +310,7 @@ class _Evaluator:
                             "top-level rules must cover every case", file=decision.file)
         self.result.codes[decision.name] = codes
         self.result.outcome_values[decision.name] = values
-        self.result.env[decision.name] = Vec(np.asarray(values, dtype=object)[codes], codes != code[REVIEW])
+        self.result.env[decision.name] = Vec(np.asarray(values, dtype=str)[codes], codes != code[REVIEW])
 
 
 def _kleene_and(a: Vec, b: Vec) -> Vec:

@@ -5,11 +5,13 @@ Cells are read as text so the contract's own parsing decides what is valid; noth
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 from python_calamine import CalamineWorkbook
 
 from povertyrules.errors import InputError
@@ -25,13 +27,25 @@ def read_table(path: Path | str, sheet: str | int = 0) -> pd.DataFrame:
         raise InputError("文件不存在", "file not found", file=str(path))
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig")
+        return _read_csv(path)
     if suffix == ".parquet":
         return pd.read_parquet(path).astype("string")
     if suffix in SPREADSHEETS:
         return _read_sheet(path, sheet)
     raise InputError("不支持的文件格式（csv/xlsx/parquet）", f"unsupported file type '{suffix}' (csv/xlsx/parquet)",
                      file=str(path))
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """Every cell as text (Arrow-backed), blank → missing; a UTF-8 BOM is skipped."""
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        names = next(csv.reader(handle), [])
+    if not names:
+        raise InputError("文件为空", "the file is empty", file=str(path))
+    types = {name: pa.string() for name in names}
+    table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+        column_types=types, strings_can_be_null=True, null_values=[""], quoted_strings_can_be_null=True))
+    return table.to_pandas(types_mapper=lambda t: pd.StringDtype("pyarrow") if t == pa.string() else None)
 
 
 def member_sheet(path: Path | str) -> pd.DataFrame | None:
@@ -76,10 +90,56 @@ def write_table(frame: pd.DataFrame, path: Path | str, sheet: str = "Sheet1",
     elif suffix == ".parquet":
         frame.to_parquet(path, index=False)
     elif suffix == ".xlsx":
-        with pd.ExcelWriter(path, engine="openpyxl") as writer:
+        with pd.ExcelWriter(path, engine="xlsxwriter") as writer:
             frame.to_excel(writer, index=False, sheet_name=sheet)
             for name, extra in (sheets or {}).items():
                 extra.to_excel(writer, index=False, sheet_name=name)
     else:
         raise InputError("不支持的输出格式（csv/xlsx/parquet）", f"unsupported output type '{suffix}'", file=str(path))
     return path
+
+
+class TableWriter:
+    """Write a table in chunks: streamed for .csv and .parquet (one chunk in memory at a time), gathered
+    and written at the end for .xlsx."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.suffix = self.path.suffix.lower()
+        if self.suffix not in (".csv", ".parquet", ".xlsx"):
+            raise InputError("不支持的输出格式（csv/xlsx/parquet）", f"unsupported output type '{self.suffix}'",
+                             file=str(self.path))
+        self._writer = None
+        self._schema: pa.Schema | None = None
+        self._chunks: list[pd.DataFrame] = []
+        self._sink = None
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if self.suffix == ".xlsx":
+            self._chunks.append(frame)
+            return
+        table = pa.Table.from_pandas(frame, preserve_index=False, schema=self._schema)
+        if self._writer is None:
+            self._schema = table.schema
+            if self.suffix == ".csv":
+                self._sink = open(self.path, "wb")  # noqa: SIM115 - closed in close()
+                self._sink.write("\ufeff".encode())
+                self._writer = pacsv.CSVWriter(self._sink, table.schema)
+            else:
+                self._writer = pq.ParquetWriter(self.path, table.schema)
+        self._writer.write_table(table)
+
+    def close(self) -> None:
+        if self.suffix == ".xlsx":
+            write_table(pd.concat(self._chunks, ignore_index=True) if self._chunks else pd.DataFrame(), self.path)
+        elif self._writer is not None:
+            self._writer.close()
+            if self._sink:
+                self._sink.close()
+
+    def __enter__(self) -> TableWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -161,6 +161,15 @@ class RuleBook:
             return "column"
         return None
 
+    def used_columns(self, entity: Entity) -> set[str]:
+        """The input columns some rule of `entity` reads (directly; definitions and criteria are rules too)."""
+        columns, used = self.columns(entity), {"year"} if entity == "household" else set()
+        for rule in (r for r in self.rules.values() if r.entity == entity):
+            used.update(n for n in ex.names(rule.expr) if n in columns)
+            for template in (rule.message.zh, rule.message.en) if rule.message else ():
+                used.update(f for _, f, _, _ in string.Formatter().parse(template) if f in columns)
+        return used
+
     def cited_clauses(self) -> set[str]:
         return {c for r in self.rules.values() for c in r.clauses} | {
             c for p in self.parameters.values() for c in p.clause}

@@ -126,7 +126,8 @@ def _parse(series: pd.Series, column: Column) -> tuple[pd.Series, pd.Series, tup
         canonical = text.map(column.choices)
         bad = present & canonical.isna()
         allowed = " / ".join(dict.fromkeys(column.choices.values()))
-        return (canonical.astype(object).where(~bad & present, None), bad,
+        values = pd.Categorical(canonical.where(~bad & present), categories=list(dict.fromkeys(column.choices.values())))
+        return (pd.Series(values, index=series.index), bad,
                 (f"“{column.zh}”取值无效（可选：{allowed}）", f"'{column.name}' must be one of {allowed}"))
     numbers, bad = _numbers(series)
     zh, en = f"“{column.zh}”须为数字", f"'{column.name}' must be a number"

@@ -1,0 +1,118 @@
+"""A row-at-a-time interpreter of the same rule tree: plain Python values, ``None`` for unknown.
+
+It is the reference the batch engine is checked against (a property test), the per-row baseline in the
+benchmarks, and what computes definitions for the durable_rules engine's facts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from povertyrules.errors import RuleError
+from povertyrules.lang import expr as ex
+from povertyrules.lang.rulebook import REVIEW, Entity, RuleBook
+
+Value = float | bool | str | None
+
+
+def evaluate_row(book: RuleBook, row: dict[str, Any], entity: Entity = "household") -> dict[str, Value]:
+    """Every definition, criterion and decision of `entity` for one typed row (``year`` picks parameters)."""
+    env: dict[str, Value] = {name: _clean(row.get(name)) for name in book.columns(entity)}
+    year = int(row["year"]) if row.get("year") is not None else None
+    if year is not None:
+        for name, parameter in book.parameters.items():
+            env[name] = parameter.at(year)
+    for name in book.order[entity]:
+        if name in book.decisions:
+            env[name] = decide(book, name, env, year)
+        else:
+            env[name] = evaluate_node(book.rules[name].expr, env, book, year)
+    return env
+
+
+def _clean(value: Any) -> Value:
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):  # NA, NaN: unknown
+        return None
+    if hasattr(value, "item"):  # numpy scalars
+        value = value.item()
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def evaluate_node(node: ex.Node, env: dict[str, Value], book: RuleBook, year: int | None) -> Value:
+    """Kleene's three-valued logic over None; arithmetic with an unknown (or a division by 0) is unknown."""
+    def ev(n: ex.Node) -> Value:
+        return evaluate_node(n, env, book, year)
+
+    match node:
+        case ex.Const(value=v):
+            return v
+        case ex.Name(name=name):
+            return env.get(name)
+        case ex.Neg(operand=o):
+            v = ev(o)
+            return None if v is None else -v
+        case ex.Arith(op=op, left=a, right=b):
+            x, y = ev(a), ev(b)
+            if x is None or y is None or (op == "/" and y == 0):
+                return None
+            return {"+": x + y, "-": x - y, "*": x * y, "/": x / y if y else None}[op]
+        case ex.Compare(op=op, left=a, right=b):
+            x, y = ev(a), ev(b)
+            if x is None or y is None:
+                return None
+            return {"<": x < y, "<=": x <= y, ">": x > y, ">=": x >= y, "==": x == y, "!=": x != y}[op]
+        case ex.Logic(op="and", operands=ops):
+            values = [ev(o) for o in ops]
+            return False if False in values else (None if None in values else True)
+        case ex.Logic(op="or", operands=ops):
+            values = [ev(o) for o in ops]
+            return True if True in values else (None if None in values else False)
+        case ex.Not(operand=o):
+            v = ev(o)
+            return None if v is None else not v
+        case ex.In(operand=o, values=values, negate=negate):
+            v = ev(o)
+            return None if v is None else ((v in values) != negate)
+        case ex.Known(operand=o, negate=negate):
+            return (ev(o) is None) == negate
+        case ex.Call(function="last_year", args=(ex.Name(name=name),)):
+            return book.parameters[name].at(year - 1) if year is not None else None
+        case ex.Call(function="coalesce", args=args):
+            return next((v for v in map(ev, args) if v is not None), None)
+        case ex.Call(function=fn, args=args):
+            values = [ev(a) for a in args]
+            if None in values:
+                return None
+            return abs(values[0]) if fn == "abs" else (min(values) if fn == "min" else max(values))
+    raise AssertionError(f"unhandled node {node!r}")  # pragma: no cover
+
+
+def decide(book: RuleBook, name: str, env: dict[str, Value], year: int | None) -> Value:
+    """Catala-style: one applying top-level rule, refined by its exceptions; unknown → None (review)."""
+    rules = [book.rules[rid] for rid in book.decisions[name].outcomes]
+
+    def resolve(parent: str | None) -> tuple[bool, Value]:
+        """(some rule applies, its outcome or None when undecidable)."""
+        siblings = [r for r in rules if r.exception_of == parent]
+        values = [evaluate_node(r.expr, env, book, year) for r in siblings]
+        applying = [r for r, v in zip(siblings, values, strict=True) if v is True]
+        if len(applying) > 1:
+            raise RuleError(f"rules {[r.id for r in applying]} apply together", rule=applying[0].id)
+        if applying:
+            found, outcome = resolve(applying[0].id)
+            return True, outcome if found else applying[0].outcome
+        if None in values:
+            return True, None
+        return False, None
+
+    found, outcome = resolve(None)
+    if not found:
+        raise RuleError(f"no outcome rule of decision '{name}' applies", file=book.decisions[name].file)
+    return outcome
+
+
+def outcome_text(value: Value) -> str:
+    """A decision value as the batch engine reports it (unknown → review)."""
+    return REVIEW if value is None else str(value)
