@@ -125,8 +125,9 @@ def _parse(series: pd.Series, column: Column) -> tuple[pd.Series, pd.Series, tup
     if column.kind == "choice":
         canonical = text.map(column.choices)
         bad = present & canonical.isna()
-        allowed = " / ".join(dict.fromkeys(column.choices.values()))
-        values = pd.Categorical(canonical.where(~bad & present), categories=list(dict.fromkeys(column.choices.values())))
+        categories = list(dict.fromkeys(column.choices.values()))
+        allowed = " / ".join(categories)
+        values = pd.Categorical(canonical.where(~bad & present), categories=categories)
         return (pd.Series(values, index=series.index), bad,
                 (f"“{column.zh}”取值无效（可选：{allowed}）", f"'{column.name}' must be one of {allowed}"))
     numbers, bad = _numbers(series)
