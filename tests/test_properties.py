@@ -127,3 +127,29 @@ def test_the_batch_engine_and_the_row_interpreter_agree(frame):
         for name in criteria:
             v = batch.value(name)
             assert (bool(v.values[i]) if v.known[i] else None) == scalar[name], (name, row)
+
+
+_DURABLE = {}
+
+
+@settings(max_examples=150)
+@given(county)
+def test_the_batch_engine_and_the_durable_rules_engine_agree(frame):
+    """About two thousand household snapshots per run: outcomes, criteria and monitoring triggers agree."""
+    from povertyrules.engines.durable import DurableEngine
+    from povertyrules.engines.vectorized import evaluate
+    from povertyrules.model.columns import HOUSEHOLD_COLUMNS
+    from povertyrules.model.records import parse_records
+
+    book = load_rules()
+    durable = _DURABLE.setdefault(book.version, DurableEngine(book))
+    typed = parse_records(frame, HOUSEHOLD_COLUMNS, "<t>", unique="household_id").valid
+    batch = evaluate(book, typed)
+    reported = book.decisions["monitoring"].report_triggers_for
+    for i, row in enumerate(typed.to_dict("records")):
+        decided = durable.decide(row)
+        for decision in ("identification", "exit", "monitoring", "assistance", "assistance_cause"):
+            assert decided[decision] == batch.outcome(decision)[i], (decision, row)
+        expected = [t for t, r in book.triggers().items()
+                    if batch.outcome("monitoring")[i] in reported and batch.value(r.id).true()[i]]
+        assert durable.triggers(decided) == ";".join(expected)

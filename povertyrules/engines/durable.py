@@ -1,0 +1,205 @@
+"""The durable_rules engine, compiled from the same rule tree as the batch engine.
+
+Each household is one fact holding its inputs, the parameters in force for its year and its definitions
+(arithmetic such as per-capita income, computed by the row interpreter from the same tree). Every criterion
+becomes two durable rules — one whose condition holds exactly when the criterion is true, one when it is
+false, in Kleene's logic with `$ex` guards for known values — and every outcome path of a decision becomes one
+rule (its rule and ancestors true, its exceptions false). A firing rule adds its result to the fact and
+re-asserts it, so rules that need that result can fire next. A criterion or decision that no rule settles is
+unknown: the decision is ``review``.
+
+durable_rules 2.0.28 keeps ruleset names per process and swallows exceptions raised in actions: every engine
+gets a unique ruleset name, and action errors are collected and raised after each fact.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+
+from durable import engine as durable
+
+from povertyrules.engines.scalar import evaluate_row, outcome_text
+from povertyrules.errors import RuleError
+from povertyrules.lang import expr as ex
+from povertyrules.lang.rulebook import Rule, RuleBook
+
+Condition = dict[str, Any]
+_NAMES = itertools.count()
+_OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte", "!=": "$neq"}
+_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+_NEGATE = {"<": ">=", "<=": ">", ">": "<=", ">=": "<", "==": "!=", "!=": "=="}
+_ARITH = {"+": "$add", "-": "$sub", "*": "$mul", "/": "$div"}
+HOUSEHOLD = {"$ex": {"hid": 1}}  # every rule matches household facts only
+ALWAYS = {"$ex": {"hid": 1}}
+NEVER = {"$nex": {"hid": 1}}
+
+
+class DurableEngine:
+    """Decide households one fact at a time through a durable_rules ruleset compiled from a `RuleBook`."""
+
+    def __init__(self, book: RuleBook):
+        self.book = book
+        self.name = f"povertyrules_{next(_NAMES)}_{book.version}"
+        self.host = durable.Host()
+        self._errors: list[str] = []
+        self.outputs = [r.id for r in book.rules.values() if r.entity == "household" and r.kind == "criterion"]
+        self.outputs += [d for d, v in book.decisions.items() if v.entity == "household"]
+        self.host.register_rulesets({self.name: self._compile()})
+
+    # -- compiling ---------------------------------------------------------------------------------
+    def _compile(self) -> dict[str, Any]:
+        # durable_rules drops a fact that no rule accepts; this rule accepts every household fact and never
+        # fires (its second fact never exists), so a household's final fact stays readable.
+        rules: dict[str, Any] = {"keep": {"all": [{"m": HOUSEHOLD}, {"never": {"$ex": {"__never__": 1}}}],
+                                          "run": lambda c: None}}
+        for name in self.book.order["household"]:
+            if name in self.book.decisions:
+                rules.update(self._decision_rules(name))
+            elif self.book.rules[name].kind == "criterion":
+                rule = self.book.rules[name]
+                for value in (True, False):
+                    condition = self.condition(rule, rule.expr, value)
+                    rules[f"{name}__{str(value).lower()}"] = {
+                        "all": [{"m": {"$and": [HOUSEHOLD, condition, {"$nex": {name: 1}}]}}],
+                        "run": self._setter(name, value)}
+        return rules
+
+    def _decision_rules(self, name: str) -> dict[str, Any]:
+        decision = self.book.decisions[name]
+        outcome_rules = [self.book.rules[rid] for rid in decision.outcomes]
+        by_id = {r.id: r for r in outcome_rules}
+        rules = {}
+        for rule in outcome_rules:
+            path, cursor = [rule], rule
+            while cursor.exception_of:
+                cursor = by_id[cursor.exception_of]
+                path.append(cursor)
+            exceptions = [r for r in outcome_rules if r.exception_of == rule.id]
+            parts = [self.condition(r, r.expr, True) for r in path]
+            parts += [self.condition(r, r.expr, False) for r in exceptions]
+            rules[f"{name}__{rule.id}"] = {"all": [{"m": {"$and": [HOUSEHOLD, *parts, {"$nex": {name: 1}}]}}],
+                                           "run": self._setter(name, rule.outcome or "")}
+        return rules
+
+    def condition(self, rule: Rule, node: ex.Node, value: bool) -> Condition:
+        """A durable condition that holds exactly when `node` is known and equals `value`."""
+        def fail(why: str) -> RuleError:
+            return RuleError(f"cannot compile to durable_rules: {why}", file=rule.file, rule=rule.id,
+                             position=node.pos)
+
+        match node:
+            case ex.Const(value=bool() as v):
+                return ALWAYS if v == value else NEVER
+            case ex.Name(name=name):
+                return {name: value}
+            case ex.Not(operand=o):
+                return self.condition(rule, o, not value)
+            case ex.Logic(op=op, operands=ops):
+                parts = [self.condition(rule, o, value) for o in ops]
+                combine = "$and" if (op == "and") == value else "$or"
+                return {combine: parts}
+            case ex.Known(operand=ex.Name(name=name), negate=negate):
+                if self.book.kind_of("household", name) in ("criterion", "decision"):
+                    raise fail(f"'{name} is known' tests a derived value, which is not monotone")
+                return {("$ex" if value != negate else "$nex"): {name: 1}}
+            case ex.In(operand=ex.Name(name=name), values=values, negate=negate):
+                hit = value != negate
+                parts = [({name: v} if hit else {"$neq": {name: v}}) for v in values]
+                return {"$and": [{"$ex": {name: 1}}, {"$or" if hit else "$and": parts}]}
+            case ex.Compare(op=op, left=left, right=right):
+                if not isinstance(left, ex.Name):
+                    if not isinstance(right, ex.Name):
+                        raise fail("a comparison needs a plain name on one side")
+                    left, right, op = right, left, _FLIP[op]
+                op = op if value else _NEGATE[op]
+                guards = [{"$ex": {n: 1}} for n in self._fields(node)]
+                operand = self._operand(rule, right)
+                test = {left.name: operand} if op == "==" else {_OPS[op]: {left.name: operand}}
+                return {"$and": [*guards, test]}
+        raise fail(f"{type(node).__name__} is not supported in a durable_rules condition")
+
+    def _operand(self, rule: Rule, node: ex.Node) -> Any:
+        match node:
+            case ex.Const(value=v):
+                return v
+            case ex.Name(name=name):
+                return {"$m": name}
+            case ex.Call(function="last_year", args=(ex.Name(name=name),)):
+                return {"$m": f"last_year__{name}"}
+            case ex.Arith(op=op, left=a, right=b) if op != "/":
+                return {_ARITH[op]: {"$l": self._operand(rule, a), "$r": self._operand(rule, b)}}
+            case ex.Neg(operand=o):
+                return {"$mul": {"$l": -1, "$r": self._operand(rule, o)}}
+        raise RuleError(f"cannot compile {ex.render(node)} to a durable_rules operand", file=rule.file, rule=rule.id)
+
+    def _fields(self, node: ex.Node) -> list[str]:
+        fields = []
+        for n in ex.walk(node):
+            if isinstance(n, ex.Call) and n.function == "last_year":
+                fields.append(f"last_year__{n.args[0].name}")  # type: ignore[union-attr]
+            elif isinstance(n, ex.Name) and not any(
+                    isinstance(c, ex.Call) and c.function == "last_year" and n in c.args for c in ex.walk(node)):
+                fields.append(n.name)
+        return list(dict.fromkeys(fields))
+
+    def _setter(self, name: str, value: Any):
+        def action(c) -> None:
+            try:
+                fact = dict(c.m._d)
+                c.retract_fact(fact)
+                fact.pop("sid", None)
+                fact[name] = value
+                c.assert_fact(fact)
+            except durable.MessageNotHandledException:
+                pass
+            except Exception as exc:  # durable_rules would swallow it
+                self._errors.append(f"{name}: {exc!r}")
+        return action
+
+    # -- running ---------------------------------------------------------------------------------
+    def fact(self, row: dict[str, Any], hid: str) -> dict[str, Any]:
+        """A household's fact: known inputs, parameters in force, last year's parameters, definitions."""
+        values = evaluate_row(self.book, row)
+        year = int(row["year"])
+        fact: dict[str, Any] = {"hid": hid}
+        for name in (*self.book.columns("household"), *self.book.parameters):
+            if values.get(name) is not None:
+                fact[name] = values[name]
+        for name, parameter in self.book.parameters.items():
+            if parameter.at(year - 1) is not None:
+                fact[f"last_year__{name}"] = parameter.at(year - 1)
+        for rule in self.book.rules.values():
+            if rule.entity == "household" and rule.kind == "definition" and values.get(rule.id) is not None:
+                fact[rule.id] = values[rule.id]
+        return json.loads(json.dumps(fact, default=float))
+
+    def decide(self, row: dict[str, Any], hid: str = "h") -> dict[str, Any]:
+        """Every criterion (True/False/None) and decision (text; ``review`` when unsettled) for one household."""
+        self._errors.clear()
+        try:
+            state = self.host.assert_fact(self.name, self.fact(row, hid))
+        except durable.MessageNotHandledException:
+            state = {}
+        if isinstance(state, dict) and state.get("exception"):
+            self._errors.append(state["exception"])
+        final = next((f for f in self.host.get_facts(self.name) if f.get("hid") == hid), None)
+        if final is not None:
+            self.host.retract_fact(self.name, final)
+        if self._errors:
+            raise RuleError(f"durable_rules action failed: {'; '.join(self._errors)}")
+        final = final or {}
+        result: dict[str, Any] = {}
+        for name in self.outputs:
+            value = final.get(name)
+            result[name] = outcome_text(value) if name in self.book.decisions else value
+        return result
+
+    def decide_many(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [self.decide(row, f"h{i}") for i, row in enumerate(rows)]
+
+    def triggers(self, decided: dict[str, Any]) -> str:
+        """The monitoring triggers, as the batch engine reports them."""
+        reported = decided["monitoring"] in self.book.decisions["monitoring"].report_triggers_for
+        return ";".join(t for t, r in self.book.triggers().items() if reported and decided[r.id] is True)
