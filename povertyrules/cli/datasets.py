@@ -33,3 +33,33 @@ def synth(
     county_data = make(households, seed=seed, year=year, county=county, members=members, bad_rate=bad_rate)
     for path in write_county(county_data, output, headers=headers):
         console.print(f"wrote {path}")
+
+
+@app.command()
+@fail_on_errors
+def events(
+    households: Annotated[Path, typer.Argument(help="The county spreadsheet the events are about.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help=".jsonl or .csv")],
+    count: Annotated[int, typer.Option(help="Number of events.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    year: Annotated[int, typer.Option(help="Year the events happen in.")] = 2021,
+    bad_rate: Annotated[float, typer.Option(help="Share of events spoiled on purpose.")] = 0.01,
+) -> None:
+    """Make department alerts and household reports (MON-3, MON-5.1) for a county's households."""
+    import json
+
+    import pandas as pd
+
+    from povertyrules.datasets.synth import synth_events
+    from povertyrules.io.tables import read_table
+    from povertyrules.model.columns import HOUSEHOLD_COLUMNS
+    from povertyrules.model.records import rename_headers
+
+    frame = rename_headers(read_table(households), HOUSEHOLD_COLUMNS, str(households))
+    made = synth_events(frame, count, seed=seed, year=year, bad_rate=bad_rate)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if output.suffix.lower() == ".csv":
+        pd.DataFrame(made).to_csv(output, index=False)
+    else:
+        output.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in made), encoding="utf-8")
+    console.print(f"wrote {len(made)} events to {output}")

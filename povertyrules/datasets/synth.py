@@ -7,6 +7,7 @@ illustrative, chosen to exercise every rule; they are not statistics of any real
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -186,3 +187,42 @@ def write_county(county: County, path: Path | str, headers: str = "zh") -> list[
     if len(members):
         written.append(write_table(members, path.with_name(f"{path.stem}.members{path.suffix}")))
     return written
+
+
+EVENT_SOURCES = {
+    "medical_expense": ["health", "self_report"], "disaster_loss": ["emergency_management", "cadre_visit"],
+    "epidemic_impact": ["health", "civil_affairs"], "disability_certified": ["disabled_persons_federation"],
+    "job_loss": ["human_resources", "self_report"], "income_report": ["self_report", "cadre_visit"],
+}
+
+
+def synth_events(households: pd.DataFrame, events: int, seed: int = 0, year: int = 2021,
+                 bad_rate: float = 0.01) -> list[dict]:
+    """Department alerts and household reports for households of a county (a few of them bad on purpose)."""
+    rng = np.random.default_rng(seed)
+    ids = households["household_id"].dropna().astype(str).to_numpy()
+    incomes = pd.to_numeric(households["net_income"], errors="coerce").fillna(10000).to_numpy()
+    kinds = list(EVENT_SOURCES)
+    chosen = rng.choice(len(kinds), events, p=[0.35, 0.1, 0.05, 0.05, 0.1, 0.35])
+    who = rng.integers(0, len(ids), events)
+    days = np.sort(rng.integers(0, 365, events))
+    out = []
+    for i in range(events):
+        kind = kinds[chosen[i]]
+        income = float(incomes[who[i]])
+        amount = {"medical_expense": rng.lognormal(np.log(4000), 1.0), "disaster_loss": rng.lognormal(np.log(8000), 1.0),
+                  "epidemic_impact": rng.lognormal(np.log(2000), 0.8), "disability_certified": None,
+                  "job_loss": income * rng.uniform(0.2, 0.7), "income_report": income * rng.uniform(0.3, 1.3)}[kind]
+        event = {"household_id": ids[who[i]], "date": str(dt.date(year, 1, 1) + dt.timedelta(days=int(days[i]))),
+                 "source": str(rng.choice(EVENT_SOURCES[kind])), "kind": kind,
+                 "amount": None if amount is None else round(float(amount)), "note": ""}
+        if rng.random() < bad_rate:
+            spoil = rng.integers(0, 3)
+            if spoil == 0:
+                event["household_id"] = "NO-SUCH-HOUSEHOLD"
+            elif spoil == 1:
+                event["date"] = f"{year}-13-40"
+            else:
+                event["amount"] = -abs(event["amount"] or 100)
+        out.append(event)
+    return out

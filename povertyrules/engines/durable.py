@@ -15,12 +15,11 @@ gets a unique ruleset name, and action errors are collected and raised after eac
 from __future__ import annotations
 
 import itertools
-import json
 from typing import Any
 
 from durable import engine as durable
 
-from povertyrules.engines.scalar import evaluate_row, outcome_text
+from povertyrules.engines.scalar import evaluate_row, outcome_text, parameters_for
 from povertyrules.errors import RuleError
 from povertyrules.lang import expr as ex
 from povertyrules.lang.rulebook import Rule, RuleBook
@@ -83,6 +82,65 @@ class DurableEngine:
                                            "run": self._setter(name, rule.outcome or "")}
         return rules
 
+    def _setter(self, name: str, value: Any):
+        def action(c) -> None:
+            try:
+                fact = dict(c.m._d)
+                c.retract_fact(fact)
+                fact.pop("sid", None)
+                fact[name] = value
+                c.assert_fact(fact)
+            except durable.MessageNotHandledException:
+                pass
+            except Exception as exc:  # durable_rules would swallow it
+                self._errors.append(f"{name}: {exc!r}")
+        return action
+
+    def condition(self, rule: Rule, node: ex.Node, value: bool) -> Condition:
+        return compile_condition(self.book, rule, node, value)
+
+    def fact(self, row: dict[str, Any], hid: str) -> dict[str, Any]:
+        return household_fact(self.book, row, hid)
+
+    def decide(self, row: dict[str, Any], hid: str = "h") -> dict[str, Any]:
+        """Every criterion (True/False/None) and decision (text; ``review`` when unsettled) for one household."""
+        self._errors.clear()
+        try:
+            state = self.host.assert_fact(self.name, self.fact(row, hid))
+        except durable.MessageNotHandledException:
+            state = {}
+        if isinstance(state, dict) and state.get("exception"):
+            self._errors.append(state["exception"])
+        final = next((f for f in self.host.get_facts(self.name) if f.get("hid") == hid), None)
+        if final is not None:
+            self.host.retract_fact(self.name, final)
+        if self._errors:
+            raise RuleError(f"durable_rules action failed: {'; '.join(self._errors)}")
+        final = final or {}
+        result: dict[str, Any] = {}
+        for name in self.outputs:
+            value = final.get(name)
+            result[name] = outcome_text(value) if name in self.book.decisions else value
+        return result
+
+    def decide_many(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [self.decide(row, f"h{i}") for i, row in enumerate(rows)]
+
+    def triggers(self, decided: dict[str, Any]) -> str:
+        """The monitoring triggers, as the batch engine reports them."""
+        reported = decided["monitoring"] in self.book.decisions["monitoring"].report_triggers_for
+        return ";".join(t for t, r in self.book.triggers().items() if reported and decided[r.id] is True)
+
+
+def compile_condition(book: RuleBook, rule: Rule, node: ex.Node, value: bool) -> Condition:
+    """A durable condition that holds exactly when `node` is known and equals `value` (Kleene's logic)."""
+    return _Compiler(book).condition(rule, node, value)
+
+
+class _Compiler:
+    def __init__(self, book: RuleBook):
+        self.book = book
+
     def condition(self, rule: Rule, node: ex.Node, value: bool) -> Condition:
         """A durable condition that holds exactly when `node` is known and equals `value`."""
         def fail(why: str) -> RuleError:
@@ -144,62 +202,54 @@ class DurableEngine:
                 fields.append(n.name)
         return list(dict.fromkeys(fields))
 
-    def _setter(self, name: str, value: Any):
+
+def household_fact(book: RuleBook, row: dict[str, Any], hid: str) -> dict[str, Any]:
+    """A household's fact: known inputs, parameters in force, last year's parameters, definitions."""
+    values = evaluate_row(book, row, definitions_only=True)
+    fact: dict[str, Any] = {"hid": hid}
+    for name, value in values.items():
+        if value is not None:
+            fact[name] = value
+    for name, value in parameters_for(book, int(row["year"]) - 1).items():
+        if value is not None:
+            fact[f"last_year__{name}"] = value
+    return fact
+
+
+class DurableTriggers:
+    """A lean durable_rules ruleset of chosen criteria, fed one household snapshot at a time.
+
+    Each criterion compiles to one rule whose condition holds exactly when the criterion is true. A snapshot
+    is asserted as a fact (an event would be consumed by the first rule it matches, so a second true criterion
+    would not fire), the rules that fire are read off, and the fact is retracted. Criteria that name other
+    criteria are not supported here (no chaining), which holds for the monitoring triggers.
+    """
+
+    def __init__(self, book: RuleBook, criteria: list[str]):
+        self.book, self.criteria = book, criteria
+        self.name = f"povertyrules_triggers_{next(_NAMES)}_{book.version}"
+        self.host = durable.Host()
+        self._fired: list[str] = []
+        rules: dict[str, Any] = {}
+        for name in criteria:
+            rule = book.rules[name]
+            if any(book.kind_of("household", n) == "criterion" for n in ex.names(rule.expr)):
+                raise RuleError("a trigger ruleset cannot chain criteria", file=rule.file, rule=name)
+            rules[name] = {"all": [{"m": {"$and": [HOUSEHOLD, compile_condition(book, rule, rule.expr, True)]}}],
+                           "run": self._record(name)}
+        rules["keep"] = {"all": [{"m": HOUSEHOLD}, {"never": {"$ex": {"__never__": 1}}}], "run": lambda c: None}
+        self.host.register_rulesets({self.name: rules})
+
+    def _record(self, name: str):
         def action(c) -> None:
-            try:
-                fact = dict(c.m._d)
-                c.retract_fact(fact)
-                fact.pop("sid", None)
-                fact[name] = value
-                c.assert_fact(fact)
-            except durable.MessageNotHandledException:
-                pass
-            except Exception as exc:  # durable_rules would swallow it
-                self._errors.append(f"{name}: {exc!r}")
+            self._fired.append(name)
         return action
 
-    # -- running ---------------------------------------------------------------------------------
-    def fact(self, row: dict[str, Any], hid: str) -> dict[str, Any]:
-        """A household's fact: known inputs, parameters in force, last year's parameters, definitions."""
-        values = evaluate_row(self.book, row)
-        year = int(row["year"])
-        fact: dict[str, Any] = {"hid": hid}
-        for name in (*self.book.columns("household"), *self.book.parameters):
-            if values.get(name) is not None:
-                fact[name] = values[name]
-        for name, parameter in self.book.parameters.items():
-            if parameter.at(year - 1) is not None:
-                fact[f"last_year__{name}"] = parameter.at(year - 1)
-        for rule in self.book.rules.values():
-            if rule.entity == "household" and rule.kind == "definition" and values.get(rule.id) is not None:
-                fact[rule.id] = values[rule.id]
-        return json.loads(json.dumps(fact, default=float))
-
-    def decide(self, row: dict[str, Any], hid: str = "h") -> dict[str, Any]:
-        """Every criterion (True/False/None) and decision (text; ``review`` when unsettled) for one household."""
-        self._errors.clear()
-        try:
-            state = self.host.assert_fact(self.name, self.fact(row, hid))
-        except durable.MessageNotHandledException:
-            state = {}
+    def fired(self, snapshot: dict[str, Any]) -> list[str]:
+        """The criteria true for this snapshot (a `household_fact`), in the order given."""
+        self._fired.clear()
+        state = self.host.assert_fact(self.name, snapshot)
+        self.host.retract_fact(self.name, snapshot)
         if isinstance(state, dict) and state.get("exception"):
-            self._errors.append(state["exception"])
-        final = next((f for f in self.host.get_facts(self.name) if f.get("hid") == hid), None)
-        if final is not None:
-            self.host.retract_fact(self.name, final)
-        if self._errors:
-            raise RuleError(f"durable_rules action failed: {'; '.join(self._errors)}")
-        final = final or {}
-        result: dict[str, Any] = {}
-        for name in self.outputs:
-            value = final.get(name)
-            result[name] = outcome_text(value) if name in self.book.decisions else value
-        return result
-
-    def decide_many(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [self.decide(row, f"h{i}") for i, row in enumerate(rows)]
-
-    def triggers(self, decided: dict[str, Any]) -> str:
-        """The monitoring triggers, as the batch engine reports them."""
-        reported = decided["monitoring"] in self.book.decisions["monitoring"].report_triggers_for
-        return ";".join(t for t, r in self.book.triggers().items() if reported and decided[r.id] is True)
+            raise RuleError(f"durable_rules action failed: {state['exception']}")
+        return [c for c in self.criteria if c in self._fired]

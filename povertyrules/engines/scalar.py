@@ -17,19 +17,32 @@ from povertyrules.lang.rulebook import REVIEW, Entity, RuleBook
 Value = float | bool | str | None
 
 
-def evaluate_row(book: RuleBook, row: dict[str, Any], entity: Entity = "household") -> dict[str, Value]:
-    """Every definition, criterion and decision of `entity` for one typed row (``year`` picks parameters)."""
+def evaluate_row(book: RuleBook, row: dict[str, Any], entity: Entity = "household",
+                 definitions_only: bool = False) -> dict[str, Value]:
+    """Every definition, criterion and decision of `entity` for one typed row (``year`` picks parameters);
+    with `definitions_only`, just the parameters and definitions (what a durable_rules fact carries)."""
     env: dict[str, Value] = {name: _clean(row.get(name)) for name in book.columns(entity)}
     year = int(row["year"]) if row.get("year") is not None else None
     if year is not None:
-        for name, parameter in book.parameters.items():
-            env[name] = parameter.at(year)
+        env.update(parameters_for(book, year))
     for name in book.order[entity]:
         if name in book.decisions:
-            env[name] = decide(book, name, env, year)
-        else:
+            if not definitions_only:
+                env[name] = decide(book, name, env, year)
+        elif not definitions_only or book.rules[name].kind == "definition":
             env[name] = evaluate_node(book.rules[name].expr, env, book, year)
     return env
+
+
+_PARAMETERS: dict[tuple[int, str, int], dict[str, Value]] = {}
+
+
+def parameters_for(book: RuleBook, year: int) -> dict[str, Value]:
+    """Every parameter's value in force for `year` (cached per rule set and year)."""
+    key = (id(book), book.version, year)
+    if key not in _PARAMETERS:
+        _PARAMETERS[key] = {name: p.at(year) for name, p in book.parameters.items()}
+    return _PARAMETERS[key]
 
 
 def _clean(value: Any) -> Value:

@@ -32,6 +32,7 @@ from povertyrules.model.columns import HOUSEHOLD_COLUMNS, MEMBER_COLUMNS, Column
 
 Entity = Literal["household", "member"]
 ENTITY_COLUMNS: dict[str, tuple[Column, ...]] = {"household": HOUSEHOLD_COLUMNS, "member": MEMBER_COLUMNS}
+_COLUMN_MAPS: dict[str, dict[str, Column]] = {e: {c.name: c for c in cs} for e, cs in ENTITY_COLUMNS.items()}
 REVIEW = "review"
 DEFAULT_RULES = Path(__file__).resolve().parents[2] / "rules"
 
@@ -147,7 +148,7 @@ class RuleBook:
     version: str = ""
 
     def columns(self, entity: Entity) -> dict[str, Column]:
-        return {c.name: c for c in ENTITY_COLUMNS[entity]}
+        return _COLUMN_MAPS[entity]
 
     def kind_of(self, entity: Entity, name: str) -> str | None:
         """'column', 'parameter', 'decision', a rule kind, or None for an unknown name."""

@@ -107,4 +107,33 @@ class ProcedureStep(SQLModel, table=True):
     recorded_at: dt.datetime
 
 
-APPEND_ONLY = ("run", "decision", "reason", "runerror", "procedurestep")
+class Alert(SQLModel, table=True):
+    """A proposed monitoring object raised by an event (MON-2, MON-5.1), awaiting county confirmation (MON-3)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: dt.datetime
+    household_id: str = Field(index=True)
+    trigger: str
+    clauses: str  # comma-separated clause ids
+    event_file: str
+    event_line: int
+    event_date: dt.date
+    source: str
+    kind: str
+    amount: float | None = None
+    observed: str = Field(sa_column=Column(Text, nullable=False))  # JSON
+    message: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class AlertDecision(SQLModel, table=True):
+    """The county's decision on an alert: confirmed as a monitoring object, or rejected (MON-3)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    alert_id: int = Field(foreign_key="alert.id", index=True, unique=True)
+    confirmed: bool
+    actor: str
+    decided_at: dt.datetime
+    note: str | None = None
+
+
+APPEND_ONLY = ("run", "decision", "reason", "runerror", "procedurestep", "alert", "alertdecision")

@@ -1,0 +1,64 @@
+"""Alerts in the audit store: stored as proposals, listed, and confirmed or rejected by the county (MON-3)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from sqlalchemy import Engine, select
+from sqlmodel import Session
+
+from povertyrules.errors import PovertyRulesError
+from povertyrules.lang.rulebook import RuleBook
+from povertyrules.monitor.events import SOURCES
+from povertyrules.monitor.stream import Proposal
+from povertyrules.store.models import Alert, AlertDecision
+from povertyrules.store.procedures import record_step, state
+
+
+def store_alerts(engine: Engine, proposals: list[Proposal], event_file: str) -> list[int]:
+    now = dt.datetime.now(dt.UTC)
+    alerts = [Alert(created_at=now, household_id=p.household_id, trigger=p.trigger, clauses=",".join(p.clauses),
+                    event_file=event_file, event_line=p.event.line, event_date=p.event.date, source=p.event.source,
+                    kind=p.event.kind, amount=p.event.amount, observed=json.dumps(p.observed, ensure_ascii=False),
+                    message=p.message) for p in proposals]
+    with Session(engine) as session:
+        session.add_all(alerts)
+        session.commit()
+        return [int(a.id) for a in alerts]
+
+
+def list_alerts(engine: Engine, pending: bool = False) -> list[tuple[Alert, AlertDecision | None]]:
+    with Session(engine) as session:
+        query = (select(Alert, AlertDecision).join(AlertDecision, AlertDecision.alert_id == Alert.id, isouter=True)
+                 .order_by(Alert.id))
+        rows = [(a, d) for a, d in session.execute(query).all()]
+    return [(a, d) for a, d in rows if not pending or d is None]
+
+
+def decide_alert(engine: Engine, book: RuleBook, alert_id: int, actor: str, confirmed: bool = True,
+                 note: str | None = None) -> AlertDecision:
+    """Record the county's decision once; a confirmation also records the MON-3 procedure steps."""
+    with Session(engine) as session:
+        alert = session.get(Alert, alert_id)
+        if alert is None:
+            raise PovertyRulesError(f"no alert {alert_id} / 预警不存在")
+        if session.execute(select(AlertDecision).where(AlertDecision.alert_id == alert_id)).first():
+            raise PovertyRulesError(f"alert {alert_id} is already decided / 该预警已处理")
+        household, source, date = alert.household_id, SOURCES[alert.source], alert.event_date
+    today = dt.date.today()
+    if confirmed:
+        current = state(engine, book, household, "monitoring")
+        if current.next_step == "source":
+            record_step(engine, book, household, "monitoring", "source", date, alert.source, note=source)
+            current = state(engine, book, household, "monitoring")
+        if current.next_step == "county_confirmation":
+            record_step(engine, book, household, "monitoring", "county_confirmation", max(today, date), actor,
+                        note=f"alert {alert_id}")
+    decision = AlertDecision(alert_id=alert_id, confirmed=confirmed, actor=actor, decided_at=dt.datetime.now(dt.UTC),
+                             note=note)
+    with Session(engine) as session:
+        session.add(decision)
+        session.commit()
+        session.refresh(decision)
+    return decision

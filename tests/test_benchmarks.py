@@ -1,0 +1,30 @@
+"""The benchmark scripts keep working: a tiny smoke run prints every figure (timings are not checked)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def run(script: str, *args: str) -> str:
+    done = subprocess.run([sys.executable, str(BENCHMARKS / script), *args], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_scoring_benchmark_prints_every_figure():
+    out = run("bench_score.py", "--households", "2000", "--quick", "--excel-households", "300",
+              "--baseline-households", "40")
+    for label in ("I/O floor", "povertyrules score, CSV → CSV", "× the floor", "peak RSS", "rules only",
+                  "DataFrame.apply", "durable_rules, one fact per household", "xlsx (xlsxwriter)",
+                  "xlsx (calamine)"):
+        assert label in out, label
+
+
+def test_the_store_benchmark_prints_store_time_and_explain_latency():
+    out = run("bench_store.py", "--households", "300", "--lookups", "20")
+    assert "store run" in out and "explain (with what-ifs)" in out and "p50" in out
