@@ -93,9 +93,8 @@ def alerts(pending: Annotated[bool, typer.Option(help="Only alerts the county ha
     table = Table("id", "household", "trigger", "clauses", "event", "status")
     for alert, decision in list_alerts(connect(db), pending):
         status = "pending" if decision is None else ("confirmed" if decision.confirmed else "rejected")
-        table.add_row(str(alert.id), alert.household_id, alert.trigger, alert.clauses,
-                      f"{alert.kind} {alert.amount or ''} ({alert.source}, {alert.event_date}, line {alert.event_line})",
-                      status)
+        event = f"{alert.kind} {alert.amount or ''} ({alert.source}, {alert.event_date}, line {alert.event_line})"
+        table.add_row(str(alert.id), alert.household_id, alert.trigger, alert.clauses, event, status)
     console.print(table)
 
 

@@ -210,9 +210,11 @@ def synth_events(households: pd.DataFrame, events: int, seed: int = 0, year: int
     for i in range(events):
         kind = kinds[chosen[i]]
         income = float(incomes[who[i]])
-        amount = {"medical_expense": rng.lognormal(np.log(4000), 1.0), "disaster_loss": rng.lognormal(np.log(8000), 1.0),
-                  "epidemic_impact": rng.lognormal(np.log(2000), 0.8), "disability_certified": None,
-                  "job_loss": income * rng.uniform(0.2, 0.7), "income_report": income * rng.uniform(0.3, 1.3)}[kind]
+        amount = {
+            "medical_expense": rng.lognormal(np.log(4000), 1.0), "disaster_loss": rng.lognormal(np.log(8000), 1.0),
+            "epidemic_impact": rng.lognormal(np.log(2000), 0.8), "disability_certified": None,
+            "job_loss": income * rng.uniform(0.2, 0.7), "income_report": income * rng.uniform(0.3, 1.3),
+        }[kind]
         event = {"household_id": ids[who[i]], "date": str(dt.date(year, 1, 1) + dt.timedelta(days=int(days[i]))),
                  "source": str(rng.choice(EVENT_SOURCES[kind])), "kind": kind,
                  "amount": None if amount is None else round(float(amount)), "note": ""}
