@@ -42,16 +42,28 @@ def timed(action: Callable[[], object], repeat: int = 1) -> float:
     return best
 
 
+# Runs the command in a fresh interpreter and reports that process's own peak RSS (VmHWM). getrusage's
+# ru_maxrss of a child is not usable here: on Linux it keeps the high-water mark of the (large) parent.
+_WRAPPER = """
+import sys
+from povertyrules.cli.main import app
+try:
+    app(sys.argv[1:], standalone_mode=False)
+finally:
+    peak = next(l for l in open('/proc/self/status') if l.startswith('VmHWM'))
+    sys.stderr.write('PEAK ' + peak.split()[1] + '\\n')
+"""
+
+
 def run_cli(args: list[str]) -> tuple[float, float]:
     """(seconds, peak RSS in MB) of one `povertyrules` process."""
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "povertyrules.cli.main", *args],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
+    done = subprocess.run([sys.executable, "-c", _WRAPPER, *args], capture_output=True, text=True)
     elapsed = time.perf_counter() - started
-    if status != 0:
-        raise SystemExit(f"povertyrules {' '.join(args)} failed with status {status}")
-    return elapsed, usage.ru_maxrss / 1024
+    if done.returncode != 0:
+        raise SystemExit(f"povertyrules {' '.join(args)} failed: {done.stderr[-2000:]}")
+    peak_kb = int(next(line for line in done.stderr.splitlines() if line.startswith("PEAK")).split()[1])
+    return elapsed, peak_kb / 1024
 
 
 def county_csv(folder: Path, households: int) -> Path:

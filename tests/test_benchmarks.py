@@ -28,3 +28,8 @@ def test_the_scoring_benchmark_prints_every_figure():
 def test_the_store_benchmark_prints_store_time_and_explain_latency():
     out = run("bench_store.py", "--households", "300", "--lookups", "20")
     assert "store run" in out and "explain (with what-ifs)" in out and "p50" in out
+
+
+def test_the_monitor_benchmark_prints_events_per_second_and_the_ratio():
+    out = run("bench_monitor.py", "--households", "300", "--events", "500")
+    assert "events/s" in out and "ratio batch/monitor" in out

@@ -10,12 +10,12 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from povertyrules.cli.audit import DbOption
 from povertyrules.cli.common import fail_on_errors
 
 console = Console()
+SHOWN = 20  # alerts printed per batch of events; `povertyrules alerts` lists them all
 
 
 @fail_on_errors
@@ -59,16 +59,16 @@ def monitor(
                 if hasattr(item, "reason"):
                     counts["rejected"] += 1
                     rejected.write(json.dumps(item.as_dict(), ensure_ascii=False) + "\n")
-                    console.print(f"[yellow]line {number}: {item.reason}[/yellow]", highlight=False)
+                    console.print(f"[yellow]line {number}: {item.reason}[/yellow]", highlight=False, soft_wrap=True)
                     continue
                 counts["processed"] += 1
                 proposals.extend(watcher.process(item))
             if proposals:
                 store_alerts(engine, proposals, str(events))
                 counts["alerts"] += len(proposals)
-                for p in proposals:
+                for p in proposals[:SHOWN]:
                     console.print(f"alert: {p.household_id} {p.trigger} ({','.join(p.clauses)}) after "
-                                  f"{p.event.kind} on {p.event.date}", highlight=False)
+                                  f"{p.event.kind} on {p.event.date}", highlight=False, soft_wrap=True)
             if not follow:
                 break
             now = time.monotonic()
@@ -80,7 +80,7 @@ def monitor(
     elapsed = time.perf_counter() - started
     console.print(f"events read {counts['read']} = processed {counts['processed']} + rejected "
                   f"{counts['rejected']} (→ {rejects}); alerts raised {counts['alerts']}; {elapsed:.2f} s",
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
 
 
 @fail_on_errors
@@ -90,12 +90,14 @@ def alerts(pending: Annotated[bool, typer.Option(help="Only alerts the county ha
     from povertyrules.monitor.alerts import list_alerts
     from povertyrules.store.database import connect
 
-    table = Table("id", "household", "trigger", "clauses", "event", "status")
-    for alert, decision in list_alerts(connect(db), pending):
+    found = list_alerts(connect(db), pending)
+    for alert, decision in found:
         status = "pending" if decision is None else ("confirmed" if decision.confirmed else "rejected")
-        event = f"{alert.kind} {alert.amount or ''} ({alert.source}, {alert.event_date}, line {alert.event_line})"
-        table.add_row(str(alert.id), alert.household_id, alert.trigger, alert.clauses, event, status)
-    console.print(table)
+        amount = "" if alert.amount is None else f" {alert.amount:g}"
+        console.print(f"{alert.id}\t{alert.household_id}\t{alert.trigger}\t{alert.clauses}\t{alert.kind}{amount} "
+                      f"({alert.source}, {alert.event_date}, {alert.event_file}:{alert.event_line})\t{status}",
+                      soft_wrap=True, highlight=False)
+    console.print(f"{len(found)} alert(s)", highlight=False)
 
 
 @fail_on_errors

@@ -25,13 +25,28 @@ def evaluate_row(book: RuleBook, row: dict[str, Any], entity: Entity = "househol
     year = int(row["year"]) if row.get("year") is not None else None
     if year is not None:
         env.update(parameters_for(book, year))
+    if definitions_only:
+        for rule in _definitions(book, entity):
+            env[rule.id] = evaluate_node(rule.expr, env, book, year)
+        return env
     for name in book.order[entity]:
         if name in book.decisions:
-            if not definitions_only:
-                env[name] = decide(book, name, env, year)
-        elif not definitions_only or book.rules[name].kind == "definition":
+            env[name] = decide(book, name, env, year)
+        else:
             env[name] = evaluate_node(book.rules[name].expr, env, book, year)
     return env
+
+
+_DEFINITIONS: dict[tuple[int, str], list] = {}
+
+
+def _definitions(book: RuleBook, entity: Entity) -> list:
+    """The definitions of `entity` in dependency order (cached per rule set)."""
+    key = (id(book), book.version + entity)
+    if key not in _DEFINITIONS:
+        _DEFINITIONS[key] = [book.rules[n] for n in book.order[entity]
+                             if n in book.rules and book.rules[n].kind == "definition"]
+    return _DEFINITIONS[key]
 
 
 _PARAMETERS: dict[tuple[int, str, int], dict[str, Value]] = {}
@@ -46,6 +61,8 @@ def parameters_for(book: RuleBook, year: int) -> dict[str, Value]:
 
 
 def _clean(value: Any) -> Value:
+    if type(value) in (float, str, bool) and value == value:  # the common case, quickly
+        return value
     if value is None or value is pd.NA or (isinstance(value, float) and value != value):  # NA, NaN: unknown
         return None
     if hasattr(value, "item"):  # numpy scalars
