@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from povertyrules.cli import audit, datasets, monitor, procedure, rules
+from povertyrules.cli import audit, datasets, monitor, notebook, procedure, rules
 from povertyrules.cli.common import fail_on_errors, parse_sets
 from povertyrules.io.tables import TableWriter, member_sheet, read_table, write_table
 
@@ -19,6 +19,7 @@ app = typer.Typer(help="Rules-as-code for targeted poverty alleviation: identifi
 app.add_typer(rules.app, name="rules")
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(procedure.app, name="procedure")
+app.add_typer(notebook.app, name="notebook")
 for command in (audit.explain, audit.history, audit.diff, audit.watchlist, audit.runs, monitor.monitor,
                 monitor.alerts, monitor.confirm):
     app.command()(command)

@@ -87,8 +87,9 @@ def synth(households: int, seed: int = 0, year: int = 2020, county: str = "示�
         frame[column] = np.where(rng.random(n) < rate * (0.4 + ratio / 3), "是", "否")
     frame["ex_urban_property_rebuild"] = np.where(
         (frame["ex_urban_property"] == "是") & (rng.random(n) < 0.25), "是", "否")
-    ill = (cause == "因病") | (cause == "因残")
-    frame["hardship_approved"] = np.where(ill & (rng.random(n) < 0.5), "是", "否")
+    ill = (cause == "因病") | (cause == "因残") | (rng.random(n) < 0.05)  # some illness shows in no expense
+    excluded = np.any([frame[c] == "是" for c in EXCLUSION_RATES], axis=0)
+    frame["hardship_approved"] = np.where(ill & (excluded | (rng.random(n) < 0.3)) & (rng.random(n) < 0.6), "是", "否")
     frame["registered_status"] = status
     frame["exit_year"] = np.where(status == "exited", rng.integers(2016, year + 1, n), None)
     frame["able_bodied"] = np.minimum(size, rng.binomial(size, 0.55))
