@@ -30,6 +30,7 @@ from povertyrules.model.columns import HOUSEHOLD_COLUMNS
 from povertyrules.model.records import parse_records
 
 SEED = 8
+CHUNK = 50_000  # rows per evaluation, as `povertyrules.score` does
 
 
 def timed(action: Callable[[], object], repeat: int = 1) -> float:
@@ -113,11 +114,14 @@ def main() -> None:
     report("2. povertyrules score, CSV → CSV", f"{e2e_s:.2f} s", f"{e2e_s / floor:.1f}× the floor (target ≤ 2×)")
     report("   peak RSS end to end", f"{e2e_mb:,.0f} MB", "target ≤ 2,500 MB at 1M")
 
-    # 3. rules only, on an in-memory typed frame
+    # 3. rules only, on an in-memory typed frame, in the cache-sized chunks `score` uses
     typed = parse_records(read_table(source), HOUSEHOLD_COLUMNS, "bench", unique="household_id").valid
-    rules_s = timed(lambda: evaluate(book, typed), 3)
+    chunks = [typed.iloc[i:i + CHUNK].reset_index(drop=True) for i in range(0, len(typed), CHUNK)]
+    rules_s = timed(lambda: [evaluate(book, chunk) for chunk in chunks], 3)
     rules_rate = len(typed) / rules_s
-    report("3. rules only (batch engine)", f"{rules_rate:,.0f} /s", "target ≥ 2,000,000 /s")
+    whole_s = timed(lambda: evaluate(book, typed), 2)
+    report("3. rules only (batch engine, 50k chunks)", f"{rules_rate:,.0f} /s",
+           f"target ≥ 2,000,000 /s; one {len(typed):,}-row frame: {len(typed) / whole_s:,.0f} /s")
 
     # 4. per-row baselines on a subset
     subset = typed.head(args.baseline_households)
