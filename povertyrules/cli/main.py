@@ -72,6 +72,22 @@ def score(
         print(run_id)
 
 
+@app.command()
+@fail_on_errors
+def serve(
+    db: audit.DbOption = None,
+    host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    show_identities: Annotated[bool, typer.Option(help="Show identity-card and phone numbers unmasked.")] = False,
+) -> None:
+    """Serve the read-only inspector pages and JSON API over the audit store."""
+    import uvicorn
+
+    from povertyrules.web.app import create_app
+
+    uvicorn.run(create_app(db, show_identities), host=host, port=port, log_level="warning")
+
+
 def _print_summary(result, output: Path, errors_path: Path) -> None:
     table = Table(title=f"decisions — rules_version {result.rules_version}")
     for column in ("decision", "status", "count"):

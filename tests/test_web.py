@@ -1,0 +1,161 @@
+"""The inspector's read-only web pages and JSON API; and a real browser reading why a household was excluded."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from povertyrules import score
+from povertyrules.store.database import connect
+from povertyrules.store.runs import record_run
+from povertyrules.web.app import create_app, mask
+
+from .conftest import ROOT, SAMPLE, households
+
+ARTIFACTS = Path(os.environ.get("POVERTYRULES_ARTIFACTS", ROOT / "test-artifacts"))
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> str:
+    """A store holding the bundled sample, plus two households whose ids and notes carry identity numbers."""
+    from povertyrules.io.tables import member_sheet, read_table
+
+    db = str(tmp_path_factory.mktemp("web") / "audit.db")
+    result = score(read_table(SAMPLE), members=member_sheet(SAMPLE), keep_records=True, file=str(SAMPLE))
+    record_run(connect(db), result, SAMPLE)
+    extra = households({"household_id": "110101199003071234", "village": "电话13812345678村"})
+    record_run(connect(db), score(extra, keep_records=True), "extra.csv")
+    return db
+
+
+@pytest.fixture(scope="module")
+def excluded(store) -> str:
+    from povertyrules.store.runs import decisions_frame
+
+    frame = decisions_frame(connect(store), 1)
+    return frame.loc[frame["identification"] == "excluded", "household_id"].iloc[0]
+
+
+def test_search_by_id_and_by_village_with_paging(store, excluded):
+    client = TestClient(create_app(store))
+    found = client.get("/api/households", params={"q": excluded}).json()
+    assert found["total"] == 1 and found["households"][0]["identification"] == "excluded"
+    assert client.get("/api/households", params={"q": "ghost"}).json()["total"] == 0
+
+
+def test_paging_through_a_large_village(store):
+    client = TestClient(create_app(store))
+    first = client.get("/api/households", params={"q": "村"}).json()
+    assert first["total"] > 50 and len(first["households"]) == 50
+    last_page = -(-first["total"] // 50)
+    last = client.get("/api/households", params={"q": "村", "page": last_page}).json()
+    assert len(last["households"]) == first["total"] - 50 * (last_page - 1)
+    ids = {h["household_id"] for p in range(1, last_page + 1)
+           for h in client.get("/api/households", params={"q": "村", "page": p}).json()["households"]}
+    assert len(ids) == first["total"]
+    page = client.get("/", params={"q": "村", "page": 2}).text
+    assert "page=3" in page and "page=1" in page
+    assert [r["id"] for r in client.get("/api/runs").json()] == [1, 2]
+
+
+def test_the_household_page_shows_rules_clause_text_changes_and_history(store, excluded):
+    client = TestClient(create_app(store))
+    page = client.get(f"/household/{excluded}").text
+    assert "excluded" in page and "六不评" in page
+    assert "对有以上六种情形的，一般不得评为贫困户" in page  # ID-2.4 quoted word for word
+    assert "hardship_approved" in page and "改变结果的条件" in page
+    english = client.get(f"/household/{excluded}", params={"lang": "en"}).text
+    assert "What would change the outcome" in english
+    data = client.get(f"/api/households/{excluded}").json()
+    assert data["decision"]["identification"] == "excluded" and data["history"][0]["run_id"] == 1
+    assert any(r["clause"].startswith("ID-2.3.") for r in data["reasons"])
+    assert client.get("/household/nobody").status_code == 404
+
+
+def test_the_run_page_counts_statuses_and_offers_xlsx_downloads(store, tmp_path):
+    client = TestClient(create_app(store))
+    page = client.get("/run/1").text
+    assert "/run/1/decisions.xlsx" in page and "/run/1/watchlist.xlsx" in page
+    summary = client.get("/api/runs/1").json()
+    assert sum(summary["counts"]["identification"].values()) == summary["decided"]
+    assert summary["by_township"]
+    for name in ("decisions", "watchlist"):
+        response = client.get(f"/run/1/{name}.xlsx")
+        assert response.status_code == 200
+        path = tmp_path / f"{name}.xlsx"
+        path.write_bytes(response.content)
+        assert len(pd.read_excel(path, engine="calamine")) > 0
+
+
+def test_the_api_is_described_by_openapi(store):
+    paths = TestClient(create_app(store)).get("/openapi.json").json()["paths"]
+    assert {"/api/households", "/api/households/{household_id}", "/api/runs", "/api/runs/{run_id}"} <= set(paths)
+
+
+def test_no_route_writes(store):
+    app = create_app(store)
+    methods = {m for route in app.routes for m in getattr(route, "methods", set())}
+    assert methods <= {"GET", "HEAD"}
+    assert TestClient(app).post("/api/households", params={"q": "x"}).status_code == 405
+
+
+def test_identity_and_phone_numbers_are_masked_unless_the_operator_allows_them(store):
+    assert mask("110101199003071234 13812345678") == "110101********1234 138****5678"
+    masked = TestClient(create_app(store)).get("/api/households", params={"q": "110101199003071234"}).json()
+    row = masked["households"][0]
+    assert row["household_id"] == "110101********1234" and row["village"] == "电话138****5678村"
+    shown = TestClient(create_app(store, show_identities=True)).get(
+        "/api/households", params={"q": "110101199003071234"}).json()
+    assert shown["households"][0]["household_id"] == "110101199003071234"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_inspector_reads_the_clause_text_in_a_real_browser(store, excluded):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "povertyrules.cli.main", "serve", "--db", store,
+                               "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=[
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{port}/household/{excluded}")
+            assert page.locator("#identification").inner_text() == "excluded"
+            clauses = page.locator("#clauses").inner_text()
+            assert "对有以上六种情形的，一般不得评为贫困户" in clauses
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "household-excluded.png"), full_page=True)
+            page.click("#lang-switch")
+            assert "What would change the outcome" in page.content()
+            browser.close()
+        assert (ARTIFACTS / "household-excluded.png").stat().st_size > 10_000
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
