@@ -178,31 +178,6 @@ class RuleBook:
     def triggers(self) -> dict[str, Rule]:
         return {r.trigger: r for r in self.rules.values() if r.trigger}
 
-    def input_columns(self, name: str, entity: Entity = "household") -> list[str]:
-        """The input columns a rule or definition depends on, transitively."""
-        seen: list[str] = []
-
-        def visit(n: str) -> None:
-            kind = self.kind_of(entity, n)
-            if kind == "column":
-                seen.append(n)
-            elif kind in ("definition", "criterion"):
-                for m in ex.names(self.rules[n].expr):
-                    visit(m)
-            elif kind == "decision":
-                for rid in self.decisions[n].outcomes:
-                    visit_rule(rid)
-
-        def visit_rule(rid: str) -> None:
-            for m in ex.names(self.rules[rid].expr):
-                visit(m)
-
-        if name in self.rules and self.rules[name].kind == "outcome":
-            visit_rule(name)
-        else:
-            visit(name)
-        return list(dict.fromkeys(seen))
-
 
 def load_rulebook(root: Path | str | None = None, overrides: list[Path | str] | None = None,
                   values: dict[str, Any] | None = None) -> RuleBook:
