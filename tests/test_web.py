@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -116,6 +117,15 @@ def test_identity_and_phone_numbers_are_masked_unless_the_operator_allows_them(s
     shown = TestClient(create_app(store, show_identities=True)).get(
         "/api/households", params={"q": "110101199003071234"}).json()
     assert shown["households"][0]["household_id"] == "110101199003071234"
+    client = TestClient(create_app(store))
+    page = client.get("/", params={"q": "110101199003071234"}).text
+    assert "110101199003071234" not in page and "110101********1234" in page
+    link = re.search(r'href="(/decision/\d+)\?', page).group(1)  # links carry no identity
+    opened = client.get(link).text
+    assert "110101********1234" in opened and "110101199003071234" not in opened
+    export = client.get("/run/2/decisions.xlsx").content
+    assert b"110101199003071234" not in export and "110101********1234" in str(
+        pd.read_excel(__import__("io").BytesIO(export), engine="calamine")["household_id"].tolist())
 
 
 def _free_port() -> int:

@@ -75,9 +75,9 @@ def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
         joined = (Decision.household_id == latest.c.household_id) & (Decision.run_id == latest.c.run_id)
         with Session(engine) as session:
             total = session.execute(select(func.count()).select_from(latest)).scalar() or 0
-            rows = session.execute(select(Decision.household_id, Decision.county, Decision.township,
-                                          Decision.village, Decision.identification, Decision.exit,
-                                          Decision.monitoring, Decision.run_id).join(latest, joined)
+            rows = session.execute(select(Decision.id.label("decision_id"), Decision.household_id, Decision.county,
+                                          Decision.township, Decision.village, Decision.identification,
+                                          Decision.exit, Decision.monitoring, Decision.run_id).join(latest, joined)
                                    .order_by(Decision.household_id)
                                    .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
         return [protect(dict(r._mapping)) for r in rows], total
@@ -139,12 +139,21 @@ def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
     def page_search(request: Request, q: str = "", page: int = Query(1, ge=1), lang: str = "zh"):
         rows, total = search(q, page)
         pages = max(1, -(-total // PAGE_SIZE))
-        return render(request, "search.html", lang, q=q, rows=rows, total=total, page=page, pages=pages,
-                      run_id=latest_run())
+        return render(request, "search.html", lang, q=q, shown_q=protect(q), rows=rows, total=total, page=page,
+                      pages=pages, run_id=latest_run())
 
     @app.get("/household/{household_id}", response_class=HTMLResponse, include_in_schema=False)
     def page_household(request: Request, household_id: str, run: int | None = None, lang: str = "zh"):
         return render(request, "household.html", lang, h=household(household_id, run))
+
+    @app.get("/decision/{decision_id}", response_class=HTMLResponse, include_in_schema=False)
+    def page_decision(request: Request, decision_id: int, lang: str = "zh"):
+        """A household's page by the stored decision's number, so links never carry a (masked) identity."""
+        with Session(engine) as session:
+            decision = session.get(Decision, decision_id)
+        if decision is None:
+            raise HTTPException(404, f"no decision {decision_id}")
+        return render(request, "household.html", lang, h=household(decision.household_id, decision.run_id))
 
     @app.get("/run/{run_id}", response_class=HTMLResponse, include_in_schema=False)
     def page_run(request: Request, run_id: int, lang: str = "zh"):
