@@ -183,3 +183,20 @@ def test_the_batch_engine_and_the_durable_rules_engine_agree(row):
     expected = [t for t, r in book.triggers().items()
                 if batch.outcome("monitoring")[0] in reported and batch.value(r.id).true()[0]]
     assert durable.triggers(decided) == ";".join(expected)
+
+
+_TRIGGERS = {}
+
+
+@settings(max_examples=500)
+@given(typed_household)
+def test_the_monitors_trigger_ruleset_agrees_with_the_row_interpreter(row):
+    from povertyrules.engines.durable import DurableTriggers, household_fact
+    from povertyrules.engines.scalar import evaluate_row
+
+    book = load_rules()
+    criteria = [r.id for r in book.triggers().values()] + ["no_labour_capacity_left"]
+    if book.version not in _TRIGGERS:
+        _TRIGGERS[book.version] = DurableTriggers(book, criteria)
+    expected = [c for c in criteria if evaluate_row(book, row)[c] is True]
+    assert _TRIGGERS[book.version].fired(household_fact(book, row, "h")) == expected

@@ -239,6 +239,8 @@ class DurableTriggers:
                            "run": self._record(name)}
         rules["keep"] = {"all": [{"m": HOUSEHOLD}, {"never": {"$ex": {"__never__": 1}}}], "run": lambda c: None}
         self.host.register_rulesets({self.name: rules})
+        compiler = _Compiler(book)
+        self.fields = {"hid", *(f for name in criteria for f in compiler._fields(book.rules[name].expr))}
 
     def _record(self, name: str):
         def action(c) -> None:
@@ -248,8 +250,9 @@ class DurableTriggers:
     def fired(self, snapshot: dict[str, Any]) -> list[str]:
         """The criteria true for this snapshot (a `household_fact`), in the order given."""
         self._fired.clear()
-        state = self.host.assert_fact(self.name, snapshot)
-        self.host.retract_fact(self.name, snapshot)
+        fact = {k: v for k, v in snapshot.items() if k in self.fields}  # a small fact serialises fast
+        state = self.host.assert_fact(self.name, fact)
+        self.host.retract_fact(self.name, fact)
         if isinstance(state, dict) and state.get("exception"):
             raise RuleError(f"durable_rules action failed: {state['exception']}")
         return [c for c in self.criteria if c in self._fired]
