@@ -20,26 +20,44 @@ settings.register_profile("default", max_examples=60, deadline=None,
 settings.load_profile("default")
 
 
-def maybe(strategy):
-    return st.one_of(st.just(""), strategy)
+def _maybe_none(strategy):
+    return st.one_of(st.none(), strategy)
 
 
-money = st.integers(-2_000, 60_000).map(str)
-household = st.fixed_dictionaries({
-    "year": st.sampled_from(["2016", "2019", "2020"]),
-    "members": st.integers(1, 7).map(str),
-    "net_income": money,
-    "net_income_last_year": maybe(money),
-    "rigid_expenditure": maybe(st.integers(0, 80_000).map(str)),
-    "four_look_score": maybe(st.integers(0, 100).map(str)),
-    "look_house": maybe(st.integers(0, 25).map(str)),
-    "look_grain": maybe(st.integers(0, 35).map(str)),
-    "look_labor": maybe(st.integers(0, 35).map(str)),
-    "look_study": maybe(st.integers(0, 25).map(str)),
-    "registered_status": maybe(st.sampled_from(["none", "poor", "exited"])),
-    "expenditure_cause": maybe(st.sampled_from(["因病", "因残", "因灾", "因疫情", "其他"])),
-    **{c: st.sampled_from(["是", "否", "是", "否", ""]) for c in BOOLS},
+#: one household as typed values (None = unknown), fed to both engines directly, without the spreadsheet layer
+typed_household = st.fixed_dictionaries({
+    "household_id": st.just("h"),
+    "year": st.sampled_from([2016, 2019, 2020]),
+    "members": st.integers(1, 7).map(float),
+    "net_income": st.integers(-2_000, 60_000).map(float),
+    "net_income_last_year": _maybe_none(st.integers(-2_000, 60_000).map(float)),
+    "rigid_expenditure": _maybe_none(st.integers(0, 80_000).map(float)),
+    "four_look_score": _maybe_none(st.integers(0, 100).map(float)),
+    "look_house": _maybe_none(st.integers(0, 25).map(float)),
+    "look_grain": _maybe_none(st.integers(0, 35).map(float)),
+    "look_labor": _maybe_none(st.integers(0, 35).map(float)),
+    "look_study": _maybe_none(st.integers(0, 25).map(float)),
+    "able_bodied": _maybe_none(st.integers(0, 4).map(float)),
+    "registered_status": _maybe_none(st.sampled_from(["none", "poor", "exited"])),
+    "expenditure_cause": _maybe_none(st.sampled_from(["因病", "因残", "因灾", "因疫情", "其他"])),
+    "poverty_cause": _maybe_none(st.sampled_from(["因病", "缺技术", "其他"])),
+    **{c: st.sampled_from([True, False, True, False, None]) for c in BOOLS},
 })
+
+
+def as_cells(row: dict) -> dict:
+    """A typed household as a county spreadsheet holds it: text cells, blank for unknown, 是/否 for yes/no."""
+    def cell(value):
+        if value is None:
+            return ""
+        if isinstance(value, bool):
+            return "是" if value else "否"
+        return str(int(value)) if isinstance(value, float) else str(value)
+
+    return {k: cell(v) for k, v in row.items() if k != "household_id"}
+
+
+household = typed_household.map(as_cells)
 county = st.lists(household, min_size=1, max_size=25).map(
     lambda rows: pd.DataFrame([{"household_id": f"h{i}", **r} for i, r in enumerate(rows)]))
 
@@ -130,31 +148,6 @@ def test_the_batch_engine_and_the_row_interpreter_agree(frame):
 
 
 _DURABLE = {}
-
-
-def _maybe_none(strategy):
-    return st.one_of(st.none(), strategy)
-
-
-#: one household as typed values (None = unknown), fed to both engines directly, without the spreadsheet layer
-typed_household = st.fixed_dictionaries({
-    "household_id": st.just("h"),
-    "year": st.sampled_from([2016, 2019, 2020]),
-    "members": st.integers(1, 7).map(float),
-    "net_income": st.integers(-2_000, 60_000).map(float),
-    "net_income_last_year": _maybe_none(st.integers(-2_000, 60_000).map(float)),
-    "rigid_expenditure": _maybe_none(st.integers(0, 80_000).map(float)),
-    "four_look_score": _maybe_none(st.integers(0, 100).map(float)),
-    "look_house": _maybe_none(st.integers(0, 25).map(float)),
-    "look_grain": _maybe_none(st.integers(0, 35).map(float)),
-    "look_labor": _maybe_none(st.integers(0, 35).map(float)),
-    "look_study": _maybe_none(st.integers(0, 25).map(float)),
-    "able_bodied": _maybe_none(st.integers(0, 4).map(float)),
-    "registered_status": _maybe_none(st.sampled_from(["none", "poor", "exited"])),
-    "expenditure_cause": _maybe_none(st.sampled_from(["因病", "因残", "因灾", "因疫情", "其他"])),
-    "poverty_cause": _maybe_none(st.sampled_from(["因病", "缺技术", "其他"])),
-    **{c: st.sampled_from([True, False, True, False, None]) for c in BOOLS},
-})
 
 
 @settings(max_examples=1500)

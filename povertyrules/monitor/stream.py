@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from povertyrules.engines.durable import DurableTriggers, household_fact
+from povertyrules.lang import expr as ex
 from povertyrules.lang.rulebook import RuleBook
 from povertyrules.monitor.events import RIGID, Event
 
@@ -92,14 +93,9 @@ class Monitor:
         for name in fired:
             state.raised.add(name)
             rule = self.book.rules[name]
-            observed = {n: fact.get(n) for n in _names(rule)}
+            observed = {n: fact.get(n) for n in ex.names(rule.expr)}
             clauses = list(dict.fromkeys([*rule.clauses, "MON-5.1", "MON-3"]))
             message = f"{rule.citation} {rule.id}: {rule.description.zh} / {rule.description.en}"
             proposals.append(Proposal(event.household_id, event, name, clauses, observed, message))
         return proposals
 
-
-def _names(rule) -> list[str]:
-    from povertyrules.lang import expr as ex
-
-    return ex.names(rule.expr)

@@ -94,8 +94,7 @@ def diff_runs(engine: Engine, run_a: int, run_b: int) -> pd.DataFrame:
                 continue
             ra = reasons[run_a].get((row["household_id"], c), {})
             rb = reasons[run_b].get((row["household_id"], c), {})
-            flipped = sorted(rule for rule in set(ra) & set(rb) if ra[rule] != rb[rule] and rule not in
-                             ("_decisive",))
+            flipped = sorted(rule for rule in set(ra) & set(rb) - {"_decisive"} if ra[rule] != rb[rule])
             rows.append({
                 "household_id": row["household_id"], "decision": c, "run_a": before, "run_b": after,
                 "decisive_rule_a": ra.get("_decisive"), "decisive_rule_b": rb.get("_decisive"),
