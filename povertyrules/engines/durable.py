@@ -5,9 +5,9 @@ Each household is one fact holding its inputs, the parameters in force for its y
 and every outcome rule's condition, becomes durable rules — one whose condition holds exactly when it is
 true and one when false, in Kleene's logic with ``$ex`` guards for known values — and a third rule, of lower
 priority, that settles it as unknown once everything it names is settled and neither of the first two fired.
-A decision becomes one rule per combination of its outcome rules' states (`povertyrules.engines.outcomes`, the table every engine reads),
-setting the possible outcomes and, where only one is possible, the outcome. A firing rule adds its result to
-the fact and re-asserts it, so rules that need that result can fire next.
+A decision becomes one rule per combination of its outcome rules' states (`povertyrules.engines.outcomes`,
+the table every engine reads), setting the possible outcomes and, where only one is possible, the outcome.
+A firing rule adds its result to the fact and re-asserts it, so rules that need that result can fire next.
 
 durable_rules 2.0.28 keeps ruleset names per process and swallows exceptions raised in actions: every engine
 gets a unique ruleset name, and action errors are collected and raised after each fact. Its `Host` also runs
