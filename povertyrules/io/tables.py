@@ -141,5 +141,12 @@ class TableWriter:
     def __enter__(self) -> TableWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, kind: object, *exc: object) -> None:
+        if kind is None:
+            self.close()
+            return
+        if self._writer is not None:  # a failed run leaves no decisions file that looks complete
+            self._writer.close()
+            if self._sink:
+                self._sink.close()
+            self.path.unlink(missing_ok=True)

@@ -49,14 +49,18 @@ def rename_headers(raw: pd.DataFrame, columns: tuple[Column, ...], file: str) ->
 
 
 def parse_records(raw: pd.DataFrame, columns: tuple[Column, ...], file: str,
-                  optional: frozenset[str] = frozenset(), unique: str | None = None) -> Parsed:
-    """Type every contract column of `raw`; `optional` lists required columns a caller will derive."""
+                  optional: frozenset[str] = frozenset(), unique: str | None = None,
+                  rows: np.ndarray | None = None) -> Parsed:
+    """Type every contract column of `raw`; `optional` lists required columns a caller will derive.
+
+    `rows` gives each row's line in the original sheet (default: the header is line 1, data from line 2)."""
     frame = rename_headers(raw, columns, file)
     for column in columns:
         if column.required and column.name not in frame and column.name not in optional:
             raise InputError(f"缺少必填列“{column.zh}”", f"required column '{column.name}' is missing",
                              file=file, column=column.name)
-    rows = pd.Series(np.arange(2, len(frame) + 2), index=frame.index)
+    rows = pd.Series(np.arange(2, len(frame) + 2) if rows is None else np.asarray(rows, dtype=np.int64),
+                     index=frame.index)
     ids = _text(frame[columns[0].name]) if columns[0].name in frame else pd.Series("", index=frame.index)
     typed = pd.DataFrame({"row": rows.to_numpy()}, index=frame.index)
     problems: list[pd.DataFrame] = []
