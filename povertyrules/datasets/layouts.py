@@ -27,6 +27,12 @@ HOUSEHOLD_TYPE = {"none": "一般农户", "poor": "贫困户", "exited": "脱贫
 MARK = {"是": "√", "否": "×"}
 
 
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells as Python objects, blanks as None (so comparisons with a blank are simply false)."""
+    frame = frame.reset_index(drop=True).astype(object)
+    return frame.where(frame.notna(), None)
+
+
 def _num(frame: pd.DataFrame, column: str) -> np.ndarray:
     return pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
 
@@ -75,7 +81,7 @@ def _incomes(county: County, seed: int) -> pd.DataFrame:
 
 def national_export(county: County, seed: int = 0, size_changes: float = 0.03) -> pd.DataFrame:
     """The national system's export: one row per person, household fields repeated (see the module docstring)."""
-    h = county.households.reset_index(drop=True)
+    h = _plain(county.households)
     rng = np.random.default_rng(seed + 41)
     people = _people(county, seed)
     inc = _incomes(county, seed)
@@ -121,13 +127,13 @@ def national_export(county: County, seed: int = 0, size_changes: float = 0.03) -
 
 def monitoring_export(county: County, seed: int = 0) -> pd.DataFrame:
     """The monitoring export: exited and monitored households, one row per person (see the module docstring)."""
-    h = county.households.reset_index(drop=True)
+    h = _plain(county.households)
     rng = np.random.default_rng(seed + 53)
     chosen = (h["registered_status"] == "exited").to_numpy() | (rng.random(len(h)) < 0.08)
-    sub = County(h[chosen].reset_index(drop=True), county.members)
+    sub = County(county.households.reset_index(drop=True)[chosen].reset_index(drop=True), county.members)
     people = _people(sub, seed)
     inc = _incomes(sub, seed)
-    s = sub.households
+    s = _plain(sub.households)
     size = pd.to_numeric(s["members"], errors="coerce").fillna(1).astype(int).to_numpy()
     monitored = rng.random(len(s)) < 0.3
     category = np.where(monitored, np.where(s["registered_status"] == "exited", "脱贫不稳定户",
@@ -159,7 +165,7 @@ def monitoring_export(county: County, seed: int = 0) -> pd.DataFrame:
 
 def roster(county: County, seed: int = 0) -> pd.DataFrame:
     """A township roster's table (the header's two levels are written by `write_roster`)."""
-    h = county.households.reset_index(drop=True)
+    h = _plain(county.households)
     people = _people(county, seed)
     heads = people[people["index"] == 0].set_index("household_id")
     inc = _incomes(county, seed)
@@ -194,13 +200,14 @@ def roster(county: County, seed: int = 0) -> pd.DataFrame:
     return frame
 
 
+LAYOUTS = ("national_export", "township_roster", "monitoring_export", "four_look_sheet")
 INCOME_PARTS = ["工资性收入", "生产经营性收入", "财产性收入", "转移性收入", "生产经营性支出"]
 
 
-def four_look(county: County) -> pd.DataFrame:
+def four_look(county: County, seed: int = 0) -> pd.DataFrame:
     """A 四看法 sheet: each look's sub-items (summing to the look's points) and 小计, 总分, 评议结果."""
-    h = county.households.reset_index(drop=True)
-    people = _people(county, 0)
+    h = _plain(county.households)
+    people = _people(county, seed)
     heads = people[people["index"] == 0].set_index("household_id")
     looks = {k: pd.to_numeric(h[k], errors="coerce").fillna(0).to_numpy() for k in
              ("look_house", "look_grain", "look_labor", "look_study")}
@@ -313,7 +320,7 @@ def write_layout(county: County, layout: str, path: Path | str, seed: int = 0, y
                                               "填报单位：（盖章）        填报日期：    年  月  日"],
                                 footer, groups={"家庭年收入（元）": INCOME_PARTS})
     if layout == "four_look_sheet":
-        frame = four_look(county)
+        frame = four_look(county, seed)
         return write_with_title(frame, path, [f"{place}{year}年精准扶贫“四看法”评分表"],
                                 [[None, "评议小组成员签字：", None, None, "村委会（盖章）"]])
     raise ValueError(f"unknown layout {layout!r}")

@@ -74,8 +74,12 @@ def decode(data: bytes, file: str) -> tuple[str, str]:
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return data.decode("utf-16"), "utf-16"
     sample = data[:4096]
-    if sample and sample.count(0) > len(sample) // 4:  # UTF-16 without a BOM: every other byte is 0 for ASCII
-        return data.decode("utf-16-le" if sample[1:2] == b"\x00" else "utf-16-be", errors="replace"), "utf-16"
+    odd, even = sample[1::2].count(0), sample[0::2].count(0)
+    if (odd and not even) or (even and not odd):  # UTF-16 without a BOM: ASCII characters have a 0 byte
+        try:
+            return data.decode("utf-16-le" if odd else "utf-16-be"), "utf-16"
+        except UnicodeDecodeError:
+            pass
     for encoding in ("utf-8", "gb18030"):
         try:
             return data.decode(encoding), encoding
@@ -110,11 +114,10 @@ def _csv_grid(path: Path, limit: int | None) -> Grid:
     data = path.read_bytes() if limit is None else _head_bytes(path)
     if not data.strip():
         raise InputError("文件为空", "the file is empty", file=str(path))
-    if b"\x00" in data[:4096] and not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) \
-            and data[:4096].count(0) <= len(data[:4096]) // 4:
+    text, encoding = decode(data, str(path))
+    if "\x00" in text[:4096]:
         raise InputError("文件不是文本表格（含二进制内容）", "the file is not a text table (binary content)",
                          file=str(path))
-    text, encoding = decode(data, str(path))
     if limit is not None:
         text = text.rsplit("\n", 1)[0] if "\n" in text else text  # drop a line cut in the middle
     try:
@@ -189,7 +192,7 @@ def _cell_text(value: object) -> str | None:
 
 def sheet_names(path: Path | str) -> list[str]:
     path = Path(path)
-    if sniff(path) not in ("xlsx", "xls", "ods"):
+    if not path.is_file() or sniff(path) not in ("xlsx", "xls", "ods"):
         return []
     from python_calamine import CalamineWorkbook
 

@@ -89,6 +89,8 @@ def parse_records(raw: pd.DataFrame, columns: tuple[Column, ...], file: str,
 
 
 NUMBER = r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"
+#: a unit written after a number in a cell (7308元, 3人, 2.5亩), dropped before the number is read
+UNIT = r"^([-+]?[\d.]+(?:[eE][-+]?\d+)?)\s*(?:元|人|亩|分|口)$"
 
 
 def _arrow_text(series: pd.Series) -> pa.Array:
@@ -105,7 +107,8 @@ def _text(series: pd.Series) -> pd.Series:
 
 def _numbers(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     """(numbers with NaN for blank or unreadable cells, mask of unreadable cells); ',' separators allowed."""
-    cells = pc.replace_substring(_arrow_text(series), ",", "")
+    cells = pc.utf8_normalize(_arrow_text(series), form="NFKC")  # full-width digits → 0-9
+    cells = pc.replace_substring_regex(pc.replace_substring(cells, ",", ""), UNIT, r"\1")
     readable = pc.match_substring_regex(cells, NUMBER)
     numbers = pc.cast(pc.if_else(readable, cells, pa.scalar(None, pa.string())), pa.float64())
     bad = pc.and_(pc.is_valid(cells), pc.invert(pc.fill_null(readable, False)))
