@@ -18,10 +18,10 @@ import pandas as pd
 
 from povertyrules.engines.vectorized import Evaluation, Vec, _Evaluator, column_vec
 from povertyrules.errors import InputError
-from povertyrules.io.sheets import Grid, read_grid, sheet_names
+from povertyrules.io.sheets import Grid, read_grid, sheet_names, sniff
 from povertyrules.io.tables import MEMBER_SHEETS, read_table
 from povertyrules.lang.rulebook import RuleBook
-from povertyrules.layouts.spec import CONTRACT, Layout, LayoutField, load_layout, load_layouts
+from povertyrules.layouts.spec import CONTRACT, Layout, load_layout, load_layouts
 from povertyrules.layouts.table import SKIP_REASONS, Table, classify, find_table
 from povertyrules.model.columns import ERROR_COLUMNS
 from povertyrules.model.identity import id_number_problems, mask_identities
@@ -83,15 +83,18 @@ def prepare(path: Path | str, book: RuleBook, layout: str | Path | None = None,
     path = Path(path)
     layouts = load_layouts(layouts_folder(book))
     forced = resolve_layout(layout, book)
+    if not path.is_file():
+        raise InputError("文件不存在", "file not found", file=str(path))
     sheet = _household_sheet(path)
-    head = read_grid(path, sheet, limit=40)
-    table = find_table(head, layouts, forced)
-    if table.layout.grain == "household" and _is_pass_through(table.layout) and table.header_rows == [1] \
-            and len(table.header_rows) == 1:
-        prepared = _contract_fast(path, sheet, table)
+    text = sniff(path) in ("csv", "parquet")
+    grid = read_grid(path, sheet, limit=40 if text else None)  # a workbook is read whole once anyway
+    table = find_table(grid, layouts, forced)
+    if text and _is_pass_through(table.layout) and table.header_rows == [1]:
+        prepared = _contract_fast(path, sheet, table)  # the contract layout as Arrow reads it: no grid
     else:
-        grid = read_grid(path, sheet)
-        table = find_table(grid, layouts, table.layout)
+        if text:
+            grid = read_grid(path, sheet)
+            table = find_table(grid, layouts, table.layout)
         prepared = _from_grid(grid, table, book)
     prepared.frame = prepared.frame.drop(columns=[JOIN], errors="ignore")
     if members is not None:
@@ -204,7 +207,7 @@ def _households(data: pd.DataFrame, rows: np.ndarray, table: Table, book: RuleBo
             for mask, z, e in zip(bad, zh, en, strict=True):
                 problem(mask, name, raw[name], z, e)
         else:
-            values, bad, (zh, en) = _parse(_normalise_number_cells(raw[name], f), f.column)
+            values, bad, (zh, en) = _parse(raw[name], f.column)
             problem(bad.to_numpy(), name, raw[name], zh, en)
             if f.blank == "zero":
                 values = values.where(values.notna() | bad, 0.0)
@@ -265,17 +268,6 @@ def _series(v: Vec, kind: str) -> pd.Series:
     if kind == "number":
         return pd.Series(np.where(known, np.asarray(v.values, float), np.nan))
     return pd.Series(np.asarray(v.values, dtype=object)).where(known, None)
-
-
-def _normalise_number_cells(series: pd.Series, f: LayoutField) -> pd.Series:
-    """`7308元`, `1,234`, full-width digits → plain numbers (for number fields); other cells unchanged."""
-    if f.column.kind not in ("number", "int"):
-        return series
-    import unicodedata
-
-    text = series.map(lambda c: unicodedata.normalize("NFKC", str(c)), na_action="ignore").astype("string")
-    return text.str.replace(r"^\s*([-+]?[\d,]*\.?\d+)\s*(元|人|亩|分|平方米|㎡|个月|月|口)?\s*$", r"\1",
-                            regex=True).str.replace(",", "", regex=False)
 
 
 def _id_numbers(series: pd.Series) -> tuple[pd.Series, tuple[list[np.ndarray], list[str], list[str]]]:
