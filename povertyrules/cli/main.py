@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from povertyrules.cli import audit, datasets, monitor, notebook, procedure, rules
-from povertyrules.cli.common import fail_on_errors, parse_sets
+from povertyrules.cli.common import ProvinceOption, fail_on_errors, parse_sets
 from povertyrules.io.tables import TableWriter, member_sheet, read_table, write_table
 
 app = typer.Typer(help="Rules-as-code for targeted poverty alleviation: identification, exit, monitoring.",
@@ -38,6 +38,7 @@ def score(
     rules_dir: Annotated[Path | None, typer.Option("--rules", help="Rules folder (default: shipped).")] = None,
     override: Annotated[list[Path] | None, typer.Option(help="County override file or folder (repeatable).")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="What-if: PARAMETER=VALUE (repeatable).")] = None,
+    province: ProvinceOption = None,
     lang: Annotated[str, typer.Option(help="Language of the reasons: zh or en.")] = "zh",
     store: Annotated[bool, typer.Option(help="Record the run in the audit store and print its id.")] = False,
     db: audit.DbOption = None,
@@ -47,7 +48,7 @@ def score(
     from povertyrules.scoring import resolve_rules
     from povertyrules.scoring import score as run_score
 
-    book = resolve_rules(rules_dir, parse_sets(set_), override)
+    book = resolve_rules(rules_dir, parse_sets(set_), override, province)
     frame = read_table(input)
     member_frame = read_table(members) if members else member_sheet(input)
     with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,

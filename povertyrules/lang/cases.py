@@ -12,8 +12,9 @@ sentence, cites the clauses it exercises, and gives input and expected output.
         input: {net_income: 6436}
         output: {identification: not_poor}
 
-Output keys are decision columns, plus ``reasons_include`` (texts that must appear in the reasons) and
-``error_column`` (the row must instead be listed as an error on that column).
+A case may name a ``province`` (a shipped province file, as ``--province`` does). Output keys are decision
+columns, plus ``reasons_include`` (texts that must appear in the reasons) and ``error_column`` (the row must
+instead be listed as an error on that column).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Case:
     file: str
     members: list[dict[str, Any]] | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    province: str | None = None
 
 
 def load_cases(folder: Path) -> list[Case]:
@@ -47,7 +49,8 @@ def load_cases(folder: Path) -> list[Case]:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         defaults = data.get("defaults", {})
         for raw in data.get("cases", []):
-            unknown = set(raw) - {"name", "clause", "year", "input", "output", "members", "overrides"}
+            unknown = set(raw) - {"name", "clause", "year", "input", "output", "members", "overrides",
+                                   "province"}
             if unknown or "name" not in raw or "output" not in raw:
                 raise RuleError(f"bad test case {raw.get('name')!r}: unexpected keys {sorted(unknown)} or no "
                                 "name/output", file=str(path))
@@ -56,7 +59,8 @@ def load_cases(folder: Path) -> list[Case]:
                 name=raw["name"], clauses=[clause] if isinstance(clause, str) else list(clause),
                 year=raw.get("year", defaults.get("year")),
                 input={**defaults.get("input", {}), **raw.get("input", {})}, output=raw["output"],
-                file=str(path), members=raw.get("members"), overrides=raw.get("overrides", {})))
+                file=str(path), members=raw.get("members"), overrides=raw.get("overrides", {}),
+                province=raw.get("province", defaults.get("province"))))
     return cases
 
 
@@ -68,7 +72,7 @@ def run_case(book: RuleBook, case: Case, lang: str = "en") -> list[str]:
     members = pd.DataFrame([{k: ("" if v is None else str(v)) for k, v in m.items()} for m in case.members]) \
         if case.members else None
     result = score(frame, year=case.year, rules=book, overrides=case.overrides or None, members=members,
-                   lang=lang, file=case.file)
+                   lang=lang, file=case.file, province=case.province)
     expected = dict(case.output)
     error_column = expected.pop("error_column", None)
     if error_column is not None:
