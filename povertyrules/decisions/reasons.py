@@ -30,8 +30,10 @@ OUTPUT_VALUES = {
 #: Columns carried from the input for grouping (an extension of the contract); the county's own monitoring
 #: category and risk-removal flag are carried for comparison with what the rules decide (no rule reads them).
 CARRIED = ("county", "township", "village", "registered_status", "county_category", "risk_removed")
-#: The decisions a decision row reports, as columns in this order (the contract's three, then extensions).
-REPORTED = ("identification", "exit", "monitoring", "risk_removal")
+#: The decisions a decision row reports and cites: the contract's three, then extensions (columns after the
+#: contract's).
+CONTRACT_DECISIONS = ("identification", "exit", "monitoring")
+REPORTED = (*CONTRACT_DECISIONS, "risk_removal")
 
 WORDS = {
     "zh": {True: "是", False: "否", None: "未知", "missing": "缺失"},
@@ -93,7 +95,7 @@ def decision_frame(result: Evaluation, frame: pd.DataFrame, version: str, lang: 
     for column, name in OUTPUT_VALUES.items():
         v = result.value(name)
         out[column] = np.where(v.known, np.round(np.asarray(v.values, dtype=float), 2), np.nan)
-    for decision in decision_order(result.book):
+    for decision in CONTRACT_DECISIONS:
         out[decision] = result.outcome(decision)
     out["monitoring_triggers"] = _triggers(result)
     cited = _cited(result)
@@ -109,6 +111,9 @@ def decision_frame(result: Evaluation, frame: pd.DataFrame, version: str, lang: 
                                 reasons], ";", n)
     out["reasons"] = pd.Series(reasons.to_pandas(types_mapper=pd.ArrowDtype), dtype="string")
     out["rules_version"] = version
+    for decision in decision_order(result.book):  # extensions, after the contract's columns
+        if decision not in CONTRACT_DECISIONS:
+            out[decision] = result.outcome(decision)
     for column in CARRIED:
         values = frame[column] if column in frame else pd.Series([None] * n, dtype=object)
         if pd.api.types.is_bool_dtype(values.dtype):

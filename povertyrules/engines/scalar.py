@@ -7,7 +7,6 @@ benchmarks, and what computes definitions for the durable_rules engine's facts.
 from __future__ import annotations
 
 import math
-
 from typing import Any
 
 import pandas as pd
