@@ -101,14 +101,14 @@ def test_rules_check_fails_on_a_clause_that_is_not_in_the_policy_text(tmp_path):
 
 
 def test_rules_check_fails_when_parameters_do_not_cover_the_years_asked():
-    result = run("rules", "check", "--years", "2019-2021")
-    assert result.exit_code == 1 and "poverty_line has no value in force for year(s) 2021" in result.output
+    result = run("rules", "check", "--years", "2019-2021")  # from 2021 the monitoring line is the province's
+    assert result.exit_code == 1 and "province_monitoring_line has no value in force for year(s) 2021" in result.output
 
 
 def test_rules_check_accepts_a_county_override_that_covers_2021(tmp_path):
     override = tmp_path / "province.yaml"
-    override.write_text("name: 某省\nparameters:\n  poverty_line:\n    2021-01-01: {value: 4100, source: 某省标准}\n",
-                        encoding="utf-8")
+    override.write_text("name: 某省\nparameters:\n  province_monitoring_line:\n"
+                        "    2021-01-01: {value: 6100, source: 某省标准}\n", encoding="utf-8")
     result = run("rules", "check", "--years", "2019-2021", "--override", override)
     assert result.exit_code == 0, result.output
 

@@ -110,13 +110,15 @@ def test_the_regime_is_dated_by_a_parameter_not_by_code():
     early = score(frame, overrides={"regime_2021": {"2020-01-01": True}, "province_monitoring_line": 6000,
                                     "risk_removal_min_months": 6, "risk_removal_min_measures": 1})
     assert early.decisions["monitoring"][0] == "none"  # M21-4: below the line but no risk
-    assert "M21-4,M21-2 mon21_not_monitored: 是" in early.decisions["reasons"][0]
+    assert "M21-2,M21-4 mon21_unstable_exited: 否" in early.decisions["reasons"][0]
 
 
 def test_rules_check_and_test_take_a_province():
     checked = run("rules", "check", "--province", "云南省", "--years", "2023")
-    assert "province_monitoring_line" not in checked.output  # in force for 2023 from the province file
-    assert "poverty_line has no value in force for year(s) 2023" in checked.output  # ID-3 needs a national line
+    assert checked.exit_code == 0, checked.output  # the province file supplies 2023's monitoring line
+    missing = run("rules", "check", "--province", "云南省", "--years", "2023-2024")
+    assert missing.exit_code == 1 and "province_monitoring_line has no value in force for year(s) 2024" in \
+        " ".join(missing.output.split())
     tested = run("rules", "test", "--province", "福建省")
     assert "Fujian's 2023 line" not in tested.output  # that case names its own province and passes
     assert tested.exit_code == 1 and "Without a province there is no monitoring line" in tested.output
