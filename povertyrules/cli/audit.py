@@ -93,7 +93,7 @@ def _procedures(engine, decision) -> dict[str, dict]:
     from povertyrules.store.procedures import state
 
     needed = {"identification": decision.identification == "poor", "exit": decision.exit == "eligible",
-              "monitoring": decision.monitoring in ("unstable_exited", "edge")}
+              "monitoring": decision.monitoring in ("unstable_exited", "edge", "sudden_hardship")}
     book = load_rulebook()
     found = {}
     for name, applies in needed.items():

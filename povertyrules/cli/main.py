@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from povertyrules.cli import audit, datasets, inspect, monitor, notebook, procedure, rules
-from povertyrules.cli.common import fail_on_errors, parse_sets
+from povertyrules.cli.common import ProvinceOption, fail_on_errors, parse_sets
 from povertyrules.io.tables import TableWriter, write_table
 
 app = typer.Typer(help="Rules-as-code for targeted poverty alleviation: identification, exit, monitoring.",
@@ -41,6 +41,7 @@ def score(
     rules_dir: Annotated[Path | None, typer.Option("--rules", help="Rules folder (default: shipped).")] = None,
     override: Annotated[list[Path] | None, typer.Option(help="County override file or folder (repeatable).")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="What-if: PARAMETER=VALUE (repeatable).")] = None,
+    province: ProvinceOption = None,
     layout: Annotated[str | None, typer.Option(help="Force a layout: a name in rules/layouts, or a file.")] = None,
     join: Annotated[list[Path] | None, typer.Option(help="Side sheet to join by 户编号 or ID number (repeatable), "
                                                     "e.g. a 四看法 sheet onto a roster.")] = None,
@@ -55,7 +56,7 @@ def score(
     from povertyrules.scoring import resolve_rules
     from povertyrules.scoring import score as run_score
 
-    book = resolve_rules(rules_dir, parse_sets(set_), override)
+    book = resolve_rules(rules_dir, parse_sets(set_), override, province)
     prepared = prepare(input, book, layout, join, members)
     console.print(f"layout: {prepared.layout.name} — {prepared.layout.description.zh} / "
                   f"{prepared.layout.description.en}; header line(s) {prepared.table.header_rows}", highlight=False)

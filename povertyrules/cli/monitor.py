@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from povertyrules.cli.audit import DbOption
-from povertyrules.cli.common import fail_on_errors
+from povertyrules.cli.common import ProvinceOption, fail_on_errors
 
 console = Console()
 SHOWN = 20  # alerts printed per batch of events; `povertyrules alerts` lists them all
@@ -31,6 +31,7 @@ def monitor(
     idle_seconds: Annotated[float | None, typer.Option(help="With --follow: stop after this long without new "
                                                             "events (default: never).")] = None,
     db: DbOption = None,
+    province: ProvinceOption = None,
 ) -> None:
     """Process events; each newly holding trigger is stored as an alert awaiting county confirmation."""
     from povertyrules.errors import MissingParameters
@@ -41,7 +42,7 @@ def monitor(
     from povertyrules.monitor.stream import Monitor
     from povertyrules.store.database import connect
 
-    engine, book = connect(db), load_rulebook()
+    engine, book = connect(db), load_rulebook(province=province)
     state = from_file(households, year) if households else from_store(engine, book)
     if not state:
         raise typer.BadParameter("no households: score with --store first, or give --households")

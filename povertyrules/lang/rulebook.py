@@ -180,16 +180,36 @@ class RuleBook:
         return {r.trigger: r for r in self.rules.values() if r.trigger}
 
 
+def shipped_provinces(root: Path | str | None = None) -> list[str]:
+    """The province files shipped in ``RULES/provinces/`` (Chinese province names)."""
+    folder = Path(root or DEFAULT_RULES) / "provinces"
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def province_file(root: Path | str | None, province: str) -> Path:
+    """The override file of a shipped province (``RULES/provinces/云南省.yaml``); an unknown name is an error."""
+    shipped = shipped_provinces(root)
+    if province not in shipped:
+        listed_zh, listed_en = "、".join(shipped) or "无", ", ".join(shipped) or "none"
+        raise RuleError(f"未提供省份“{province}”的监测线文件，已提供：{listed_zh}（其他省份请用 --override 提供）"
+                        f" / no province file for '{province}'; shipped: {listed_en} (supply others with --override)",
+                        file=str(Path(root or DEFAULT_RULES) / "provinces"))
+    return Path(root or DEFAULT_RULES) / "provinces" / f"{province}.yaml"
+
+
 def load_rulebook(root: Path | str | None = None, overrides: list[Path | str] | None = None,
-                  values: dict[str, Any] | None = None) -> RuleBook:
+                  values: dict[str, Any] | None = None, province: str | None = None) -> RuleBook:
     """Load, check and version the rule set in `root` (default: the shipped ``rules/``).
 
     `overrides` are override files or folders of them, applied in order; `values` maps a parameter name to
-    a bare value (all years) or to ``{date: value}`` and is applied last (for what-if runs).
+    a bare value (all years) or to ``{date: value}`` and is applied last (for what-if runs). `province` picks a
+    shipped province file (``RULES/provinces/<name>.yaml``), applied before `overrides`.
     Raises `RuleErrors` listing every problem found. A rule set whose files have not changed since it was
     last loaded is returned from a cache (treat a `RuleBook` as read-only).
     """
     root = Path(root) if root else DEFAULT_RULES
+    if province:
+        overrides = [province_file(root, province), *(overrides or [])]
     sources = [root, *(Path(o) for o in overrides or [])]
     stamp = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size)
                   for source in sources if source.exists()
