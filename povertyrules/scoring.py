@@ -100,7 +100,13 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
     parts, records = [], []
     for start in range(0, max(len(valid), 1), chunk_size):
         chunk = valid.iloc[start:start + chunk_size].reset_index(drop=True)
-        frame_part, record_part = decision_frame(evaluate(book, chunk), chunk, book.version, lang, member_reasons,
+        evaluation = evaluate(book, chunk)
+        failed = evaluation.failed()
+        if failed.any():  # the rule set fails on these rows: error rows naming them, the others decided
+            errors.append(_rule_failures(evaluation, chunk, failed, file))
+            chunk = chunk[~failed].reset_index(drop=True)
+            evaluation = evaluate(book, chunk)
+        frame_part, record_part = decision_frame(evaluation, chunk, book.version, lang, member_reasons,
                                                  with_records=keep_records)
         if sink is not None:
             sink(frame_part)
@@ -124,6 +130,17 @@ def _check_outputs(book: RuleBook) -> None:
     for name in DECISIONS:
         if name not in book.decisions:
             raise RuleError(f"the rule set must have a decision named '{name}'", file=str(book.root))
+
+
+def _rule_failures(evaluation, chunk: pd.DataFrame, failed: np.ndarray, file: str) -> pd.DataFrame:
+    rows = np.flatnonzero(failed)
+    return pd.DataFrame({
+        "row": chunk["row"].to_numpy()[rows] if "row" in chunk else rows + 2,
+        "household_id": chunk["household_id"].to_numpy()[rows],
+        "column": "", "value": "",
+        "error": [evaluation.failure(int(i)) for i in rows],
+        "file": file,
+    })
 
 
 def _error_rows(rows: pd.DataFrame, column: str, zh: str, en: str, file: str) -> pd.DataFrame:

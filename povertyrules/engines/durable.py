@@ -3,8 +3,9 @@
 Each household is one fact holding its inputs, the parameters in force for its year and its definitions
 (arithmetic such as per-capita income, computed by the row interpreter from the same tree). Every criterion
 becomes two durable rules — one whose condition holds exactly when the criterion is true, one when it is
-false, in Kleene's logic with `$ex` guards for known values — and every outcome path of a decision becomes one
-rule (its rule and ancestors true, its exceptions false). A firing rule adds its result to the fact and
+false, in Kleene's logic with `$ex` guards for known values — and every outcome of a decision becomes one rule
+whose condition is the compiled plan's guard for it (`povertyrules.lang.plan`), the same guard the batch
+engine and the row interpreter evaluate. A firing rule adds its result to the fact and
 re-asserts it, so rules that need that result can fire next. A criterion or decision that no rule settles is
 unknown: the decision is ``review``.
 
@@ -22,6 +23,7 @@ from durable import engine as durable
 from povertyrules.engines.scalar import evaluate_row, outcome_text, parameters_for
 from povertyrules.errors import RuleError
 from povertyrules.lang import expr as ex
+from povertyrules.lang.plan import Guard, any_of, disjuncts, plans
 from povertyrules.lang.rulebook import Rule, RuleBook
 
 Condition = dict[str, Any]
@@ -66,21 +68,27 @@ class DurableEngine:
         return rules
 
     def _decision_rules(self, name: str) -> dict[str, Any]:
-        decision = self.book.decisions[name]
-        outcome_rules = [self.book.rules[rid] for rid in decision.outcomes]
-        by_id = {r.id: r for r in outcome_rules}
+        """One rule per outcome value (its `decided` guard from the plan) and one for the plan's error guards."""
+        plan = plans(self.book)[name]
         rules = {}
-        for rule in outcome_rules:
-            path, cursor = [rule], rule
-            while cursor.exception_of:
-                cursor = by_id[cursor.exception_of]
-                path.append(cursor)
-            exceptions = [r for r in outcome_rules if r.exception_of == rule.id]
-            parts = [self.condition(r, r.expr, True) for r in path]
-            parts += [self.condition(r, r.expr, False) for r in exceptions]
-            rules[f"{name}__{rule.id}"] = {"all": [{"m": {"$and": [HOUSEHOLD, *parts, {"$nex": {name: 1}}]}}],
-                                           "run": self._setter(name, rule.outcome or "")}
+        for rid in plan.rules:  # each outcome rule's verdict becomes a field of the fact, as criteria do
+            rule = self.book.rules[rid]
+            for value in (True, False):
+                rules[f"{rid}__{str(value).lower()}"] = {
+                    "all": [{"m": {"$and": [HOUSEHOLD, self.condition(rule, rule.expr, value), {"$nex": {rid: 1}}]}}],
+                    "run": self._setter(rid, value)}
+        for value, guard in plan.decided.items():
+            rules.update(self._guard_rules(f"{name}__{value or 'blank'}", guard, name, value))
+        rules.update(self._guard_rules(f"{name}__failed", any_of(plan.conflict, plan.uncovered),
+                                       f"{name}__failed", True))
         return rules
+
+    def _guard_rules(self, prefix: str, guard: Guard, name: str, value: Any) -> dict[str, Any]:
+        """A plan guard as durable rules, one per disjunct (a plain conjunction over verdict fields)."""
+        return {f"{prefix}__{i}": {"all": [{"m": {"$and": [HOUSEHOLD, *({a.rule: a.verdict} for a in term),
+                                                          {"$nex": {name: 1}}]}}],
+                                   "run": self._setter(name, value)}
+                for i, term in enumerate(disjuncts(guard))}
 
     def _setter(self, name: str, value: Any):
         def action(c) -> None:
@@ -90,8 +98,8 @@ class DurableEngine:
                 fact.pop("sid", None)
                 fact[name] = value
                 c.assert_fact(fact)
-            except durable.MessageNotHandledException:
-                pass
+            except (durable.MessageNotHandledException, durable.MessageObservedException):
+                pass  # another disjunct of the same guard already set this value on this fact
             except Exception as exc:  # durable_rules would swallow it
                 self._errors.append(f"{name}: {exc!r}")
         return action
@@ -117,6 +125,9 @@ class DurableEngine:
         if self._errors:
             raise RuleError(f"durable_rules action failed: {'; '.join(self._errors)}")
         final = final or {}
+        failed = [d for d in self.book.decisions if final.get(f"{d}__failed")]
+        if failed:
+            raise RuleError(f"the outcome rules of {failed} apply together or do not cover this household")
         result: dict[str, Any] = {}
         for name in self.outputs:
             value = final.get(name)

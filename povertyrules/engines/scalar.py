@@ -12,6 +12,7 @@ import pandas as pd
 
 from povertyrules.errors import RuleError
 from povertyrules.lang import expr as ex
+from povertyrules.lang.plan import plans
 from povertyrules.lang.rulebook import REVIEW, Entity, RuleBook
 
 Value = float | bool | str | None
@@ -120,27 +121,23 @@ def evaluate_node(node: ex.Node, env: dict[str, Value], book: RuleBook, year: in
 
 
 def decide(book: RuleBook, name: str, env: dict[str, Value], year: int | None) -> Value:
-    """Catala-style: one applying top-level rule, refined by its exceptions; unknown → None (review)."""
-    rules = [book.rules[rid] for rid in book.decisions[name].outcomes]
+    """The outcome rules' conditions, resolved by the decision's compiled plan; unknown → None (review).
 
-    def resolve(parent: str | None) -> tuple[bool, Value]:
-        """(some rule applies, its outcome or None when undecidable)."""
-        siblings = [r for r in rules if r.exception_of == parent]
-        values = [evaluate_node(r.expr, env, book, year) for r in siblings]
-        applying = [r for r, v in zip(siblings, values, strict=True) if v is True]
-        if len(applying) > 1:
-            raise RuleError(f"rules {[r.id for r in applying]} apply together", rule=applying[0].id)
-        if applying:
-            found, outcome = resolve(applying[0].id)
-            return True, outcome if found else applying[0].outcome
-        if None in values:
-            return True, None
-        return False, None
+    Rules that apply together, or a row no rule applies to, raise `RuleError` (the batch engine reports such
+    rows as errors instead)."""
+    plan = plans(book)[name]
+    verdicts = {rid: evaluate_node(book.rules[rid].expr, env, book, year) for rid in plan.rules}
 
-    found, outcome = resolve(None)
-    if not found:
+    def atom(rid: str, verdict: bool | None) -> bool:
+        return verdicts[rid] is not False if verdict is None else verdicts[rid] is verdict
+
+    code, conflict, uncovered = plan.resolve(atom)
+    if conflict:
+        both = [r for r, v in verdicts.items() if v is True]
+        raise RuleError(f"rules {both} apply together", rule=both[0])
+    if uncovered:
         raise RuleError(f"no outcome rule of decision '{name}' applies", file=book.decisions[name].file)
-    return outcome
+    return None if code == plan.review else plan.values[code]
 
 
 def outcome_text(value: Value) -> str:

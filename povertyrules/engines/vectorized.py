@@ -2,9 +2,9 @@
 
 Every value is a `Vec`: values plus a `known` mask. A blank input cell is unknown, never "no" and never 0;
 ``and``/``or``/``not`` follow Kleene's logic (false and unknown = false; true or unknown = true), so an
-unknown value changes a decision only when it could. Decisions resolve their outcome rules Catala-style:
-exactly one top-level rule applies, an exception refines its base, and where an unknown condition could
-change the result the outcome is ``review``.
+unknown value changes a decision only when it could. Decisions resolve their outcome rules with the compiled
+plan (`povertyrules.lang.plan`) that every engine shares: Catala-style exceptions, ``review`` only where a
+blank could change the outcome, and rows where rules apply together (or none applies) reported per row.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ import pandas as pd
 
 from povertyrules.errors import RuleError
 from povertyrules.lang import expr as ex
-from povertyrules.lang.rulebook import REVIEW, Decision, Entity, Rule, RuleBook
+from povertyrules.lang.plan import Guard, plans
+from povertyrules.lang.plan import evaluate as evaluate_guard
+from povertyrules.lang.rulebook import Decision, Entity, RuleBook
 
 
 @dataclass
@@ -52,10 +54,38 @@ class Evaluation:
     codes: dict[str, np.ndarray] = field(default_factory=dict)  # decision -> index into outcome_values
     outcome_values: dict[str, list[str]] = field(default_factory=dict)
     cited: dict[str, np.ndarray] = field(default_factory=dict)  # outcome rule id -> on the decisive path
+    conflicts: dict[str, np.ndarray] = field(default_factory=dict)  # decision -> rows the rule set fails on
+    uncovered: dict[str, np.ndarray] = field(default_factory=dict)  # decision -> rows no rule applies to
 
     def outcome(self, decision: str) -> np.ndarray:
         """The decision's outcome per row, as text (``review`` where undecidable)."""
         return np.asarray(self.outcome_values[decision], dtype=object)[self.codes[decision]]
+
+    def failed(self) -> np.ndarray:
+        """Rows on which some decision's rules apply together or none applies (errors of the rule set)."""
+        out = np.zeros(self.n, dtype=bool)
+        for mask in self.conflicts.values():
+            out |= mask
+        return out
+
+    def failure(self, row: int) -> str:
+        """What went wrong on a failed row, naming the decision and its rules (Chinese / English)."""
+        for name, mask in self.conflicts.items():
+            if not mask[row]:
+                continue
+            rules = [self.book.rules[r] for r in self.book.decisions[name].outcomes]
+            if self.uncovered[name][row]:
+                return (f"决定“{name}”没有任何判定规则适用（规则须覆盖所有情形） / no outcome rule of decision "
+                        f"'{name}' applies; the top-level rules must cover every case")
+            both = [r.id for r in rules if self.value(r.id).true()[row]]
+            return (f"规则 {both} 同时适用（须互斥或设为例外） / rules {both} of decision '{name}' apply together; "
+                    "make one an exception of the other or their conditions exclusive")
+        return ""
+
+    def verdict(self, name: str) -> np.ndarray:
+        """A criterion's or outcome rule's verdict per row as a code: 0 false, 1 true, 2 unknown."""
+        v = self.value(name)
+        return np.where(v.known, np.asarray(v.values, dtype=bool), 2).astype(np.int8)
 
     def value(self, name: str) -> Vec:
         return (self.env.get(name) or self.conditions[name]).full(self.n)
@@ -256,61 +286,37 @@ class _Evaluator:
 
     # -- decisions -------------------------------------------------------------------------------
     def decide(self, decision: Decision) -> None:
-        """Resolve the decision's outcome rules for every row (see the module docstring)."""
+        """Evaluate the outcome rules' conditions and resolve them with the decision's compiled plan."""
         n = self.result.n
-        values = [*decision.values, REVIEW]
-        code = {v: i for i, v in enumerate(values)}
-        none_applies = -1
-        rules = [self.book.rules[rid] for rid in decision.outcomes]
-        children: dict[str | None, list[Rule]] = {}
-        for r in rules:
-            children.setdefault(r.exception_of, []).append(r)
-        for r in rules:
-            self.result.conditions[r.id] = self.eval(r.expr).full(n)
-            self.result.cited[r.id] = np.zeros(n, dtype=bool)
+        plan = plans(self.book)[decision.name]
+        conditions = self.result.conditions
+        for rid in plan.rules:
+            conditions[rid] = self.eval(self.book.rules[rid].expr).full(n)
 
-        def resolve(siblings: list[Rule], active: np.ndarray) -> np.ndarray:
-            out = np.full(n, none_applies, dtype=np.int16)
-            true, unknown = [], []
-            count = np.zeros(n, dtype=np.int8)
-            for r in siblings:
-                c = self.result.conditions[r.id]
-                known = np.asarray(c.known, dtype=bool)
-                true.append(active & known & np.asarray(c.values, dtype=bool))
-                unknown.append(active & ~known)
-                count += true[-1]
-            if (count > 1).any():
-                row = int(np.argmax(count > 1))
-                both = [r.id for r, t in zip(siblings, true, strict=True) if t[row]]
-                raise RuleError(f"rules {both} apply together to row {row}; make one an exception of the "
-                                "other or their conditions exclusive", rule=both[0])
-            any_true = count == 1
-            for r, t in zip(siblings, true, strict=True):
-                if t.any():
-                    sub = resolve(children.get(r.id, []), t) if r.id in children else None
-                    value = code[r.outcome or ""] if sub is None else np.where(sub == none_applies,
-                                                                                code[r.outcome or ""], sub)
-                    out = np.where(t, value, out)
-            undecided = np.zeros(n, dtype=bool)
-            for u in unknown:
-                undecided |= u
-            undecided &= ~any_true
-            out[undecided] = code[REVIEW]
-            for r, t, u in zip(siblings, true, unknown, strict=True):
-                cited = t | (u & undecided)
-                if r.exception_of:  # an exception that was checked and did not apply is cited too
-                    cited |= active & ~t & ~u
-                self.result.cited[r.id] |= cited
-            return out
+        def atom(rid: str, verdict: bool | None) -> np.ndarray:
+            c = conditions[rid]
+            if verdict is None:
+                return ~c.false()
+            return c.true() if verdict else c.false()
 
-        codes = resolve(children.get(None, []), np.ones(n, dtype=bool))
-        if (codes == none_applies).any():
-            row = int(np.argmax(codes == none_applies))
-            raise RuleError(f"no outcome rule of decision '{decision.name}' applies to row {row}; the "
-                            "top-level rules must cover every case", file=decision.file)
+        codes, conflict, uncovered = plan.resolve(atom, n)
+        review = codes == plan.review
+        for rid in plan.rules:
+            c = conditions[rid]
+            checked = c.unknown() & (review | (plan.base[rid] is not None))
+            if plan.base[rid] is not None:
+                checked |= c.false()
+            self.result.cited[rid] = atom_guard(plan.active[rid], atom) & (c.true() | checked)
         self.result.codes[decision.name] = codes
-        self.result.outcome_values[decision.name] = values
-        self.result.env[decision.name] = Vec(np.asarray(values, dtype=str)[codes], codes != code[REVIEW])
+        self.result.outcome_values[decision.name] = list(plan.values)
+        self.result.conflicts[decision.name] = conflict | uncovered
+        self.result.uncovered[decision.name] = uncovered & ~conflict
+        values = np.asarray(plan.values, dtype=str)
+        self.result.env[decision.name] = Vec(values[codes], ~review)
+
+
+def atom_guard(guard: Guard, atom) -> np.ndarray:
+    return np.asarray(evaluate_guard(guard, atom), dtype=bool)
 
 
 def _kleene_and(a: Vec, b: Vec) -> Vec:
