@@ -14,6 +14,7 @@ import pyarrow as pa
 from povertyrules.decisions.reasons import OUTPUT_VALUES, decision_frame
 from povertyrules.engines.vectorized import evaluate
 from povertyrules.errors import RuleError
+from povertyrules.lang.check import require_parameters
 from povertyrules.lang.rulebook import RuleBook, load_rulebook
 from povertyrules.model.columns import ERROR_COLUMNS, HOUSEHOLD_COLUMNS
 from povertyrules.model.members import household_sizes, parse_members
@@ -89,6 +90,7 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
     valid, errors = parsed.valid, [parsed.errors]
     valid, year_errors = _fill_year(valid, year, file)
     errors.append(year_errors)
+    require_parameters(book, pd.unique(valid["year"]))  # a year with no line stops here, never all `review`
     member_reasons = None
     if members is not None:
         known_ids = set(parsed.valid["household_id"]) | set(parsed.errors["household_id"])
@@ -181,12 +183,31 @@ def _apply_members(book: RuleBook, valid: pd.DataFrame, raw: pd.DataFrame, known
     derived = valid["household_id"].map(sizes.members)
     has_members = valid["household_id"].isin(sizes.members.index)
     fallback = valid["members"] if "members" in valid else pd.Series(np.nan, index=valid.index)
-    valid = valid.assign(members=derived.where(has_members, fallback))
-    none_counted = has_members & (derived == 0)
-    no_size = ~has_members & fallback.isna()
+    # a household with a member row that cannot be read has an unknown size (review), never a smaller one
+    unreadable = _unreadable_members(parsed.errors, lang)
+    broken = valid["household_id"].isin(unreadable.index)
+    valid = valid.assign(members=derived.where(has_members, fallback).mask(broken))
+    none_counted = has_members & (derived == 0) & ~broken
+    no_size = ~has_members & fallback.isna() & ~broken
     problems.append(_error_rows(valid[none_counted], "members", "按ID-1计入的家庭人口为0",
                                 "no member counts toward household size under ID-1", file))
     problems.append(_error_rows(valid[no_size], "members", "家庭人口为空且成员表中无该户",
                                 "members is blank and the members sheet has no one for this household", file))
     keep = ~(none_counted | no_size)
-    return valid[keep].reset_index(drop=True), pd.concat(problems, ignore_index=True), sizes.reasons
+    reasons = sizes.reasons.astype(object).combine(unreadable, _join_lines) if len(unreadable) else sizes.reasons
+    return valid[keep].reset_index(drop=True), pd.concat(problems, ignore_index=True), reasons
+
+
+def _unreadable_members(errors: pd.DataFrame, lang: str) -> pd.Series:
+    """Household id -> an ID-1 reason naming its member rows that could not be read."""
+    rows = errors[errors["household_id"].astype(str) != ""].groupby("household_id")["row"]
+    listed = rows.agg(lambda r: "、".join(str(int(x)) for x in sorted(set(r))))
+    if lang == "zh":
+        return "ID-1 household_members: 成员表第 " + listed + " 行无法读取（见错误文件），家庭人口待核实"
+    return "ID-1 household_members: member row(s) " + listed + " could not be read (see the errors file): " \
+        "household size to be checked"
+
+
+def _join_lines(a: object, b: object) -> object:
+    present = [x for x in (a, b) if isinstance(x, str) and x]
+    return "；".join(present) if present else None

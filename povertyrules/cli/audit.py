@@ -136,8 +136,12 @@ def diff(
     """Households whose status changed between two runs, with the rule that made the difference."""
     from povertyrules.io.tables import write_table
     from povertyrules.store.reports import diff_runs
+    from povertyrules.store.runs import NotFound
 
-    changes = diff_runs(_engine(db), run_a, run_b)
+    try:
+        changes = diff_runs(_engine(db), run_a, run_b)
+    except NotFound as exc:
+        _not_found(exc)
     table = Table(*changes.columns)
     for row in changes.head(200).itertuples(index=False):
         table.add_row(*("" if v is None else str(v) for v in row))

@@ -33,6 +33,7 @@ def monitor(
     db: DbOption = None,
 ) -> None:
     """Process events; each newly holding trigger is stored as an alert awaiting county confirmation."""
+    from povertyrules.errors import MissingParameters
     from povertyrules.lang.rulebook import load_rulebook
     from povertyrules.monitor.alerts import store_alerts
     from povertyrules.monitor.events import raw_records, validate
@@ -62,7 +63,12 @@ def monitor(
                     console.print(f"[yellow]line {number}: {item.reason}[/yellow]", highlight=False, soft_wrap=True)
                     continue
                 counts["processed"] += 1
-                proposals.extend(watcher.process(item))
+                try:
+                    proposals.extend(watcher.process(item))
+                except MissingParameters:  # keep the alerts raised so far, then stop with the message
+                    if proposals:
+                        store_alerts(engine, proposals, str(events))
+                    raise
             if proposals:
                 store_alerts(engine, proposals, str(events))
                 counts["alerts"] += len(proposals)

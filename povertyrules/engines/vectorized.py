@@ -2,9 +2,9 @@
 
 Every value is a `Vec`: values plus a `known` mask. A blank input cell is unknown, never "no" and never 0;
 ``and``/``or``/``not`` follow Kleene's logic (false and unknown = false; true or unknown = true), so an
-unknown value changes a decision only when it could. Decisions resolve their outcome rules with the compiled
-plan (`povertyrules.lang.plan`) that every engine shares: Catala-style exceptions, ``review`` only where a
-blank could change the outcome, and rows where rules apply together (or none applies) reported per row.
+unknown value changes a decision only when it could. Decisions resolve their outcome rules Catala-style:
+exactly one top-level rule applies, an exception refines its base, and where an unknown condition could
+change the result the outcome is ``review``.
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from povertyrules.engines.outcomes import UNKNOWN, outcome_table
 from povertyrules.errors import RuleError
 from povertyrules.lang import expr as ex
-from povertyrules.lang.plan import Guard, plans
-from povertyrules.lang.plan import evaluate as evaluate_guard
-from povertyrules.lang.rulebook import Decision, Entity, RuleBook
+from povertyrules.lang.rulebook import REVIEW, Decision, Entity, RuleBook
 
 
 @dataclass
@@ -54,33 +53,24 @@ class Evaluation:
     codes: dict[str, np.ndarray] = field(default_factory=dict)  # decision -> index into outcome_values
     outcome_values: dict[str, list[str]] = field(default_factory=dict)
     cited: dict[str, np.ndarray] = field(default_factory=dict)  # outcome rule id -> on the decisive path
-    conflicts: dict[str, np.ndarray] = field(default_factory=dict)  # decision -> rows the rule set fails on
-    uncovered: dict[str, np.ndarray] = field(default_factory=dict)  # decision -> rows no rule applies to
+    possible: dict[str, np.ndarray] = field(default_factory=dict)  # decision -> bit mask of possible outcomes
+    #: decision -> per row "" or why its rules fail there (rules applying together, or none applying)
+    failures: dict[str, np.ndarray] = field(default_factory=dict)
 
     def outcome(self, decision: str) -> np.ndarray:
         """The decision's outcome per row, as text (``review`` where undecidable)."""
         return np.asarray(self.outcome_values[decision], dtype=object)[self.codes[decision]]
 
     def failed(self) -> np.ndarray:
-        """Rows on which some decision's rules apply together or none applies (errors of the rule set)."""
+        """Rows on which some decision's rules apply together or none applies (a fault of the rule set)."""
         out = np.zeros(self.n, dtype=bool)
-        for mask in self.conflicts.values():
-            out |= mask
+        for failure in self.failures.values():
+            out |= failure != ""
         return out
 
     def failure(self, row: int) -> str:
-        """What went wrong on a failed row, naming the decision and its rules (Chinese / English)."""
-        for name, mask in self.conflicts.items():
-            if not mask[row]:
-                continue
-            rules = [self.book.rules[r] for r in self.book.decisions[name].outcomes]
-            if self.uncovered[name][row]:
-                return (f"决定“{name}”没有任何判定规则适用（规则须覆盖所有情形） / no outcome rule of decision "
-                        f"'{name}' applies; the top-level rules must cover every case")
-            both = [r.id for r in rules if self.value(r.id).true()[row]]
-            return (f"规则 {both} 同时适用（须互斥或设为例外） / rules {both} of decision '{name}' apply together; "
-                    "make one an exception of the other or their conditions exclusive")
-        return ""
+        """Why the rule set fails on `row` (Chinese / English), naming the decision and its rules."""
+        return "；".join(f[row] for f in self.failures.values() if f[row])
 
     def verdict(self, name: str) -> np.ndarray:
         """A criterion's or outcome rule's verdict per row as a code: 0 false, 1 true, 2 unknown."""
@@ -184,6 +174,9 @@ class _Evaluator:
                 return Vec(-v.values, v.known)
             case ex.Arith(op=op, left=a, right=b):
                 return self.arith(op, self.eval(a), self.eval(b))
+            case ex.Compare(op="==" | "!=" as op, left=a, right=b) if self._decision_operand(a, b):
+                name, value = self._decision_operand(a, b)
+                return self.decision_test(name, {value}, negate=op == "!=")
             case ex.Compare(op=op, left=a, right=b):
                 return self.compare(op, self.eval(a), self.eval(b))
             case ex.Logic(op=op, operands=ops):
@@ -196,6 +189,8 @@ class _Evaluator:
             case ex.Not(operand=o):
                 v = self.eval(o)
                 return Vec(~np.asarray(v.values, dtype=bool), v.known)
+            case ex.In(operand=ex.Name(name=name), values=values, negate=negate) if name in self.result.possible:
+                return self.decision_test(name, set(values), negate)
             case ex.In(operand=o, values=values, negate=negate):
                 v = self.eval(o)
                 hit = np.zeros(np.shape(v.values), dtype=bool)
@@ -208,6 +203,13 @@ class _Evaluator:
             case ex.Call(function=fn, args=args):
                 return self.call(fn, args)
         raise AssertionError(f"unhandled node {node!r}")  # pragma: no cover
+
+    def _decision_operand(self, a: ex.Node, b: ex.Node) -> tuple[str, str] | None:
+        """(decision, value) for a comparison of a decided name with a text constant, else None."""
+        for x, y in ((a, b), (b, a)):
+            if isinstance(x, ex.Name) and x.name in self.result.possible and isinstance(y, ex.Const):
+                return x.name, y.value  # type: ignore[return-value]
+        return None
 
     def parameter(self, name: str, offset: int) -> Vec:
         """A parameter's value for each row's year (+ offset); unknown where none is in force."""
@@ -286,37 +288,53 @@ class _Evaluator:
 
     # -- decisions -------------------------------------------------------------------------------
     def decide(self, decision: Decision) -> None:
-        """Evaluate the outcome rules' conditions and resolve them with the decision's compiled plan."""
+        """Resolve the decision's outcome rules for every row (see `povertyrules.engines.outcomes`)."""
         n = self.result.n
-        plan = plans(self.book)[decision.name]
-        conditions = self.result.conditions
-        for rid in plan.rules:
-            conditions[rid] = self.eval(self.book.rules[rid].expr).full(n)
+        table = outcome_table(self.book, decision.name)
+        values = [*decision.values, REVIEW]
+        code = {v: i for i, v in enumerate(values)}
+        codes = np.zeros(n, dtype=np.int64)
+        for i, r in enumerate(table.rules):
+            c = self.eval(r.expr).full(n)
+            self.result.conditions[r.id] = c
+            known = np.asarray(c.known, dtype=bool)
+            state = np.where(known, np.asarray(c.values, dtype=bool).astype(np.int64), UNKNOWN)
+            codes += state * 3 ** i
+        present, inverse = np.unique(codes, return_inverse=True)
+        resolutions = [table.resolve(int(c)) for c in present]
+        failure = np.asarray([_failure(decision.name, res) for res in resolutions], dtype=object)
+        self.result.failures[decision.name] = failure[inverse]
+        bit = {v: 1 << i for i, v in enumerate(decision.values)}
+        possible = np.asarray([sum(bit[v] for v in res.possible) for res in resolutions], dtype=np.int64)
+        outcome = np.asarray([code[res.decided] if res.decided is not None else code[REVIEW]
+                              for res in resolutions], dtype=np.int16)
+        for r in table.rules:
+            self.result.cited[r.id] = np.asarray([r.id in res.cited for res in resolutions], dtype=bool)[inverse]
+        out = outcome[inverse]
+        self.result.codes[decision.name] = out
+        self.result.possible[decision.name] = possible[inverse]
+        self.result.outcome_values[decision.name] = values
+        self.result.env[decision.name] = Vec(np.asarray(values, dtype=str)[out], out != code[REVIEW])
 
-        def atom(rid: str, verdict: bool | None) -> np.ndarray:
-            c = conditions[rid]
-            if verdict is None:
-                return ~c.false()
-            return c.true() if verdict else c.false()
-
-        codes, conflict, uncovered = plan.resolve(atom, n)
-        review = codes == plan.review
-        for rid in plan.rules:
-            c = conditions[rid]
-            checked = c.unknown() & (review | (plan.base[rid] is not None))
-            if plan.base[rid] is not None:
-                checked |= c.false()
-            self.result.cited[rid] = atom_guard(plan.active[rid], atom) & (c.true() | checked)
-        self.result.codes[decision.name] = codes
-        self.result.outcome_values[decision.name] = list(plan.values)
-        self.result.conflicts[decision.name] = conflict | uncovered
-        self.result.uncovered[decision.name] = uncovered & ~conflict
-        values = np.asarray(plan.values, dtype=str)
-        self.result.env[decision.name] = Vec(values[codes], ~review)
+    def decision_test(self, name: str, accepted: set[str], negate: bool) -> Vec:
+        """``decision in accepted`` (or not) over the decision's possible outcomes: unknown only where some
+        possible outcome is accepted and another is not."""
+        decision = self.book.decisions[name]
+        wanted = sum(1 << i for i, v in enumerate(decision.values) if v in accepted)
+        possible = self.result.possible[name]
+        inside, outside = (possible & ~wanted) == 0, (possible & wanted) == 0
+        return Vec(outside if negate else inside, inside | outside)
 
 
-def atom_guard(guard: Guard, atom) -> np.ndarray:
-    return np.asarray(evaluate_guard(guard, atom), dtype=bool)
+def _failure(decision: str, res) -> str:
+    if res.conflict:
+        return (f"决定 {decision} 的规则 {list(res.conflict)} 同时适用（须互斥或设为例外） / rules "
+                f"{list(res.conflict)} of decision '{decision}' apply together; make one an exception of the "
+                "other or their conditions exclusive")
+    if res.nothing_applies:
+        return (f"决定 {decision} 没有任何判定规则适用（须覆盖所有情形） / no outcome rule of decision "
+                f"'{decision}' applies; the top-level rules must cover every case")
+    return ""
 
 
 def _kleene_and(a: Vec, b: Vec) -> Vec:

@@ -117,7 +117,7 @@ def get_run(engine: Engine, run_id: int) -> Run:
     with Session(engine) as session:
         run = session.get(Run, run_id)
         if run is None:
-            raise NotFound(f"no run {run_id}")
+            raise NotFound(f"审计库中没有运行 {run_id} / the store holds no run {run_id}")
         return run
 
 
