@@ -71,7 +71,8 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
           members: pd.DataFrame | None = None, lang: str = "zh", file: str = "<households>",
           members_file: str = "<members>", chunk_size: int = 50_000,
           progress: Callable[[int], None] | None = None, keep_records: bool = False,
-          sink: Callable[[pd.DataFrame], None] | None = None) -> ScoreResult:
+          sink: Callable[[pd.DataFrame, pa.Table | None], None] | None = None, reasons: str = "main",
+          sink_records: bool = False) -> ScoreResult:
     """Score household rows (English or Chinese headers) and return decisions and errors.
 
     :param year: evaluation year for rows without a ``year``/``年度`` value.
@@ -80,7 +81,11 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
     :param members: a members sheet; household size is then derived by the ID-1 rules.
     :param progress: called with the number of rows finished after each chunk.
     :param keep_records: also return one record per cited rule per household (for the audit store).
-    :param sink: called with each chunk of decisions as it is made (to stream them to a file); the result's
+    :param reasons: ``main`` (one line per row naming the rule that decided each decision) or ``full`` (every
+        cited rule with observed values and thresholds).
+    :param sink_records: give `sink` each chunk's reason records too (one per household and cited rule).
+    :param sink: called with each chunk of decisions (and its reason records, or None) as it is made (to
+        stream them to a file); the result's
         `decisions` then leave out the long text columns (`reasons`, `missing_columns`) to save memory.
     """
     book = resolve_rules(rules, overrides, override_files)
@@ -109,12 +114,12 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
             chunk = chunk[~failed].reset_index(drop=True)
             evaluation = evaluate(book, chunk)
         frame_part, record_part = decision_frame(evaluation, chunk, book.version, lang, member_reasons,
-                                                 with_records=keep_records)
+                                                 with_records=keep_records or sink_records, reasons=reasons)
         if sink is not None:
-            sink(frame_part)
-            frame_part = frame_part.drop(columns=["reasons", "missing_columns"])
+            sink(frame_part, record_part)
+            frame_part = frame_part.drop(columns=["reasons", "missing_columns", "clauses", "trace"])
         parts.append(frame_part)
-        if record_part is not None and record_part.num_columns:
+        if keep_records and record_part is not None and record_part.num_columns:
             records.append(record_part)
         if progress:
             progress(len(chunk))

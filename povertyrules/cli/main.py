@@ -12,7 +12,8 @@ from rich.table import Table
 
 from povertyrules.cli import audit, datasets, monitor, notebook, procedure, rules
 from povertyrules.cli.common import fail_on_errors, parse_sets
-from povertyrules.io.tables import TableWriter, member_sheet, read_table, write_table
+from povertyrules.decisions.files import DecisionWriter
+from povertyrules.io.tables import member_sheet, read_table, write_table
 
 app = typer.Typer(help="Rules-as-code for targeted poverty alleviation: identification, exit, monitoring.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -38,7 +39,10 @@ def score(
     rules_dir: Annotated[Path | None, typer.Option("--rules", help="Rules folder (default: shipped).")] = None,
     override: Annotated[list[Path] | None, typer.Option(help="County override file or folder (repeatable).")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="What-if: PARAMETER=VALUE (repeatable).")] = None,
-    lang: Annotated[str, typer.Option(help="Language of the reasons: zh or en.")] = "zh",
+    lang: Annotated[str, typer.Option(help="zh: Chinese headers, values and reasons; en: the contract's names and "
+                                           "codes.")] = "zh",
+    reasons: Annotated[str, typer.Option(help="main: one line per household; full: every cited rule (xlsx: a "
+                                              "second sheet, one row per household and rule).")] = "main",
     store: Annotated[bool, typer.Option(help="Record the run in the audit store and print its id.")] = False,
     db: audit.DbOption = None,
     operator: Annotated[str | None, typer.Option(help="Who ran it (default: the login name).")] = None,
@@ -51,15 +55,16 @@ def score(
     frame = read_table(input)
     member_frame = read_table(members) if members else member_sheet(input)
     with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-                  disable=len(frame) < PROGRESS_FROM) as bar, TableWriter(output) as writer:
+                  disable=len(frame) < PROGRESS_FROM) as bar, DecisionWriter(output, book, lang) as writer:
         task = bar.add_task("score", total=len(frame))
         result = run_score(frame, year=year, rules=book, members=member_frame, lang=lang, file=str(input),
                            members_file=str(members) if members else f"{input}#members",
                            progress=lambda k: bar.advance(task, k), keep_records=store,
-                           sink=None if store else writer.write)
+                           sink=None if store else writer.write, reasons=reasons,
+                           sink_records=reasons == "full" and writer.xlsx)
         del frame
         if store:  # the store needs every decision in memory anyway
-            writer.write(result.decisions)
+            writer.write(result.decisions, result.records if reasons == "full" else None)
     errors_path = output.with_name(f"{output.stem}.errors{output.suffix}")
     write_table(result.errors, errors_path)
     _print_summary(result, output, errors_path)
