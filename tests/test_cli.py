@@ -176,3 +176,53 @@ def test_the_bundled_sample_is_what_the_generator_makes(tmp_path):
     fresh = tmp_path / "sample.xlsx"
     assert run("datasets", "synth", "--households", 2000, "--seed", 2020, "-o", fresh).exit_code == 0
     pd.testing.assert_frame_equal(read_table(fresh), read_table(SAMPLE))
+
+
+def no_year_sheet(tmp_path: Path) -> Path:
+    from .conftest import households
+
+    path = tmp_path / "county.csv"
+    households({}, {"net_income": "6000", "four_look_score": "40"}).drop(columns=["year"]).to_csv(path, index=False)
+    return path
+
+
+def test_scoring_a_year_with_no_line_stops_with_a_message_in_both_languages(tmp_path):
+    out = tmp_path / "o.csv"
+    result = run("score", no_year_sheet(tmp_path), "-o", out, "--year", "2023")
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    text = " ".join(result.output.split())
+    assert "2023" in text and "poverty_line" in text and "没有取值" in text and "has no value" in text
+    assert "--override" in text and "--set poverty_line=" in text and "--province" in text
+    assert "Traceback" not in result.output and not out.exists()
+
+
+def test_a_county_line_for_the_year_lets_the_run_go_ahead(tmp_path):
+    out = tmp_path / "o.csv"
+    result = run("score", no_year_sheet(tmp_path), "-o", out, "--year", "2023", "--set", "poverty_line=4500")
+    assert result.exit_code == 0, result.output
+    decisions = pd.read_csv(out, dtype=str)
+    assert set(decisions["poverty_line"].astype(float)) == {4500.0}
+    assert list(decisions["identification"]) == ["not_poor", "poor"]
+
+
+def test_rules_check_passes_for_every_year_from_2013():
+    result = run("rules", "check", "--years", "2013-2020")
+    assert result.exit_code == 0, result.output
+
+
+def test_the_earlier_chinese_headers_are_still_read(tmp_path):
+    from .conftest import households
+
+    frame = households({"household_id": "a", "net_income": "6000", "four_look_score": "40", "ex_public_employee": "是",
+                        "ex_vehicle": "否"})
+    old = frame.rename(columns={"ex_public_employee": "有财政供养或国企稳定工资人员",
+                                "ex_vehicle": "有小轿车工程机械或大型农机"})
+    new = frame.rename(columns={"ex_public_employee": "有在国家机关或国有企事业单位工作且有稳定工资收入人员",
+                                "ex_vehicle": "有小轿车（含面包车）工程机械或大型农机具"})
+    from povertyrules import score
+
+    for sheet in (old, new):
+        decided = score(sheet).decisions.iloc[0]
+        assert decided["identification"] == "excluded"
+        assert "在国家机关或国有企事业单位工作且有稳定工资收入" in decided["reasons"]
+        assert "财政供养" not in decided["reasons"]

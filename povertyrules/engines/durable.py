@@ -5,7 +5,7 @@ Each household is one fact holding its inputs, the parameters in force for its y
 and every outcome rule's condition, becomes durable rules — one whose condition holds exactly when it is
 true and one when false, in Kleene's logic with ``$ex`` guards for known values — and a third rule, of lower
 priority, that settles it as unknown once everything it names is settled and neither of the first two fired.
-A decision becomes one rule per combination of its outcome rules' states (`povertyrules.engines.outcomes`,
+A decision becomes one rule per pattern of its outcome rules' states (`povertyrules.engines.outcomes`,
 the table every engine reads), setting the possible outcomes and, where only one is possible, the outcome.
 A firing rule adds its result to the fact and re-asserts it, so rules that need that result can fire next.
 
@@ -104,16 +104,12 @@ class DurableEngine:
         rules: dict[str, Any] = {}
         for rule in table.rules:
             rules.update(self._settle(rule))
-        for code in range(table.size):
-            res = table.resolve(code)
-            if res.error:
-                continue
-            parts = [{r.id: (UNSETTLED if s == UNKNOWN else bool(s))} for r, s in
-                     zip(table.rules, table.states(code), strict=True)]
+        for number, (fixed, res) in enumerate(table.patterns()):
+            parts = [{table.rules[i].id: (UNSETTLED if s == UNKNOWN else bool(s))} for i, s in fixed.items()]
             result = {possible_field(name): _joined(res.possible)}
             if res.decided is not None:
                 result[name] = res.decided
-            rules[f"{name}__{code}"] = {
+            rules[f"{name}__{number}"] = {
                 "all": [{"m": {"$and": [HOUSEHOLD, *parts, {"$nex": {possible_field(name): 1}}]}}],
                 "run": self._setter(result)}
         return rules

@@ -97,6 +97,36 @@ class OutcomeTable:
         possible, _ = level(self.children.get(None, []), False)
         return Resolution(frozenset(possible), frozenset(cited), tuple(conflict), not possible)
 
+    def patterns(self) -> list[tuple[dict[int, int], Resolution]]:
+        """A cover of every combination by partial ones (rule index -> state; unnamed rules: any state) with
+        the same resolution throughout, found by splitting on one rule at a time: what the durable_rules
+        engine compiles, one rule each, instead of all 3^k combinations. Combinations that are faults of the
+        rule set (two rules of a level true, or no top-level rule) are not told apart: the batch engine and
+        the row interpreter raise on them, and the tests check the shipped rules never reach them."""
+        found: list[tuple[dict[int, int], Resolution]] = []
+        k = len(self.rules)
+
+        def split(fixed: dict[int, int]) -> None:
+            free = [j for j in range(k) if j not in fixed]
+            results: set[Resolution] = set()
+            for combo in range(3 ** len(free)):
+                states = dict(fixed)
+                for j in free:
+                    combo, states[j] = divmod(combo, 3)
+                res = self.resolve(self.code([states[j] for j in range(k)]))
+                if not res.error:  # a fault of the rule set, which the other engines raise: it fits any pattern
+                    results.add(res)
+                if len(results) > 1:
+                    break
+            if len(results) <= 1:
+                found.extend((fixed, res) for res in results)
+                return
+            for state in (FALSE, TRUE, UNKNOWN):
+                split({**fixed, free[0]: state})
+
+        split({})
+        return found
+
     def families(self) -> set[frozenset[str]]:
         """Every set of possible outcomes some combination gives (for tests on this decision's value)."""
         return {r.possible for r in map(self.resolve, range(self.size)) if not r.error}
