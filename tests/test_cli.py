@@ -198,7 +198,8 @@ def test_scoring_a_year_with_no_line_stops_with_a_message_in_both_languages(tmp_
 
 def test_a_county_line_for_the_year_lets_the_run_go_ahead(tmp_path):
     out = tmp_path / "o.csv"
-    result = run("score", no_year_sheet(tmp_path), "-o", out, "--year", "2023", "--set", "poverty_line=4500")
+    result = run("score", no_year_sheet(tmp_path), "-o", out, "--lang", "en", "--year", "2023", "--set",
+                 "poverty_line=4500")
     assert result.exit_code == 0, result.output
     decisions = pd.read_csv(out, dtype=str)
     assert set(decisions["poverty_line"].astype(float)) == {4500.0}
@@ -222,7 +223,7 @@ def test_the_earlier_chinese_headers_are_still_read(tmp_path):
     from povertyrules import score
 
     for sheet in (old, new):
-        decided = score(sheet).decisions.iloc[0]
+        decided = score(sheet, reasons="full").decisions.iloc[0]
         assert decided["identification"] == "excluded"
         assert "在国家机关或国有企事业单位工作且有稳定工资收入" in decided["reasons"]
         assert "财政供养" not in decided["reasons"]
