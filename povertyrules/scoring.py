@@ -71,8 +71,8 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
           members: pd.DataFrame | None = None, lang: str = "zh", file: str = "<households>",
           members_file: str = "<members>", chunk_size: int = 50_000,
           progress: Callable[[int], None] | None = None, keep_records: bool = False,
-          sink: Callable[[pd.DataFrame, pa.Table | None], None] | None = None, reasons: str = "main",
-          sink_records: bool = False) -> ScoreResult:
+          sink: Callable[[pd.DataFrame, pa.Table | None], None] | None = None, rows: np.ndarray | None = None,
+          reasons: str = "main", sink_records: bool = False) -> ScoreResult:
     """Score household rows (English or Chinese headers) and return decisions and errors.
 
     :param year: evaluation year for rows without a ``year``/``年度`` value.
@@ -81,6 +81,7 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
     :param members: a members sheet; household size is then derived by the ID-1 rules.
     :param progress: called with the number of rows finished after each chunk.
     :param keep_records: also return one record per cited rule per household (for the audit store).
+    :param rows: each row's line in the original sheet (from `povertyrules.layouts.prepare`), for error rows.
     :param reasons: ``main`` (one line per row naming the rule that decided each decision) or ``full`` (every
         cited rule with observed values and thresholds).
     :param sink_records: give `sink` each chunk's reason records too (one per household and cited rule).
@@ -91,7 +92,7 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
     book = resolve_rules(rules, overrides, override_files)
     _check_outputs(book)
     parsed = parse_records(frame, HOUSEHOLD_COLUMNS, file, optional=frozenset({"members"}) if members is not None
-                           else frozenset(), unique="household_id")
+                           else frozenset(), unique="household_id", rows=rows)
     valid, errors = parsed.valid, [parsed.errors]
     valid, year_errors = _fill_year(valid, year, file)
     errors.append(year_errors)
