@@ -317,7 +317,7 @@ def test_a_clerks_gbk_sheet_with_titles_unit_headers_marks_a_total_and_a_signatu
     ]
     path = tmp_path / "roster_gbk.csv"
     path.write_bytes(("\r\n".join(lines) + "\r\n").encode("gbk"))
-    code, output = run("score", str(path), "--year", "2019", "-o", str(tmp_path / "out.xlsx"))
+    code, output = run("score", "--lang", "en", str(path), "--year", "2019", "-o", str(tmp_path / "out.xlsx"))
     assert code == 0, output
     assert lines_add_up(output) == (8, 3, 4, 1)  # 2 titles + 合计 + signature skipped; the id-less line an error
     decisions = read_table(tmp_path / "out.xlsx").set_index("household_id")
