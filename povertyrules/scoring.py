@@ -75,8 +75,8 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
           members: pd.DataFrame | None = None, lang: str = "zh", file: str = "<households>",
           members_file: str = "<members>", chunk_size: int = 50_000,
           progress: Callable[[int], None] | None = None, keep_records: bool = False,
-          sink: Callable[[pd.DataFrame], None] | None = None, rows: np.ndarray | None = None,
-          province: str | None = None) -> ScoreResult:
+          sink: Callable[[pd.DataFrame, pa.Table | None], None] | None = None, rows: np.ndarray | None = None,
+          province: str | None = None, reasons: str = "main", sink_records: bool = False) -> ScoreResult:
     """Score household rows (English or Chinese headers) and return decisions and errors.
 
     :param year: evaluation year for rows without a ``year``/``年度`` value.
@@ -87,7 +87,11 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
     :param progress: called with the number of rows finished after each chunk.
     :param keep_records: also return one record per cited rule per household (for the audit store).
     :param rows: each row's line in the original sheet (from `povertyrules.layouts.prepare`), for error rows.
-    :param sink: called with each chunk of decisions as it is made (to stream them to a file); the result's
+    :param reasons: ``main`` (one line per row naming the rule that decided each decision) or ``full`` (every
+        cited rule with observed values and thresholds).
+    :param sink_records: give `sink` each chunk's reason records too (one per household and cited rule).
+    :param sink: called with each chunk of decisions (and its reason records, or None) as it is made (to
+        stream them to a file); the result's
         `decisions` then leave out the long text columns (`reasons`, `missing_columns`) to save memory.
     """
     book = resolve_rules(rules, overrides, override_files, province)
@@ -109,13 +113,19 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
     parts, records = [], []
     for start in range(0, max(len(valid), 1), chunk_size):
         chunk = valid.iloc[start:start + chunk_size].reset_index(drop=True)
-        frame_part, record_part = decision_frame(evaluate(book, chunk), chunk, book.version, lang, member_reasons,
-                                                 with_records=keep_records)
+        evaluation = evaluate(book, chunk)
+        failed = evaluation.failed()
+        if failed.any():  # the rule set fails on these rows: error rows naming them, the others decided
+            errors.append(_rule_failures(evaluation, chunk, failed, file))
+            chunk = chunk[~failed].reset_index(drop=True)
+            evaluation = evaluate(book, chunk)
+        frame_part, record_part = decision_frame(evaluation, chunk, book.version, lang, member_reasons,
+                                                 with_records=keep_records or sink_records, reasons=reasons)
         if sink is not None:
-            sink(frame_part)
-            frame_part = frame_part.drop(columns=["reasons", "missing_columns"])
+            sink(frame_part, record_part)
+            frame_part = frame_part.drop(columns=["reasons", "missing_columns", "clauses", "trace"])
         parts.append(frame_part)
-        if record_part is not None and record_part.num_columns:
+        if keep_records and record_part is not None and record_part.num_columns:
             records.append(record_part)
         if progress:
             progress(len(chunk))
@@ -133,6 +143,17 @@ def _check_outputs(book: RuleBook) -> None:
     for name in DECISIONS:
         if name not in book.decisions:
             raise RuleError(f"the rule set must have a decision named '{name}'", file=str(book.root))
+
+
+def _rule_failures(evaluation, chunk: pd.DataFrame, failed: np.ndarray, file: str) -> pd.DataFrame:
+    rows = np.flatnonzero(failed)
+    return pd.DataFrame({
+        "row": chunk["row"].to_numpy()[rows] if "row" in chunk else rows + 2,
+        "household_id": chunk["household_id"].to_numpy()[rows],
+        "column": "", "value": "",
+        "error": [evaluation.failure(int(i)) for i in rows],
+        "file": file,
+    })
 
 
 def _error_rows(rows: pd.DataFrame, column: str, zh: str, en: str, file: str) -> pd.DataFrame:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -107,12 +108,18 @@ def test_a_message_with_a_semicolon_is_rejected(rules_copy):
         load_rules(rules_copy)
 
 
-def test_top_level_rules_that_apply_together_are_an_error_not_a_silent_choice(rules_copy):
+def test_top_level_rules_that_apply_together_are_an_error_row_naming_the_household(rules_copy):
     edit(rules_copy / "identification.yaml",
          lambda d: d["decision"]["outcomes"][0].update(when="income_below_line"))
     book = load_rules(rules_copy)
-    with pytest.raises(RuleError, match="apply together"):
-        score(households({"net_income": "6000", "four_look_score": "10"}), rules=book)
+    frame = pd.concat([households({"net_income": "6000", "four_look_score": "10"}),
+                       households({"net_income": "1000", "four_look_score": "80"}).assign(household_id="fine")])
+    result = score(frame.reset_index(drop=True), rules=book)
+    assert list(result.decisions["household_id"]) == ["fine"]
+    (error,) = result.errors.to_dict("records")
+    assert error["household_id"] == frame["household_id"].iloc[0] and error["row"] == 2
+    assert "apply together" in error["error"] and "id_criteria_not_met" in error["error"]
+    assert result.accounting() == {"input_rows": 2, "decided": 1, "error_rows": 1}
 
 
 def test_an_override_file_changes_a_parameter_and_the_version(tmp_path, book):

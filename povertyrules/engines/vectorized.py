@@ -55,10 +55,28 @@ class Evaluation:
     outcome_values: dict[str, list[str]] = field(default_factory=dict)
     cited: dict[str, np.ndarray] = field(default_factory=dict)  # outcome rule id -> on the decisive path
     possible: dict[str, np.ndarray] = field(default_factory=dict)  # decision -> bit mask of possible outcomes
+    #: decision -> per row "" or why its rules fail there (rules applying together, or none applying)
+    failures: dict[str, np.ndarray] = field(default_factory=dict)
 
     def outcome(self, decision: str) -> np.ndarray:
         """The decision's outcome per row, as text (``review`` where undecidable)."""
         return np.asarray(self.outcome_values[decision], dtype=object)[self.codes[decision]]
+
+    def failed(self) -> np.ndarray:
+        """Rows on which some decision's rules apply together or none applies (a fault of the rule set)."""
+        out = np.zeros(self.n, dtype=bool)
+        for failure in self.failures.values():
+            out |= failure != ""
+        return out
+
+    def failure(self, row: int) -> str:
+        """Why the rule set fails on `row` (Chinese / English), naming the decision and its rules."""
+        return "；".join(f[row] for f in self.failures.values() if f[row])
+
+    def verdict(self, name: str) -> np.ndarray:
+        """A criterion's or outcome rule's verdict per row as a code: 0 false, 1 true, 2 unknown."""
+        v = self.value(name)
+        return np.where(v.known, np.asarray(v.values, dtype=bool), 2).astype(np.int8)
 
     def value(self, name: str) -> Vec:
         return (self.env.get(name) or self.conditions[name]).full(self.n)
@@ -290,14 +308,8 @@ class _Evaluator:
         position[present] = np.arange(len(present))
         inverse = position[codes]
         resolutions = [table.resolve(int(c)) for c in present]
-        for k, res in enumerate(resolutions):
-            if res.error:
-                row = int(np.argmax(inverse == k))
-                if res.conflict:
-                    raise RuleError(f"rules {list(res.conflict)} apply together to row {row}; make one an "
-                                    "exception of the other or their conditions exclusive", rule=res.conflict[0])
-                raise RuleError(f"no outcome rule of decision '{decision.name}' applies to row {row}; the "
-                                "top-level rules must cover every case", file=decision.file)
+        failure = np.asarray([_failure(decision.name, res) for res in resolutions], dtype=object)
+        self.result.failures[decision.name] = failure[inverse]
         bit = {v: 1 << i for i, v in enumerate(decision.values)}
         possible = np.asarray([sum(bit[v] for v in res.possible) for res in resolutions], dtype=np.int64)
         outcome = np.asarray([code[res.decided] if res.decided is not None else code[REVIEW]
@@ -318,6 +330,17 @@ class _Evaluator:
         possible = self.result.possible[name]
         inside, outside = (possible & ~wanted) == 0, (possible & wanted) == 0
         return Vec(outside if negate else inside, inside | outside)
+
+
+def _failure(decision: str, res) -> str:
+    if res.conflict:
+        return (f"决定 {decision} 的规则 {list(res.conflict)} 同时适用（须互斥或设为例外） / rules "
+                f"{list(res.conflict)} of decision '{decision}' apply together; make one an exception of the "
+                "other or their conditions exclusive")
+    if res.nothing_applies:
+        return (f"决定 {decision} 没有任何判定规则适用（须覆盖所有情形） / no outcome rule of decision "
+                f"'{decision}' applies; the top-level rules must cover every case")
+    return ""
 
 
 def _kleene_and(a: Vec, b: Vec) -> Vec:

@@ -76,7 +76,7 @@ def run_case(book: RuleBook, case: Case, lang: str = "en") -> list[str]:
     stops_with = expected.pop("stops_with", None)
     try:
         result = score(frame, year=case.year, rules=book, overrides=case.overrides or None, members=members,
-                       lang=lang, file=case.file, province=case.province)
+                       lang=lang, file=case.file, province=case.province, reasons="full")
     except MissingParameters as exc:
         if stops_with is not None and stops_with in exc.missing:
             return []
