@@ -7,10 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import typer
-import yaml
 from rich.console import Console
 
 from povertyrules.errors import PovertyRulesError
+from povertyrules.lang import safeyaml
 
 console = Console(stderr=True)
 
@@ -36,5 +36,7 @@ def parse_sets(items: list[str] | None) -> dict[str, Any]:
         name, sep, raw = item.partition("=")
         if not sep:
             raise typer.BadParameter(f"expected PARAMETER=VALUE, got {item!r}")
-        values[name.strip()] = yaml.safe_load(raw)
+        if not name.strip():
+            raise typer.BadParameter(f"expected PARAMETER=VALUE, got {item!r}")
+        values[name.strip()] = safeyaml.loads(raw, file=f"--set {name.strip()}")
     return values

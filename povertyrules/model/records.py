@@ -84,6 +84,7 @@ def parse_records(raw: pd.DataFrame, columns: tuple[Column, ...], file: str,
     return Parsed(valid, errors.sort_values(["row", "column"], kind="stable", ignore_index=True), len(frame))
 
 
+MAX_CELL = 1e15  # larger magnitudes (and 1e400, read as infinity) are an error on the row, never a value
 NUMBER = r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"
 
 
@@ -104,6 +105,9 @@ def _numbers(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     cells = pc.replace_substring(_arrow_text(series), ",", "")
     readable = pc.match_substring_regex(cells, NUMBER)
     numbers = pc.cast(pc.if_else(readable, cells, pa.scalar(None, pa.string())), pa.float64())
+    too_large = pc.fill_null(pc.greater(pc.abs(numbers), MAX_CELL), False)  # 1e400 reads as infinity
+    readable = pc.and_(readable, pc.invert(too_large))
+    numbers = pc.if_else(too_large, pa.scalar(None, pa.float64()), numbers)
     bad = pc.and_(pc.is_valid(cells), pc.invert(pc.fill_null(readable, False)))
     return (pd.Series(numbers.to_numpy(zero_copy_only=False), index=series.index, dtype=float),
             pd.Series(bad.to_numpy(zero_copy_only=False), index=series.index, dtype=bool))
