@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from povertyrules.cli.common import fail_on_errors
@@ -25,7 +26,7 @@ def _engine(db: str | None):
 
 
 def _not_found(exc: LookupError) -> None:
-    console.print(f"[red]{exc}[/red]", highlight=False)
+    console.print(f"[red]{escape(str(exc))}[/red]", highlight=False)
     raise typer.Exit(1)
 
 
@@ -55,8 +56,8 @@ def explain(
         return
     zh = lang == "zh"
     d = explanation.decision
-    console.print(f"[bold]{'户' if zh else 'household'} {d.household_id}[/bold] — run {stored_run.id} "
-                  f"({stored_run.created_at:%Y-%m-%d %H:%M}, {stored_run.input_file}), rules_version "
+    console.print(f"[bold]{'户' if zh else 'household'} {escape(d.household_id)}[/bold] — run {stored_run.id} "
+                  f"({stored_run.created_at:%Y-%m-%d %H:%M}, {escape(stored_run.input_file)}), rules_version "
                   f"{stored_run.rules_version}", highlight=False)
     console.print(f"{'年度' if zh else 'year'} {d.year}: identification [bold]{d.identification}[/bold], "
                   f"exit [bold]{d.exit or '—'}[/bold], monitoring [bold]{d.monitoring}[/bold]"
@@ -64,16 +65,16 @@ def explain(
                   f"{d.per_capita_income}, line {d.poverty_line}, monitoring line {d.monitoring_line}, "
                   f"四看法 {d.four_look_score}", highlight=False)
     if d.missing_columns:
-        console.print(f"{'缺失' if zh else 'missing'}: {d.missing_columns}", highlight=False)
+        console.print(f"{'缺失' if zh else 'missing'}: {escape(d.missing_columns)}", highlight=False)
     decision_name = None
     for r in explanation.reasons:
         if r.decision != decision_name:
             decision_name = r.decision
             console.print(f"\n[bold]{decision_name}[/bold]")
-        console.print(f"  {VERDICT.get(r.verdict, r.verdict)} {r.message}", highlight=False)
+        console.print(f"  {VERDICT.get(r.verdict, r.verdict)} {escape(r.message)}", highlight=False)
     console.print(f"\n[bold]{'条款原文' if zh else 'Clause texts'}[/bold]")
     for clause, text in explanation.clauses.items():
-        console.print(f"  [{clause}] {text}", highlight=False)
+        console.print(escape(f"  [{clause}] {text}"), highlight=False)
     for name, state in procedures.items():
         final = ("程序完成，结果生效" if zh else "procedure complete: the status is final") if state["complete"] else (
             f"程序未完成（下一步：{state['next_step']}），结果尚未生效" if zh
@@ -84,7 +85,7 @@ def explain(
         console.print("  —")
     for change in explanation.changes:
         conditions = " and ".join(f"{c['clause']} {c['name']}: {c['hint']}" for c in change.conditions)
-        console.print(f"  {change.decision} → {change.outcome}: {conditions}", highlight=False)
+        console.print(f"  {change.decision} → {change.outcome}: {escape(conditions)}", highlight=False)
 
 
 def _procedures(engine, decision) -> dict[str, dict]:
@@ -140,7 +141,7 @@ def diff(
     changes = diff_runs(_engine(db), run_a, run_b)
     table = Table(*changes.columns)
     for row in changes.head(200).itertuples(index=False):
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*("" if v is None else escape(str(v)) for v in row))
     console.print(table)
     console.print(f"{len(changes)} changed decisions", highlight=False)
     if output:
@@ -162,10 +163,11 @@ def watchlist(
 
     households, scale = build(_engine(db), run, county, township, tuple(deep_poverty or ()))
     write_table(households, output, sheet="watchlist", sheets={"scale": scale})
-    console.print(f"{len(households)} monitored households → {output}", highlight=False)
+    console.print(f"{len(households)} monitored households → {escape(str(output))}", highlight=False)
     for row in scale.itertuples(index=False):
         style = "red" if row.check.startswith("WARNING") else "green"
-        console.print(f"[{style}]{row.county}: {row.monitored_people:.0f} monitored / {row.registered_people:.0f} "
+        console.print(f"[{style}]{escape(str(row.county))}: {row.monitored_people:.0f} monitored / "
+                      f"{row.registered_people:.0f} "
                       f"registered people = {row.share:.1%} (limit {row.limit:.0%}) — {row.check}[/{style}]",
                       highlight=False)
 
@@ -177,6 +179,6 @@ def runs(db: DbOption = None) -> None:
 
     table = Table("run", "time", "operator", "input", "year", "rules_version", "decided", "errors")
     for r in all_runs(_engine(db)):
-        table.add_row(str(r.id), f"{r.created_at:%Y-%m-%d %H:%M}", r.operator, r.input_file, str(r.year or ""),
-                      r.rules_version, str(r.decided), str(r.error_rows))
+        table.add_row(str(r.id), f"{r.created_at:%Y-%m-%d %H:%M}", escape(r.operator), escape(r.input_file),
+                      str(r.year or ""), r.rules_version, str(r.decided), str(r.error_rows))
     console.print(table)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -98,7 +99,7 @@ def _print_summary(result, output: Path, errors_path: Path) -> None:
     counts = result.accounting()
     console.print(f"input rows {counts['input_rows']} = decided {counts['decided']} + rows with errors "
                   f"{counts['error_rows']}")
-    console.print(f"decisions: {output}\nerrors:    {errors_path} ({len(result.errors)} error lines)")
+    console.print(escape(f"decisions: {output}\nerrors:    {errors_path} ({len(result.errors)} error lines)"))
     if counts["input_rows"] != counts["decided"] + counts["error_rows"]:  # pragma: no cover - an invariant
         raise typer.Exit(3)
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from povertyrules.cli.audit import DbOption
@@ -36,7 +37,7 @@ def record(
 
     when = dt.date.fromisoformat(date) if date else dt.date.today()
     state = record_step(connect(db), load_rulebook(), household_id, procedure, step, when, actor, objection, note)
-    console.print(f"recorded {procedure}/{step} for {household_id}; "
+    console.print(f"recorded {procedure}/{escape(step)} for {escape(household_id)}; "
                   + ("procedure complete" if state.complete else f"next step: {state.next_step}"), highlight=False)
 
 
@@ -54,7 +55,7 @@ def show(household_id: Annotated[str, typer.Argument()], procedure: Procedure = 
     names = {s["id"]: f"{s['zh']} / {s['en']}" for s in book.procedures[procedure]["steps"]}
     table = Table("date", "step", "actor", "objection", "note", title=f"{procedure} ({state.clause})")
     for s in state.steps:
-        table.add_row(str(s.date), names[s.step], s.actor, "yes" if s.objection else "", s.note or "")
+        table.add_row(str(s.date), names[s.step], escape(s.actor), "yes" if s.objection else "", escape(s.note or ""))
     console.print(table)
     console.print("complete: the status is final" if state.complete else
                   f"in progress: next step {state.next_step} ({names[state.next_step]}); the status is not final",

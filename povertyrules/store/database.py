@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, event, inspect, text
 from sqlmodel import SQLModel, create_engine
 
 from povertyrules.store.models import APPEND_ONLY
@@ -52,6 +52,7 @@ def _sqlite_pragmas(connection, _record) -> None:
 def create(engine: Engine) -> None:
     """Create missing tables and the triggers that refuse UPDATE and DELETE on every audit table."""
     SQLModel.metadata.create_all(engine)
+    _add_missing_columns(engine)
     with engine.begin() as connection:
         for table in APPEND_ONLY:
             if engine.dialect.name == "sqlite":
@@ -67,6 +68,18 @@ def create(engine: Engine) -> None:
                 connection.execute(text(
                     f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
                     "FOR EACH ROW EXECUTE FUNCTION povertyrules_append_only()"))
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Columns added to a table since a store was created (always nullable), so older stores keep working."""
+    found = inspect(engine)
+    with engine.begin() as connection:
+        for table in SQLModel.metadata.sorted_tables:
+            present = {c["name"] for c in found.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in present and column.nullable:
+                    kind = column.type.compile(dialect=engine.dialect)
+                    connection.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
 
 
 def bulk_insert(connection, table: str, columns: Sequence[str], rows: Iterable[Sequence]) -> None:
