@@ -6,14 +6,17 @@ numbers are masked in every page, JSON answer and export unless the server start
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
-from pathlib import Path
-from typing import Any
+from pathlib import Path as FilePath
+from typing import Annotated, Any
 
 import pandas as pd
-from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import FastAPI, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import func, or_, select
 from sqlmodel import Session
@@ -26,6 +29,16 @@ from povertyrules.store.reports import watchlist
 from povertyrules.store.runs import NotFound, decision_of, decisions_frame, get_run, history_of, reasons_of
 
 PAGE_SIZE = 50
+#: what a request may carry: larger numbers, longer ids or queries are answered 422, never 500
+MAX_NUMBER = 2**31 - 1
+MAX_PAGE = 100_000
+MAX_QUERY = 100
+MAX_ID = 64
+MAX_URL = 4_096
+RunId = Annotated[int, Path(ge=1, le=MAX_NUMBER)]
+HouseholdId = Annotated[str, Path(min_length=1, max_length=MAX_ID)]
+Page = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+OptionalRun = Annotated[int | None, Query(ge=1, le=MAX_NUMBER)]
 ID_NUMBER = re.compile(r"(?<!\d)(\d{6})\d{8}(\d{3}[\dXx])(?!\d)")
 PHONE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
 TEXT = {
@@ -54,12 +67,52 @@ def mask(value: Any) -> Any:
     return value
 
 
+TEMPLATES = FilePath(__file__).parent / "templates"
+
+
+def _style_hash() -> str:
+    """The CSP hash of the pages' one inline style block (base.html), so no 'unsafe-inline' is needed."""
+    style = re.search(r"<style>(.*?)</style>", (TEMPLATES / "base.html").read_text(encoding="utf-8"), re.S)
+    digest = hashlib.sha256(style.group(1).encode()).digest() if style else b""
+    return f"'sha256-{base64.b64encode(digest).decode()}'"
+
+
+def security_headers() -> dict[str, str]:
+    """Headers on every answer: nothing loads from elsewhere, no framing, no sniffing, no referrer."""
+    return {
+        "Content-Security-Policy": f"default-src 'none'; style-src {_style_hash()}; img-src 'self'; "
+                                   "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+        "Cross-Origin-Opener-Policy": "same-origin",
+    }
+
+
 def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
     engine = connect(db)
+    # /docs and /redoc would load scripts from a CDN: off; the schema stays at /openapi.json
     app = FastAPI(title="povertyrules inspector", description="Read-only decisions, reasons and runs.",
-                  version="1")
-    templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+                  version="1", docs_url=None, redoc_url=None)
+    templates = Jinja2Templates(directory=str(TEMPLATES))
     protect = (lambda v: v) if show_identities else mask
+    headers = security_headers()
+
+    @app.middleware("http")
+    async def harden(request: Request, call_next):
+        if len(str(request.url)) > MAX_URL:
+            response = JSONResponse({"detail": "request URL too long / 请求过长"}, status_code=414)
+        else:
+            response = await call_next(request)
+        response.headers.update(headers)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """422 naming the bad parameter and the rule it breaks, without echoing the value (it may be an id)."""
+        problems = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        return JSONResponse({"detail": problems}, status_code=422)
 
     def latest_run() -> int | None:
         with Session(engine) as session:
@@ -70,7 +123,7 @@ def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
         if not q:
             return [], 0
         latest = (select(Decision.household_id, func.max(Decision.run_id).label("run_id"))
-                  .where(or_(Decision.household_id == q, Decision.village.contains(q)))
+                  .where(or_(Decision.household_id == q, Decision.village.contains(q, autoescape=True)))
                   .group_by(Decision.household_id).subquery())
         joined = (Decision.household_id == latest.c.household_id) & (Decision.run_id == latest.c.run_id)
         with Session(engine) as session:
@@ -85,8 +138,8 @@ def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
     def household(hid: str, run: int | None) -> dict[str, Any]:
         try:
             decision = decision_of(engine, hid, run)
-        except NotFound as exc:
-            raise HTTPException(404, str(exc)) from None
+        except NotFound:
+            raise HTTPException(404, "未找到该户 / household not found") from None  # never echo the id
         stored = get_run(engine, decision.run_id)
         data = explain_stored(stored, decision, reasons_of(engine, hid, decision.run_id)).to_dict()
         data["location"] = {"county": decision.county, "township": decision.township, "village": decision.village}
@@ -98,8 +151,8 @@ def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
     def run_summary(run_id: int) -> dict[str, Any]:
         try:
             stored = get_run(engine, run_id)
-        except NotFound as exc:
-            raise HTTPException(404, str(exc)) from None
+        except NotFound:
+            raise HTTPException(404, "未找到该运行 / run not found") from None
         frame = decisions_frame(engine, run_id)
         counts = {d: frame[d].replace("", "—").value_counts().to_dict() for d in ("identification", "exit",
                                                                                    "monitoring")}
@@ -111,12 +164,12 @@ def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
 
     # -- JSON API ---------------------------------------------------------------------------------
     @app.get("/api/households", summary="Search households of the latest run by id or village")
-    def api_search(q: str = Query(..., min_length=1), page: int = Query(1, ge=1)) -> dict:
+    def api_search(q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY)], page: Page = 1) -> dict:
         rows, total = search(q, page)
         return {"query": q, "page": page, "page_size": PAGE_SIZE, "total": total, "households": rows}
 
     @app.get("/api/households/{household_id}", summary="A household's decision, reasons, clauses, history")
-    def api_household(household_id: str, run: int | None = None) -> dict:
+    def api_household(household_id: HouseholdId, run: OptionalRun = None) -> dict:
         return json.loads(json.dumps(household(household_id, run), default=str))
 
     @app.get("/api/runs", summary="The stored runs")
@@ -127,7 +180,7 @@ def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
         return [protect({**r._mapping, "created_at": r.created_at.isoformat()}) for r in runs]
 
     @app.get("/api/runs/{run_id}", summary="Counts per status and township for a run")
-    def api_run(run_id: int) -> dict:
+    def api_run(run_id: RunId) -> dict:
         return protect(run_summary(run_id))
 
     # -- pages ------------------------------------------------------------------------------------
@@ -136,36 +189,39 @@ def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
         return templates.TemplateResponse(request, name, {"t": TEXT[lang], "lang": lang, **context})
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def page_search(request: Request, q: str = "", page: int = Query(1, ge=1), lang: str = "zh"):
+    def page_search(request: Request, q: Annotated[str, Query(max_length=MAX_QUERY)] = "", page: Page = 1,
+                    lang: str = "zh"):
         rows, total = search(q, page)
         pages = max(1, -(-total // PAGE_SIZE))
         return render(request, "search.html", lang, q=q, shown_q=protect(q), rows=rows, total=total, page=page,
                       pages=pages, run_id=latest_run())
 
     @app.get("/household/{household_id}", response_class=HTMLResponse, include_in_schema=False)
-    def page_household(request: Request, household_id: str, run: int | None = None, lang: str = "zh"):
+    def page_household(request: Request, household_id: HouseholdId, run: OptionalRun = None, lang: str = "zh"):
         return render(request, "household.html", lang, h=household(household_id, run))
 
     @app.get("/decision/{decision_id}", response_class=HTMLResponse, include_in_schema=False)
-    def page_decision(request: Request, decision_id: int, lang: str = "zh"):
+    def page_decision(request: Request, decision_id: RunId, lang: str = "zh"):
         """A household's page by the stored decision's number, so links never carry a (masked) identity."""
         with Session(engine) as session:
             decision = session.get(Decision, decision_id)
         if decision is None:
-            raise HTTPException(404, f"no decision {decision_id}")
+            raise HTTPException(404, "未找到该决策 / decision not found")
         return render(request, "household.html", lang, h=household(decision.household_id, decision.run_id))
 
     @app.get("/run/{run_id}", response_class=HTMLResponse, include_in_schema=False)
-    def page_run(request: Request, run_id: int, lang: str = "zh"):
+    def page_run(request: Request, run_id: RunId, lang: str = "zh"):
         return render(request, "run.html", lang, r=run_summary(run_id))
 
     @app.get("/run/{run_id}/decisions.xlsx", summary="A run's decisions as xlsx")
-    def download_decisions(run_id: int) -> Response:
+    def download_decisions(run_id: RunId) -> Response:
+        run_summary(run_id)  # 404 for an unknown run
         frame = decisions_frame(engine, run_id).drop(columns=["inputs", "run_id"])
         return _xlsx(_masked_frame(frame, show_identities), f"decisions-run{run_id}.xlsx")
 
     @app.get("/run/{run_id}/watchlist.xlsx", summary="A run's watchlist and MON-2 scale check as xlsx")
-    def download_watchlist(run_id: int) -> Response:
+    def download_watchlist(run_id: RunId) -> Response:
+        run_summary(run_id)
         households, scale = watchlist(engine, run_id)
         return _xlsx(_masked_frame(households, show_identities), f"watchlist-run{run_id}.xlsx",
                      {"scale": scale})
@@ -184,7 +240,7 @@ def _xlsx(frame: pd.DataFrame, name: str, sheets: dict[str, pd.DataFrame] | None
     import tempfile
 
     with tempfile.TemporaryDirectory() as folder:
-        path = write_table(frame, Path(folder) / name, sheet="data", sheets=sheets)
+        path = write_table(frame, FilePath(folder) / name, sheet="data", sheets=sheets)
         content = path.read_bytes()
     return Response(content, media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
