@@ -13,6 +13,7 @@ from povertyrules.errors import PovertyRulesError
 from povertyrules.lang.rulebook import RuleBook
 from povertyrules.monitor.events import SOURCES
 from povertyrules.monitor.stream import Proposal
+from povertyrules.store.database import retrying
 from povertyrules.store.models import Alert, AlertDecision
 from povertyrules.store.procedures import record_step, state
 
@@ -26,6 +27,10 @@ def store_alerts(engine: Engine, proposals: list[Proposal], event_file: str) -> 
     """Store and commit the alerts not stored before (by content); returns the new alerts' ids."""
     now = dt.datetime.now(dt.UTC)
     keyed = {alert_key(p): p for p in proposals}
+    return retrying(lambda: _store_new(engine, keyed, event_file, now))
+
+
+def _store_new(engine: Engine, keyed: dict[str, Proposal], event_file: str, now: dt.datetime) -> list[int]:
     with Session(engine) as session:
         known = set(session.execute(select(Alert.event_key).where(Alert.event_key.in_(list(keyed)))).scalars()) \
             if keyed else set()

@@ -16,7 +16,7 @@ from sqlmodel import Session
 from povertyrules.lang.clauses import clauses
 from povertyrules.lang.rulebook import RuleBook
 from povertyrules.scoring import ScoreResult
-from povertyrules.store.database import bulk_insert
+from povertyrules.store.database import bulk_insert, retrying
 from povertyrules.store.models import Decision, Reason, Run, RunError
 
 DECISION_FIELDS = [c for c in Decision.model_fields if c != "id"]
@@ -69,8 +69,8 @@ def record_run(engine: Engine, result: ScoreResult, input_file: str | Path, oper
     years = sorted({int(y) for y in decisions["year"].unique()}) if len(decisions) else []
     cited = sorted(book.cited_clauses())
     known = clauses()
-    run = Run(
-        created_at=dt.datetime.now(dt.UTC), operator=operator or getpass.getuser(),
+    fields = dict(
+        operator=operator or getpass.getuser(),
         input_file=str(input_file), input_sha256=sha256(input_file) if Path(input_file).is_file() else "",
         year=years[0] if len(years) == 1 else None, rules_version=result.rules_version,
         decided=len(decisions), error_rows=result.error_rows, input_rows=result.rows, lang=lang,
@@ -78,18 +78,23 @@ def record_run(engine: Engine, result: ScoreResult, input_file: str | Path, oper
         rules_snapshot=json.dumps(rules_snapshot(book), ensure_ascii=False),
         clauses=json.dumps({c: known.get(c) for c in cited}, ensure_ascii=False),
     )
-    with Session(engine) as session:
-        session.add(run)
-        session.flush()
-        run_id = int(run.id)
-        connection = session.connection()
-        bulk_insert(connection, "decision", DECISION_FIELDS, _decision_rows(run_id, decisions, result.inputs))
-        bulk_insert(connection, "reason", REASON_FIELDS, _reason_rows(run_id, result.records))
-        errors = result.errors.assign(run_id=run_id)
-        bulk_insert(connection, "runerror", ERROR_FIELDS,
-                    _rows(errors[ERROR_FIELDS].astype(object).where(errors[ERROR_FIELDS].notna(), None)))
-        session.commit()
-    return run_id
+
+    def write() -> int:  # one transaction; tried again while another writer holds the database
+        with Session(engine) as session:
+            run = Run(created_at=dt.datetime.now(dt.UTC), **fields)
+            session.add(run)
+            session.flush()  # the first statement writes, so SQLite takes the write lock at once (no upgrade)
+            run_id = int(run.id)
+            connection = session.connection()
+            bulk_insert(connection, "decision", DECISION_FIELDS, _decision_rows(run_id, decisions, result.inputs))
+            bulk_insert(connection, "reason", REASON_FIELDS, _reason_rows(run_id, result.records))
+            errors = result.errors.assign(run_id=run_id)
+            bulk_insert(connection, "runerror", ERROR_FIELDS,
+                        _rows(errors[ERROR_FIELDS].astype(object).where(errors[ERROR_FIELDS].notna(), None)))
+            session.commit()
+        return run_id
+
+    return retrying(write)
 
 
 def _rows(frame: pd.DataFrame):
