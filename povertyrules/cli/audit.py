@@ -19,10 +19,13 @@ DbOption = Annotated[str | None, typer.Option("--db", help="SQLite file or postg
 VERDICT = {"true": "✓", "false": "✗", "unknown": "?"}
 
 
-def _engine(db: str | None):
+def _engine(db: str | None, household_id: str | None = None):
+    from povertyrules.cli.store import warn_if_tampered
     from povertyrules.store.database import connect
 
-    return connect(db)
+    engine = connect(db)
+    warn_if_tampered(engine, household_id)
+    return engine
 
 
 def _not_found(exc: LookupError) -> None:
@@ -42,7 +45,7 @@ def explain(
     from povertyrules.store.explain import explain_stored
     from povertyrules.store.runs import NotFound, decision_of, get_run, reasons_of
 
-    engine = _engine(db)
+    engine = _engine(db, household_id)
     try:
         decision = decision_of(engine, household_id, run)
     except NotFound as exc:
@@ -111,7 +114,7 @@ def history(household_id: Annotated[str, typer.Argument(help="户编号 / househ
     """How a household's decisions changed across runs and years."""
     from povertyrules.store.runs import history_of
 
-    rows = history_of(_engine(db), household_id)
+    rows = history_of(_engine(db, household_id), household_id)
     if not rows:
         _not_found(LookupError(f"户 {household_id} 不在审计库中 / household {household_id} is not in the store"))
     table = Table("run", "time", "year", "rules_version", "per-capita", "identification", "exit", "monitoring",

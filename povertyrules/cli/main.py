@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from povertyrules.cli import audit, datasets, monitor, notebook, procedure, rules
+from povertyrules.cli import audit, datasets, monitor, notebook, procedure, rules, store
 from povertyrules.cli.common import fail_on_errors, parse_sets
 from povertyrules.io.tables import TableWriter, member_sheet, read_table, write_table
 
@@ -21,6 +21,7 @@ app.add_typer(rules.app, name="rules")
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(procedure.app, name="procedure")
 app.add_typer(notebook.app, name="notebook")
+app.add_typer(store.app, name="store")
 for command in (audit.explain, audit.history, audit.diff, audit.watchlist, audit.runs, monitor.monitor,
                 monitor.alerts, monitor.confirm):
     app.command()(command)
@@ -65,11 +66,17 @@ def score(
     write_table(result.errors, errors_path)
     _print_summary(result, output, errors_path)
     if store:
+        from sqlmodel import Session
+
         from povertyrules.store.database import connect
+        from povertyrules.store.integrity import RunDigest
         from povertyrules.store.runs import record_run
 
-        run_id = record_run(connect(db), result, input, operator, lang)
-        console.print(f"stored as run {run_id}")
+        engine = connect(db)
+        run_id = record_run(engine, result, input, operator, lang)
+        with Session(engine) as session:
+            sealed = session.get(RunDigest, run_id)
+        console.print(f"stored as run {run_id}; chain digest {sealed.digest if sealed else '—'}")
         print(run_id)
 
 

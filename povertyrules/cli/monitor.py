@@ -118,10 +118,13 @@ def monitor(
 def alerts(pending: Annotated[bool, typer.Option(help="Only alerts the county has not decided.")] = False,
            db: DbOption = None) -> None:
     """Alerts raised by events, with the county's decision where there is one."""
+    from povertyrules.cli.store import warn_if_tampered
     from povertyrules.monitor.alerts import list_alerts
     from povertyrules.store.database import connect
 
-    found = list_alerts(connect(db), pending)
+    engine = connect(db)
+    warn_if_tampered(engine)
+    found = list_alerts(engine, pending)
     for alert, decision in found:
         status = "pending" if decision is None else ("confirmed" if decision.confirmed else "rejected")
         amount = "" if alert.amount is None else f" {alert.amount:g}"

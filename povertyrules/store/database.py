@@ -83,6 +83,8 @@ def create(engine: Engine) -> None:
     On PostgreSQL an advisory lock makes processes that start at once take turns (CREATE … IF NOT EXISTS and
     CREATE OR REPLACE FUNCTION are not safe to run concurrently there).
     """
+    from povertyrules.store import integrity  # noqa: F401 - its table is part of the schema
+
     if engine.dialect.name == "postgresql":
         with engine.begin() as connection:
             connection.execute(text("SELECT pg_advisory_xact_lock(7215091)"))

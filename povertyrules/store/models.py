@@ -138,4 +138,4 @@ class AlertDecision(SQLModel, table=True):
     note: str | None = None
 
 
-APPEND_ONLY = ("run", "decision", "reason", "runerror", "procedurestep", "alert", "alertdecision")
+APPEND_ONLY = ("run", "decision", "reason", "runerror", "procedurestep", "alert", "alertdecision", "rundigest")

@@ -16,6 +16,7 @@ from sqlmodel import Session
 from povertyrules.lang.clauses import clauses
 from povertyrules.lang.rulebook import RuleBook
 from povertyrules.scoring import ScoreResult
+from povertyrules.store import integrity
 from povertyrules.store.database import bulk_insert, retrying
 from povertyrules.store.models import Decision, Reason, Run, RunError
 
@@ -81,6 +82,7 @@ def record_run(engine: Engine, result: ScoreResult, input_file: str | Path, oper
 
     def write() -> int:  # one transaction; tried again while another writer holds the database
         with Session(engine) as session:
+            integrity.lock(session.connection())
             run = Run(created_at=dt.datetime.now(dt.UTC), **fields)
             session.add(run)
             session.flush()  # the first statement writes, so SQLite takes the write lock at once (no upgrade)
@@ -91,6 +93,7 @@ def record_run(engine: Engine, result: ScoreResult, input_file: str | Path, oper
             errors = result.errors.assign(run_id=run_id)
             bulk_insert(connection, "runerror", ERROR_FIELDS,
                         _rows(errors[ERROR_FIELDS].astype(object).where(errors[ERROR_FIELDS].notna(), None)))
+            integrity.seal(connection, run_id)
             session.commit()
         return run_id
 
