@@ -137,3 +137,20 @@ def test_a_missing_trigger_is_reported_until_it_is_back(stored, tmp_path: Path):
     raw(stored, "DROP TRIGGER decision_no_update")
     assert "decision_no_update" in quick_check(engine).problems[0]
     assert quick_check(fresh(stored)).ok  # the next connect put it back; no row changed
+
+
+def test_the_inspector_pages_warn_when_the_store_fails_verification(stored):
+    from fastapi.testclient import TestClient
+
+    from povertyrules.web.app import create_app
+
+    engine = connect(stored)
+    drop = ("DROP TRIGGER decision_no_update" if engine.dialect.name == "sqlite" else
+            "DROP TRIGGER decision_append_only ON decision")
+    raw(stored, drop, "UPDATE decision SET identification = 'poor' WHERE household_id = 'h1' AND run_id = 2")
+    fresh(stored)
+    client = TestClient(create_app(stored))
+    page = client.get("/household/h1")
+    assert "审计库校验失败" in page.text and "run 2, table decision" in page.text
+    assert client.get("/api/households/h1").json()["store_problems"]
+    assert "审计库校验失败" not in client.get("/household/h3").text

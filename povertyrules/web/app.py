@@ -99,6 +99,20 @@ def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
     protect = (lambda v: v) if show_identities else mask
     headers = security_headers()
 
+    checked: dict[str, Any] = {"at": -1e9, "problems": []}
+
+    def store_problems(household_id: str | None = None) -> list[str]:
+        """The store's cheap verification (cached for a minute), with one household's rows when given."""
+        import time
+
+        from povertyrules.store.integrity import check_household, quick_check
+
+        if household_id:
+            return check_household(engine, household_id).problems
+        if time.monotonic() - checked["at"] > 60:
+            checked.update(at=time.monotonic(), problems=quick_check(engine).problems)
+        return checked["problems"]
+
     @app.middleware("http")
     async def harden(request: Request, call_next):
         if len(str(request.url)) > MAX_URL:
@@ -106,6 +120,8 @@ def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
         else:
             response = await call_next(request)
         response.headers.update(headers)
+        if store_problems():
+            response.headers["X-Store-Verification"] = "failed"
         return response
 
     @app.exception_handler(RequestValidationError)
@@ -143,6 +159,7 @@ def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
         stored = get_run(engine, decision.run_id)
         data = explain_stored(stored, decision, reasons_of(engine, hid, decision.run_id)).to_dict()
         data["location"] = {"county": decision.county, "township": decision.township, "village": decision.village}
+        data["store_problems"] = store_problems(hid)
         data["history"] = [{"run_id": r.id, "time": r.created_at.isoformat(), "year": d.year,
                             "identification": d.identification, "exit": d.exit, "monitoring": d.monitoring,
                             "per_capita_income": d.per_capita_income} for r, d in history_of(engine, hid)]
@@ -186,7 +203,9 @@ def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
     # -- pages ------------------------------------------------------------------------------------
     def render(request: Request, name: str, lang: str, **context: Any) -> HTMLResponse:
         lang = lang if lang in TEXT else "zh"
-        return templates.TemplateResponse(request, name, {"t": TEXT[lang], "lang": lang, **context})
+        problems = context.get("h", {}).get("store_problems") or store_problems()
+        return templates.TemplateResponse(request, name, {"t": TEXT[lang], "lang": lang, "store_problems": problems,
+                                                          **context})
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page_search(request: Request, q: Annotated[str, Query(max_length=MAX_QUERY)] = "", page: Page = 1,
