@@ -92,13 +92,14 @@ def explain(
 
 
 def _procedures(engine, decision) -> dict[str, dict]:
-    """The procedure each decision's outcome needs before it is final (ID-4, EX-2, MON-3), and its state."""
-    from povertyrules.lang.rulebook import load_rulebook
+    """The procedure each decision's outcome needs before it is final (ID-4, EX-2, MON-3), and its state,
+    by the procedure steps of the rules the decision's run was scored with."""
     from povertyrules.store.procedures import state
+    from povertyrules.store.rulebooks import rulebook_for
 
     needed = {"identification": decision.identification == "poor", "exit": decision.exit == "eligible",
               "monitoring": decision.monitoring in ("unstable_exited", "edge")}
-    book = load_rulebook()
+    book, _ = rulebook_for(engine, run_id=decision.run_id)
     found = {}
     for name, applies in needed.items():
         if applies and name in book.procedures:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -28,6 +29,12 @@ def fail_on_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+RulesOption = Annotated[Path | None, typer.Option("--rules", help="Rules folder (default: the rules the run was "
+                                                                  "scored with).")]
+OverrideOption = Annotated[list[Path] | None, typer.Option(help="County override file or folder (repeatable).")]
+SetOption = Annotated[list[str] | None, typer.Option("--set", help="What-if: PARAMETER=VALUE (repeatable).")]
 
 
 def parse_sets(items: list[str] | None) -> dict[str, Any]:

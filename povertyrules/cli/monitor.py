@@ -11,9 +11,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from sqlmodel import Session
 
 from povertyrules.cli.audit import DbOption
-from povertyrules.cli.common import fail_on_errors
+from povertyrules.cli.common import OverrideOption, RulesOption, SetOption, fail_on_errors, parse_sets
 
 console = Console()
 SHOWN = 20  # alerts printed; `povertyrules alerts` lists them all
@@ -32,17 +33,27 @@ def monitor(
     follow: Annotated[bool, typer.Option(help="Keep reading the file as it grows.")] = False,
     idle_seconds: Annotated[float | None, typer.Option(help="With --follow: stop after this long without new "
                                                             "events (default: never).")] = None,
+    rules_dir: RulesOption = None,
+    override: OverrideOption = None,
+    set_: SetOption = None,
     db: DbOption = None,
 ) -> None:
     """Process events; each newly holding trigger is stored as an alert awaiting county confirmation."""
-    from povertyrules.lang.rulebook import load_rulebook
     from povertyrules.monitor.alerts import store_alerts
     from povertyrules.monitor.events import Reject, raw_records, validate
     from povertyrules.monitor.households import from_file, from_store
     from povertyrules.monitor.stream import EventNotApplied, Monitor
+    from povertyrules.scoring import resolve_rules
     from povertyrules.store.database import connect
+    from povertyrules.store.rulebooks import rulebook_for
 
-    engine, book = connect(db), load_rulebook()
+    engine = connect(db)
+    if households:
+        book = resolve_rules(rules_dir, parse_sets(set_) or None, override)
+        origin = f"rules_version {book.version}"
+    else:
+        book, origin = rulebook_for(engine, rules_dir, override, parse_sets(set_))
+    console.print(f"rules: {escape(origin)}", highlight=False, soft_wrap=True)
     state = from_file(households, year) if households else from_store(engine, book)
     if not state:
         raise typer.BadParameter("no households: score with --store first, or give --households")
@@ -140,12 +151,20 @@ def confirm(alert_id: Annotated[int, typer.Argument()],
             actor: Annotated[str, typer.Option(help="Who decided (the county poverty office).")],
             reject: Annotated[bool, typer.Option(help="Reject instead of confirming.")] = False,
             note: Annotated[str | None, typer.Option()] = None,
+            rules_dir: RulesOption = None, override: OverrideOption = None, set_: SetOption = None,
             db: DbOption = None) -> None:
-    """Record the county's decision on an alert (MON-3); a confirmation records the procedure steps too."""
-    from povertyrules.lang.rulebook import load_rulebook
+    """Record the county's decision on an alert (MON-3); a confirmation records the procedure steps too, in the
+    order of the rules the household's run was scored with (or those given)."""
     from povertyrules.monitor.alerts import decide_alert
     from povertyrules.store.database import connect
+    from povertyrules.store.models import Alert
+    from povertyrules.store.rulebooks import rulebook_for
 
-    decision = decide_alert(connect(db), load_rulebook(), alert_id, actor, not reject, note)
+    engine = connect(db)
+    with Session(engine) as session:
+        alert = session.get(Alert, alert_id)
+    book, _ = rulebook_for(engine, rules_dir, override, parse_sets(set_),
+                           household_id=alert.household_id if alert else None)
+    decision = decide_alert(engine, book, alert_id, actor, not reject, note)
     console.print(f"alert {alert_id} {'confirmed as a monitoring object' if decision.confirmed else 'rejected'}",
                   highlight=False)
