@@ -7,13 +7,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from povertyrules.cli.common import fail_on_errors
+from povertyrules.cli.common import MaskingConsole, fail_on_errors
 
-console = Console()
+console = MaskingConsole()
 DbOption = Annotated[str | None, typer.Option("--db", help="SQLite file or postgresql:// URL "
                                                            "(default: $POVERTYRULES_DB or ./povertyrules.db).")]
 VERDICT = {"true": "✓", "false": "✗", "unknown": "?"}
@@ -54,7 +53,9 @@ def explain(
     explanation = explain_stored(stored_run, decision, reasons_of(engine, household_id, decision.run_id))
     procedures = _procedures(engine, decision)
     if as_json:
-        print(json.dumps({**explanation.to_dict(), "procedures": procedures}, ensure_ascii=False, indent=2,
+        from povertyrules.privacy import protect
+
+        print(json.dumps(protect({**explanation.to_dict(), "procedures": procedures}), ensure_ascii=False, indent=2,
                          default=str))
         return
     zh = lang == "zh"

@@ -14,7 +14,18 @@ from rich.markup import escape
 from povertyrules.errors import PovertyRulesError
 from povertyrules.lang import safeyaml
 
-console = Console(stderr=True)
+
+class MaskingConsole(Console):
+    """A rich console that masks identity and mobile numbers in everything it prints (tables too), unless
+    the operator started the command with ``--show-identities``."""
+
+    def render_str(self, text: str, *args: Any, **kwargs: Any):
+        from povertyrules.privacy import protect
+
+        return super().render_str(protect(text), *args, **kwargs)
+
+
+console = MaskingConsole(stderr=True)
 
 
 def fail_on_errors(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -6,13 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from povertyrules.cli import audit, datasets, monitor, notebook, procedure, rules, store
-from povertyrules.cli.common import fail_on_errors, parse_sets
+from povertyrules.cli.common import MaskingConsole, fail_on_errors, parse_sets
 from povertyrules.io.tables import TableWriter, member_sheet, read_table, write_table
 
 app = typer.Typer(help="Rules-as-code for targeted poverty alleviation: identification, exit, monitoring.",
@@ -25,7 +24,17 @@ app.add_typer(store.app, name="store")
 for command in (audit.explain, audit.history, audit.diff, audit.watchlist, audit.runs, monitor.monitor,
                 monitor.alerts, monitor.confirm):
     app.command()(command)
-console = Console(stderr=True)
+console = MaskingConsole(stderr=True)
+
+
+@app.callback()
+def main(show_identities: Annotated[bool, typer.Option(
+        "--show-identities", help="Show identity-card and phone numbers unmasked in every output of this "
+                                  "command (files, printed text, JSON). Masked by default.")] = False) -> None:
+    """Rules-as-code for targeted poverty alleviation: identification, exit, monitoring."""
+    from povertyrules.privacy import reveal
+
+    reveal(show_identities)
 
 PROGRESS_FROM = 100_000  # rows; smaller inputs finish before a bar would help
 
@@ -91,8 +100,10 @@ def serve(
     """Serve the read-only inspector pages and JSON API over the audit store."""
     import uvicorn
 
+    from povertyrules.privacy import revealing
     from povertyrules.web.app import create_app
 
+    show_identities = show_identities or revealing()
     uvicorn.run(create_app(db, show_identities), host=host, port=port, log_level="warning")
 
 

@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from sqlmodel import Session
 
 from povertyrules.cli.audit import DbOption
-from povertyrules.cli.common import OverrideOption, RulesOption, SetOption, fail_on_errors, parse_sets
+from povertyrules.cli.common import MaskingConsole, OverrideOption, RulesOption, SetOption, fail_on_errors, parse_sets
 
-console = Console()
+console = MaskingConsole()
 SHOWN = 20  # alerts printed; `povertyrules alerts` lists them all
 FLUSH_ALERTS, FLUSH_SECONDS = 200, 0.5  # alerts are committed at least this often
 
@@ -43,6 +42,7 @@ def monitor(
     from povertyrules.monitor.events import Reject, raw_records, validate
     from povertyrules.monitor.households import from_file, from_store
     from povertyrules.monitor.stream import EventNotApplied, Monitor
+    from povertyrules.privacy import protect
     from povertyrules.scoring import resolve_rules
     from povertyrules.store.database import connect
     from povertyrules.store.rulebooks import rulebook_for
@@ -98,7 +98,7 @@ def monitor(
                             item = Reject(number, raw, f"cannot be applied: {exc} / 无法处理")
                     if isinstance(item, Reject):
                         counts["rejected"] += 1
-                        rejected.write(json.dumps(item.as_dict(), ensure_ascii=False) + "\n")
+                        rejected.write(json.dumps(protect(item.as_dict()), ensure_ascii=False) + "\n")
                         console.print(f"[yellow]line {number}: {escape(item.reason)}[/yellow]", highlight=False,
                                       soft_wrap=True)
                         continue

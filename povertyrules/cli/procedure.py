@@ -6,15 +6,14 @@ import datetime as dt
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from povertyrules.cli.audit import DbOption
-from povertyrules.cli.common import OverrideOption, RulesOption, SetOption, fail_on_errors, parse_sets
+from povertyrules.cli.common import MaskingConsole, OverrideOption, RulesOption, SetOption, fail_on_errors, parse_sets
 
 app = typer.Typer(help="Procedure records (ID-4, EX-2, MON-3).", no_args_is_help=True)
-console = Console()
+console = MaskingConsole()
 Procedure = Annotated[str, typer.Option(help="identification, exit or monitoring.")]
 
 

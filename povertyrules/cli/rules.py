@@ -6,14 +6,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-from povertyrules.cli.common import fail_on_errors
+from povertyrules.cli.common import MaskingConsole, fail_on_errors
 from povertyrules.errors import RuleErrors
 
 app = typer.Typer(help="Check and test rule files.", no_args_is_help=True)
-console = Console()
+console = MaskingConsole()
 
 RulesOption = Annotated[Path | None, typer.Option("--rules", help="Rules folder (default: shipped).")]
 OverrideOption = Annotated[list[Path] | None, typer.Option(help="County override file or folder (repeatable).")]

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from povertyrules.cli.audit import DbOption
-from povertyrules.cli.common import fail_on_errors
+from povertyrules.cli.common import MaskingConsole, fail_on_errors
 
 app = typer.Typer(help="The audit store's integrity.", no_args_is_help=True)
-console = Console()
+console = MaskingConsole()
 
 
 @app.command()
@@ -37,7 +36,7 @@ def warn_if_tampered(engine, household_id: str | None = None) -> None:
 
     report = check_household(engine, household_id) if household_id else quick_check(engine)
     if not report.ok:
-        warn = Console(stderr=True)
+        warn = MaskingConsole(stderr=True)
         for problem in report.problems:
             warn.print(f"[bold red]WARNING: the audit store fails verification / 审计库校验失败:[/bold red] "
                        f"{escape(problem)} — run `povertyrules store verify`", highlight=False, soft_wrap=True)

@@ -109,11 +109,20 @@ def atomic_output(path: Path | str) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
 
 
+def _masked(frame: pd.DataFrame, mask: bool) -> pd.DataFrame:
+    from povertyrules.privacy import mask_frame, revealing
+
+    return mask_frame(frame) if mask and not revealing() else frame
+
+
 def write_table(frame: pd.DataFrame, path: Path | str, sheet: str = "Sheet1",
-                sheets: dict[str, pd.DataFrame] | None = None) -> Path:
+                sheets: dict[str, pd.DataFrame] | None = None, mask: bool = True) -> Path:
     """Write `frame` by the file's suffix; for xlsx it goes to `sheet`, and `sheets` adds further ones.
-    The file appears complete or not at all (see `atomic_output`)."""
+    The file appears complete or not at all (see `atomic_output`). Identity and phone numbers are masked
+    (`povertyrules.privacy`) unless `mask` is False (synthetic data) or the operator asked to see them."""
     path = Path(path)
+    frame = _masked(frame, mask)
+    sheets = {name: _masked(extra, mask) for name, extra in (sheets or {}).items()}
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet", ".xlsx"):
         raise InputError("不支持的输出格式（csv/xlsx/parquet）", f"unsupported output type '{suffix}'", file=str(path))
@@ -143,8 +152,9 @@ class TableWriter:
     and written at the end for .xlsx. Chunks go to a temporary file beside the target, renamed to it when the
     writer closes without an error; a killed or failed run leaves no partial file under the target's name."""
 
-    def __init__(self, path: Path | str):
-        self.path = Path(path)
+    def __init__(self, path: Path | str, mask: bool = True):
+        self.path, self.mask = Path(path), mask
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.suffix = self.path.suffix.lower()
         if self.suffix not in (".csv", ".parquet", ".xlsx"):
@@ -157,6 +167,7 @@ class TableWriter:
         self._temporary = _temporary(self.path)
 
     def write(self, frame: pd.DataFrame) -> None:
+        frame = _masked(frame, self.mask)
         if self.suffix == ".xlsx":
             self._chunks.append(frame)
             return
@@ -174,7 +185,8 @@ class TableWriter:
     def close(self) -> None:
         """Finish the file and give it its name."""
         if self.suffix == ".xlsx":
-            write_table(pd.concat(self._chunks, ignore_index=True) if self._chunks else pd.DataFrame(), self.path)
+            write_table(pd.concat(self._chunks, ignore_index=True) if self._chunks else pd.DataFrame(), self.path,
+                        mask=False)  # masked chunk by chunk already
             return
         if self._writer is not None:
             self._close_streams()

@@ -6,7 +6,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Literal
 
-Kind = Literal["text", "number", "int", "bool", "choice"]
+Kind = Literal["text", "number", "int", "bool", "choice", "id_number"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,8 @@ HOUSEHOLD_COLUMNS: tuple[Column, ...] = (
     Column("exit_year", "脱贫年度", "int", minimum=2000, maximum=2100),
     Column("able_bodied", "劳动力人数", "int", minimum=0),
     Column("poverty_cause", "主要致贫原因", "text"),
+    #: checked against GB 11643 (birth date, check digit); masked in every output
+    Column("householder_id_number", "户主身份证号码", "id_number", aliases=("户主证件号码", "户主身份证号")),
 )
 
 MEMBER_COLUMNS: tuple[Column, ...] = (
@@ -87,6 +89,7 @@ MEMBER_COLUMNS: tuple[Column, ...] = (
     Column("on_hukou", "在户口簿", "bool"),
     Column("resident", "常住", "bool"),
     Column("situation", "情形", "choice", choices=SITUATIONS),
+    Column("id_number", "身份证号码", "id_number", aliases=("证件号码", "身份证号", "公民身份号码")),
 )
 
 #: Output columns of a decision file, in contract order.

@@ -119,6 +119,14 @@ def _parse(series: pd.Series, column: Column) -> tuple[pd.Series, pd.Series, tup
     present = text.notna()
     if column.kind == "text":
         return text.astype(object).where(present, None), pd.Series(False, index=series.index), ("", "")
+    if column.kind == "id_number":
+        from povertyrules.privacy import id_number_problem, normalize_id_number
+
+        cells = text.astype(object).where(present, None)
+        bad = cells.map(lambda v: v is not None and id_number_problem(v) is not None).astype(bool)
+        return (cells.map(lambda v: None if v is None else normalize_id_number(v)).where(~bad, None), bad,
+                (f"“{column.zh}”无效（GB 11643：出生日期或校验码不符）",
+                 f"'{column.name}' is not a valid identity number (GB 11643: birth date or check digit)"))
     if column.kind == "bool":
         folded = text.str.lower()
         values = pd.Series(pd.NA, index=series.index, dtype="boolean")

@@ -22,6 +22,7 @@ from sqlalchemy import func, or_, select
 from sqlmodel import Session
 
 from povertyrules.io.tables import write_table
+from povertyrules.privacy import mask, mask_frame
 from povertyrules.store.database import connect
 from povertyrules.store.explain import explain_stored
 from povertyrules.store.models import Decision, Run
@@ -39,8 +40,6 @@ RunId = Annotated[int, Path(ge=1, le=MAX_NUMBER)]
 HouseholdId = Annotated[str, Path(min_length=1, max_length=MAX_ID)]
 Page = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 OptionalRun = Annotated[int | None, Query(ge=1, le=MAX_NUMBER)]
-ID_NUMBER = re.compile(r"(?<!\d)(\d{6})\d{8}(\d{3}[\dXx])(?!\d)")
-PHONE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
 TEXT = {
     "zh": {"title": "精准扶贫决策查询", "search": "查询", "placeholder": "户编号或村名", "household": "户",
            "village": "村", "identification": "识别", "exit": "退出", "monitoring": "监测", "reasons": "判定依据",
@@ -54,17 +53,6 @@ TEXT = {
            "decisions": "decisions", "watchlist": "watchlist", "not_found": "Not found", "page": "page",
            "per_capita": "Per-capita income", "line": "Line", "counts": "Households per status", "switch": "中文"},
 }
-
-
-def mask(value: Any) -> Any:
-    """Mask identity-card numbers (keep 6 + 4) and mobile numbers (keep 3 + 4) in text, lists and dicts."""
-    if isinstance(value, str):
-        return PHONE.sub(r"\1****\2", ID_NUMBER.sub(r"\1********\2", value))
-    if isinstance(value, dict):
-        return {k: mask(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask(v) for v in value]
-    return value
 
 
 TEMPLATES = FilePath(__file__).parent / "templates"
@@ -249,17 +237,14 @@ def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
 
 
 def _masked_frame(frame: pd.DataFrame, show: bool) -> pd.DataFrame:
-    if show:
-        return frame
-    return frame.apply(lambda column: column.map(mask) if column.dtype == object or
-                       pd.api.types.is_string_dtype(column) else column)
+    return frame if show else mask_frame(frame)
 
 
 def _xlsx(frame: pd.DataFrame, name: str, sheets: dict[str, pd.DataFrame] | None = None) -> Response:
     import tempfile
 
     with tempfile.TemporaryDirectory() as folder:
-        path = write_table(frame, FilePath(folder) / name, sheet="data", sheets=sheets)
+        path = write_table(frame, FilePath(folder) / name, sheet="data", sheets=sheets, mask=False)  # done above
         content = path.read_bytes()
     return Response(content, media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
