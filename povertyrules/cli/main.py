@@ -59,8 +59,7 @@ def score(
     from povertyrules.scoring import score as run_score
 
     book = resolve_rules(rules_dir, parse_sets(set_), override)
-    frame = read_table(input)
-    member_frame = read_table(members) if members else member_sheet(input)
+    frame, member_frame = _read_inputs(input, members)
     with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
                   disable=len(frame) < PROGRESS_FROM) as bar, TableWriter(output) as writer:
         task = bar.add_task("score", total=len(frame))
@@ -105,6 +104,22 @@ def serve(
 
     show_identities = show_identities or revealing()
     uvicorn.run(create_app(db, show_identities), host=host, port=port, log_level="warning")
+
+
+def _read_inputs(input: Path, members: Path | None):
+    """The households and members tables; a file that cannot be decoded or parsed is a clean error."""
+    import pyarrow as pa
+
+    from povertyrules.errors import InputError
+
+    try:
+        return read_table(input), read_table(members) if members else member_sheet(input)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"文件编码无法识别（第 {exc.start} 字节）：请另存为 UTF-8",
+                         f"the file is not in a readable encoding (byte {exc.start}); save it as UTF-8",
+                         file=str(input)) from None
+    except (pa.ArrowInvalid, ValueError) as exc:
+        raise InputError("文件无法读取", f"the file cannot be read: {str(exc)[:200]}", file=str(input)) from None
 
 
 def _print_summary(result, output: Path, errors_path: Path) -> None:
