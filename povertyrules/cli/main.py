@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from povertyrules.cli import audit, datasets, monitor, notebook, procedure, rules, store
+from povertyrules.cli import access, audit, datasets, monitor, notebook, procedure, rules, store
 from povertyrules.cli.common import MaskingConsole, fail_on_errors, parse_sets
 from povertyrules.io.tables import TableWriter, member_sheet, read_table, write_table
 
@@ -21,6 +21,8 @@ app.add_typer(datasets.app, name="datasets")
 app.add_typer(procedure.app, name="procedure")
 app.add_typer(notebook.app, name="notebook")
 app.add_typer(store.app, name="store")
+app.add_typer(access.users, name="users")
+app.command("access-log")(access.access_log)
 for command in (audit.explain, audit.history, audit.diff, audit.watchlist, audit.runs, monitor.monitor,
                 monitor.alerts, monitor.confirm):
     app.command()(command)
@@ -96,14 +98,22 @@ def serve(
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     show_identities: Annotated[bool, typer.Option(help="Show identity-card and phone numbers unmasked.")] = False,
 ) -> None:
-    """Serve the read-only inspector pages and JSON API over the audit store."""
+    """Serve the read-only inspector pages and JSON API over the audit store. Beyond loopback every request
+    needs a user of the store (`povertyrules users add`); every read is logged (`povertyrules access-log`)."""
     import uvicorn
 
+    from povertyrules.errors import PovertyRulesError
     from povertyrules.privacy import revealing
-    from povertyrules.web.app import create_app
+    from povertyrules.store.access import has_users
+    from povertyrules.store.database import connect
+    from povertyrules.web.app import create_app, is_loopback
 
     show_identities = show_identities or revealing()
-    uvicorn.run(create_app(db, show_identities), host=host, port=port, log_level="warning")
+    require_login = not is_loopback(host)
+    if require_login and not has_users(connect(db)):
+        raise PovertyRulesError(f"serving on {host} (beyond this machine) needs users: add one with `povertyrules "
+                                "users add NAME` / 对外提供服务须先添加用户")
+    uvicorn.run(create_app(db, show_identities, require_login), host=host, port=port, log_level="warning")
 
 
 def _read_inputs(input: Path, members: Path | None):

@@ -83,7 +83,7 @@ def create(engine: Engine) -> None:
     On PostgreSQL an advisory lock makes processes that start at once take turns (CREATE … IF NOT EXISTS and
     CREATE OR REPLACE FUNCTION are not safe to run concurrently there).
     """
-    from povertyrules.store import integrity  # noqa: F401 - its table is part of the schema
+    from povertyrules.store import access, integrity  # noqa: F401 - their tables are part of the schema
 
     if engine.dialect.name == "postgresql":
         with engine.begin() as connection:

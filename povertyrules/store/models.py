@@ -138,4 +138,5 @@ class AlertDecision(SQLModel, table=True):
     note: str | None = None
 
 
-APPEND_ONLY = ("run", "decision", "reason", "runerror", "procedurestep", "alert", "alertdecision", "rundigest")
+APPEND_ONLY = ("run", "decision", "reason", "runerror", "procedurestep", "alert", "alertdecision", "rundigest",
+               "accesslog")

@@ -78,7 +78,51 @@ def security_headers() -> dict[str, str]:
     }
 
 
-def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
+def is_loopback(host: str) -> bool:
+    """Whether binding to `host` keeps the server on this machine."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
+
+
+def _household_of(engine, path: str) -> str | None:
+    """The household a request reads, for the access log."""
+    from urllib.parse import unquote
+
+    match = re.match(r"^/(?:api/households|household)/([^/]+)$", path)
+    if match:
+        return unquote(match.group(1))[:MAX_ID]
+    match = re.match(r"^/decision/(\d{1,9})$", path)
+    if match:
+        with Session(engine) as session:
+            decision = session.get(Decision, int(match.group(1)))
+        return decision.household_id if decision else None
+    return None
+
+
+def _basic_user(engine, header: str | None) -> str | None:
+    """The user an ``Authorization: Basic`` header names, if the password is right."""
+    from povertyrules.store.access import authenticate
+
+    if not header or not header.lower().startswith("basic "):
+        return None
+    try:
+        name, _, password = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8").partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return name if name and authenticate(engine, name, password) else None
+
+
+def create_app(db: str | None = None, show_identities: bool = False, require_login: bool = False) -> FastAPI:
+    """The inspector's app. With `require_login` (any address beyond loopback) every request needs a user of
+    the store (HTTP Basic over the county network; put TLS in front). Every read is logged (查询留痕)."""
+    from povertyrules.store.access import log_read
+
     engine = connect(db)
     # /docs and /redoc would load scripts from a CDN: off; the schema stays at /openapi.json
     app = FastAPI(title="povertyrules inspector", description="Read-only decisions, reasons and runs.",
@@ -103,10 +147,19 @@ def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
 
     @app.middleware("http")
     async def harden(request: Request, call_next):
+        user = "local"
         if len(str(request.url)) > MAX_URL:
             response = JSONResponse({"detail": "request URL too long / 请求过长"}, status_code=414)
+        elif require_login and (user := _basic_user(engine, request.headers.get("authorization"))) is None:
+            user = "(refused)"
+            response = JSONResponse({"detail": "login required / 请登录"}, status_code=401,
+                                    headers={"WWW-Authenticate": 'Basic realm="povertyrules", charset="UTF-8"'})
         else:
             response = await call_next(request)
+        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        household_id = _household_of(engine, request.url.path) if response.status_code < 400 else None
+        log_read(engine, user, request.client.host if request.client else None, request.method, path,
+                 household_id, response.status_code)
         response.headers.update(headers)
         if store_problems():
             response.headers["X-Store-Verification"] = "failed"
