@@ -130,3 +130,66 @@ def lookup_key(text: str, key: bytes | None = None) -> str:
     if not secret:
         raise RuntimeError(f"set {ENV_KEY} to keep identity numbers at rest as keyed hashes")
     return hmac.new(secret, normalize_id_number(text).encode(), hashlib.sha256).hexdigest()[:32]
+
+
+# -- at rest ---------------------------------------------------------------------------------------------
+
+def store_key(database_url: str) -> bytes:
+    """The key of a store's keyed hashes: ``POVERTYRULES_KEY`` if set; else a key file — beside a SQLite
+    file (``<db>.key``), or ``~/.config/povertyrules/store.key`` — created (mode 0600) on first use."""
+    if os.environ.get(ENV_KEY):
+        return os.environ[ENV_KEY].encode()
+    from pathlib import Path
+
+    if database_url.startswith("sqlite:///") and not database_url.endswith(":memory:"):
+        path = Path(database_url.removeprefix("sqlite:///") + ".key")
+    else:
+        path = Path.home() / ".config" / "povertyrules" / "store.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(os.urandom(32).hex())
+    return path.read_text(encoding="ascii").strip().encode()
+
+
+_LETTERS = str.maketrans("0123456789", "ghijklmnop")
+
+
+def pseudonym_text(text: str, key: bytes) -> str:
+    """`text` as the store keeps it: each identity number as its masked form plus a keyed hash
+    (``110105********002X#3f9a…``: the same number always gives the same text, so look-ups work), each
+    mobile number masked."""
+    if not _DIGITS.search(text.replace(" ", "").replace("-", "")):
+        return text
+    with_ids = ID_NUMBER.sub(lambda m: f"{_mask_id(m)}#{lookup_key(m.group(0), key)[:16].translate(_LETTERS)}",
+                             text)  # letters only: the hash never looks like (part of) a number
+    return PHONE.sub(_mask_phone, with_ids)
+
+
+def pseudonym_frame(frame: pd.DataFrame, key: bytes) -> pd.DataFrame:
+    """`frame` with `pseudonym_text` applied to its text columns (those with a run of 7 digits)."""
+    changed = {}
+    for name in frame.columns:
+        column = frame[name]
+        if not (column.dtype == object or pd.api.types.is_string_dtype(column)):
+            continue
+        text = pa.array(column.astype("string"), type=pa.string(), from_pandas=True)
+        if not pc.any(pc.match_substring_regex(pc.replace_substring_regex(text, r"[ \-]", ""), r"\d{7}")).as_py():
+            continue
+        changed[name] = column.map(lambda v: pseudonym_text(v, key) if isinstance(v, str) else v)
+    return frame.assign(**changed) if changed else frame
+
+
+def pseudonym_table(table: pa.Table, key: bytes) -> pa.Table:
+    """`pseudonym_frame` for an Arrow table's string columns."""
+    for index, name in enumerate(table.column_names):
+        column = table.column(name)
+        if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
+            continue
+        loose = pc.replace_substring_regex(column, r"[ \-]", "")
+        if not pc.any(pc.match_substring_regex(loose, r"\d{7}")).as_py():
+            continue
+        values = [None if v is None else pseudonym_text(v, key) for v in column.to_pylist()]
+        table = table.set_column(index, name, pa.array(values, type=column.type))
+    return table

@@ -84,7 +84,8 @@ def test_explain_history_and_errors_printed_are_masked(county, tmp_path):
         assert VALID_ID not in output and "110101199003071234" not in output, command
     as_json = run("explain", VALID_ID, "--json", "--db", db).output
     assert VALID_ID not in as_json and "110105********002X" in as_json
-    assert VALID_ID in run("--show-identities", "explain", VALID_ID, "--json", "--db", db).output
+    # the store itself never held the number: even --show-identities shows its stored form
+    assert "110105********002X#" in run("--show-identities", "explain", VALID_ID, "--json", "--db", db).output
 
 
 def test_pages_and_exports_mask_every_form(tmp_path):
@@ -112,3 +113,37 @@ def test_event_rejects_are_masked(tmp_path):
     result = run("monitor", events, "--households", county, "--db", tmp_path / "a.db")
     assert result.exit_code == 0 and VALID_ID not in result.output
     assert VALID_ID not in (tmp_path / "e.jsonl.rejects.jsonl").read_text(encoding="utf-8")
+
+
+def test_at_rest_the_store_keeps_a_keyed_hash_and_the_masked_form_not_the_number(county, tmp_path, monkeypatch):
+    import os
+    import sqlite3
+
+    monkeypatch.delenv("POVERTYRULES_KEY", raising=False)
+    db = tmp_path / "a.db"
+    assert run("score", county, "-o", tmp_path / "d.csv", "--store", "--db", db).exit_code == 0
+    key = tmp_path / "a.db.key"
+    assert key.exists() and os.stat(key).st_mode & 0o777 == 0o600
+    dump = "\n".join(sqlite3.connect(db).iterdump())
+    for raw in (VALID_ID, "13812345678", "139-1234-5678", "522301199001011230"):
+        assert raw not in dump, raw
+    assert "110105********002X#" in dump
+    explained = run("explain", VALID_ID, "--db", db)  # looked up by the number, through its keyed hash
+    assert explained.exit_code == 0 and "110105********002X" in explained.output
+    assert run("history", VALID_ID, "--db", db).exit_code == 0
+    recorded = run("procedure", "record", VALID_ID, "--step", "application", "--actor", "clerk", "--db", db)
+    assert recorded.exit_code == 0, recorded.output
+    assert VALID_ID not in "\n".join(sqlite3.connect(db).iterdump())
+
+    from povertyrules.store.database import connect
+    from povertyrules.web.app import create_app
+
+    found = TestClient(create_app(str(db))).get("/api/households", params={"q": VALID_ID}).json()
+    assert found["total"] == 1
+    monkeypatch.setenv("POVERTYRULES_KEY", "another key")
+    from povertyrules.store import database
+
+    database._KEYS.clear()
+    assert run("explain", VALID_ID, "--db", db).exit_code == 1  # without the store's key no look-up by number
+    database._KEYS.clear()
+    assert connect(str(db))

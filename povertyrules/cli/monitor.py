@@ -44,7 +44,7 @@ def monitor(
     from povertyrules.monitor.stream import EventNotApplied, Monitor
     from povertyrules.privacy import protect
     from povertyrules.scoring import resolve_rules
-    from povertyrules.store.database import connect
+    from povertyrules.store.database import connect, stored_form
     from povertyrules.store.rulebooks import rulebook_for
 
     engine = connect(db)
@@ -55,6 +55,7 @@ def monitor(
         book, origin = rulebook_for(engine, rules_dir, override, parse_sets(set_))
     console.print(f"rules: {escape(origin)}", highlight=False, soft_wrap=True)
     state = from_file(households, year) if households else from_store(engine, book)
+    rename = None if households else (lambda hid: stored_form(engine, hid))
     if not state:
         raise typer.BadParameter("no households: score with --store first, or give --households")
     watcher = Monitor(book, state)
@@ -86,7 +87,7 @@ def monitor(
                 for number, raw, record in raw_records(events, next_line):
                     seen, next_line = True, number + 1
                     counts["read"] += 1
-                    item = validate(number, raw, record, state)
+                    item = validate(number, raw, record, state, rename=rename)
                     if isinstance(item, Reject) or item.key in applied:
                         item = item if isinstance(item, Reject) else Reject(
                             number, raw, "the same event (by content) was already read / 重复事件")

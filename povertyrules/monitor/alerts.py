@@ -13,7 +13,7 @@ from povertyrules.errors import PovertyRulesError
 from povertyrules.lang.rulebook import RuleBook
 from povertyrules.monitor.events import SOURCES
 from povertyrules.monitor.stream import Proposal
-from povertyrules.store.database import retrying
+from povertyrules.store.database import retrying, stored_form
 from povertyrules.store.models import Alert, AlertDecision
 from povertyrules.store.procedures import record_step, state
 
@@ -34,7 +34,8 @@ def _store_new(engine: Engine, keyed: dict[str, Proposal], event_file: str, now:
     with Session(engine) as session:
         known = set(session.execute(select(Alert.event_key).where(Alert.event_key.in_(list(keyed)))).scalars()) \
             if keyed else set()
-        alerts = [Alert(created_at=now, household_id=p.household_id, trigger=p.trigger, clauses=",".join(p.clauses),
+        alerts = [Alert(created_at=now, household_id=stored_form(engine, p.household_id), trigger=p.trigger,
+                        clauses=",".join(p.clauses),
                         event_file=event_file, event_line=p.event.line, event_date=p.event.date,
                         source=p.event.source, kind=p.event.kind, amount=p.event.amount,
                         observed=json.dumps(p.observed, ensure_ascii=False, default=str), message=p.message,

@@ -9,7 +9,7 @@ import hashlib
 import io
 import json
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -116,7 +116,7 @@ def _csv_values(text: str) -> list[str] | None:
 
 
 def validate(number: int, raw: str, record: dict | str | None, known: Iterable[str] | None,
-             today: dt.date | None = None) -> Event | Reject:
+             today: dt.date | None = None, rename: Callable[[str], str] | None = None) -> Event | Reject:
     """An `Event`, or a `Reject` naming what is wrong (unknown household, bad date, negative amount, …)."""
     if isinstance(record, str):
         return Reject(number, raw, record)
@@ -128,6 +128,7 @@ def validate(number: int, raw: str, record: dict | str | None, known: Iterable[s
     if len(hid) > MAX_ID or not hid.isprintable():
         return Reject(number, raw, f"household_id is not a valid id (at most {MAX_ID} printable characters) / "
                                    "户编号无效")
+    hid = rename(hid) if rename else hid  # the store keeps identity numbers in their stored form
     if known is not None and hid not in known:
         return Reject(number, raw, f"unknown household {hid} / 户编号不存在")
     text = str(record.get("date", "")).strip()

@@ -62,6 +62,26 @@ def _sqlite_pragmas(connection, _record) -> None:
     cursor.close()
 
 
+_KEYS: dict[str, bytes] = {}
+
+
+def stored_form(engine: Engine, text: str) -> str:
+    """`text` as this store keeps it: identity numbers as masked form + keyed hash, phones masked
+    (`povertyrules.privacy.pseudonym_text`). Apply it to a household id before looking it up."""
+    from povertyrules.privacy import pseudonym_text
+
+    return pseudonym_text(text, store_key_of(engine)) if isinstance(text, str) else text
+
+
+def store_key_of(engine: Engine) -> bytes:
+    from povertyrules.privacy import store_key
+
+    url = engine.url.render_as_string(hide_password=True)
+    if url not in _KEYS:
+        _KEYS[url] = store_key(url)
+    return _KEYS[url]
+
+
 def retrying(write: Callable[[], T], retries: int = RETRIES) -> T:
     """Run a write transaction, again (after a short random wait) when the database is locked or busy."""
     for attempt in range(retries + 1):

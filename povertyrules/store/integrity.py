@@ -229,9 +229,12 @@ def _first_difference(connection, table: Table, run_id: int, expected: bytes) ->
 def check_household(engine: Engine, household_id: str) -> Report:
     """`quick_check`, plus the rows of one household re-hashed in every run (what explain and the household
     page show): cheap, and it catches an edited row of the household being looked at."""
+    from povertyrules.store.database import stored_form
+
     report = quick_check(engine)
     if not report.ok:
         return report
+    household_id = stored_form(engine, household_id)
     with Session(engine) as session:
         connection = session.connection()
         sealed = {d.run_id: json.loads(d.row_hashes)

@@ -15,6 +15,7 @@ from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
 from povertyrules.lang.rulebook import RuleBook
+from povertyrules.store.database import stored_form
 from povertyrules.store.models import Decision, Run
 
 
@@ -31,7 +32,7 @@ def rulebook_for(engine: Engine, rules_dir: Path | str | None = None, overrides:
     with Session(engine) as session:
         if run_id is None and household_id is not None:
             run_id = session.execute(select(func.max(Decision.run_id))
-                                     .where(Decision.household_id == household_id)).scalar()
+                                     .where(Decision.household_id == stored_form(engine, household_id))).scalar()
         if run_id is None:
             run_id = session.execute(select(func.max(Run.id))).scalar()
         run = session.get(Run, run_id) if run_id is not None else None

@@ -17,7 +17,7 @@ from povertyrules.lang.clauses import clauses
 from povertyrules.lang.rulebook import RuleBook
 from povertyrules.scoring import ScoreResult
 from povertyrules.store import integrity
-from povertyrules.store.database import bulk_insert, retrying
+from povertyrules.store.database import bulk_insert, retrying, store_key_of, stored_form
 from povertyrules.store.models import Decision, Reason, Run, RunError
 
 DECISION_FIELDS = [c for c in Decision.model_fields if c != "id"]
@@ -66,7 +66,12 @@ def record_run(engine: Engine, result: ScoreResult, input_file: str | Path, oper
     """Append one run (decisions, reasons, errors) and return its id. Re-scoring makes a new run."""
     if result.records is None or result.inputs is None:
         raise ValueError("score with keep_records=True to store a run")
-    book, decisions = result.book, result.decisions
+    from povertyrules.privacy import pseudonym_frame, pseudonym_table
+
+    key = store_key_of(engine)  # identity numbers are kept as masked form + keyed hash, never as such
+    book, decisions = result.book, pseudonym_frame(result.decisions, key)
+    inputs, records, run_errors = (pseudonym_frame(result.inputs, key), pseudonym_table(result.records, key),
+                                   pseudonym_frame(result.errors, key))
     years = sorted({int(y) for y in decisions["year"].unique()}) if len(decisions) else []
     cited = sorted(book.cited_clauses())
     known = clauses()
@@ -88,9 +93,9 @@ def record_run(engine: Engine, result: ScoreResult, input_file: str | Path, oper
             session.flush()  # the first statement writes, so SQLite takes the write lock at once (no upgrade)
             run_id = int(run.id)
             connection = session.connection()
-            bulk_insert(connection, "decision", DECISION_FIELDS, _decision_rows(run_id, decisions, result.inputs))
-            bulk_insert(connection, "reason", REASON_FIELDS, _reason_rows(run_id, result.records))
-            errors = result.errors.assign(run_id=run_id)
+            bulk_insert(connection, "decision", DECISION_FIELDS, _decision_rows(run_id, decisions, inputs))
+            bulk_insert(connection, "reason", REASON_FIELDS, _reason_rows(run_id, records))
+            errors = run_errors.assign(run_id=run_id)
             bulk_insert(connection, "runerror", ERROR_FIELDS,
                         _rows(errors[ERROR_FIELDS].astype(object).where(errors[ERROR_FIELDS].notna(), None)))
             integrity.seal(connection, run_id)
@@ -136,6 +141,7 @@ def runs(engine: Engine) -> list[Run]:
 
 def decision_of(engine: Engine, household_id: str, run_id: int | None = None) -> Decision:
     """The household's decision in the given run, or in the latest run that decided it."""
+    household_id = stored_form(engine, household_id)
     with Session(engine) as session:
         query = select(Decision).where(Decision.household_id == household_id)
         query = query.where(Decision.run_id == run_id) if run_id else query.order_by(Decision.run_id.desc())
@@ -147,6 +153,7 @@ def decision_of(engine: Engine, household_id: str, run_id: int | None = None) ->
 
 
 def reasons_of(engine: Engine, household_id: str, run_id: int) -> list[Reason]:
+    household_id = stored_form(engine, household_id)
     with Session(engine) as session:
         query = (select(Reason).where(Reason.run_id == run_id, Reason.household_id == household_id)
                  .order_by(Reason.seq))
@@ -154,6 +161,7 @@ def reasons_of(engine: Engine, household_id: str, run_id: int) -> list[Reason]:
 
 
 def history_of(engine: Engine, household_id: str) -> list[tuple[Run, Decision]]:
+    household_id = stored_form(engine, household_id)
     with Session(engine) as session:
         query = (select(Run, Decision).join(Decision, Decision.run_id == Run.id)
                  .where(Decision.household_id == household_id).order_by(Run.id))

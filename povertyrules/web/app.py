@@ -23,7 +23,7 @@ from sqlmodel import Session
 
 from povertyrules.io.tables import write_table
 from povertyrules.privacy import mask, mask_frame
-from povertyrules.store.database import connect
+from povertyrules.store.database import connect, stored_form
 from povertyrules.store.explain import explain_stored
 from povertyrules.store.models import Decision, Run
 from povertyrules.store.reports import watchlist
@@ -180,7 +180,8 @@ def create_app(db: str | None = None, show_identities: bool = False, require_log
         if not q:
             return [], 0
         latest = (select(Decision.household_id, func.max(Decision.run_id).label("run_id"))
-                  .where(or_(Decision.household_id == q, Decision.village.contains(q, autoescape=True)))
+                  .where(or_(Decision.household_id == stored_form(engine, q),
+                             Decision.village.contains(q, autoescape=True)))
                   .group_by(Decision.household_id).subquery())
         joined = (Decision.household_id == latest.c.household_id) & (Decision.run_id == latest.c.run_id)
         with Session(engine) as session:
