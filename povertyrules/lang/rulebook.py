@@ -511,6 +511,7 @@ def _version(book: RuleBook) -> str:
                   for r in book.rules.values()},
         "decisions": {d.name: [list(d.values), d.report_triggers_for, d.outcomes]
                       for d in book.decisions.values()},
+        "procedures": book.procedures,  # the steps that make a decision final are part of the rule set
     }
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
