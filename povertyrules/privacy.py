@@ -81,19 +81,27 @@ def mask(value: Any) -> Any:
     return value
 
 
-def mask_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy of `frame` whose text columns are masked (columns without a run of 7 digits are left as they are)."""
-    masked = {}
+def _may_hold_numbers(text: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether any cell has a run of 7 digits (spaces and hyphens aside): a fast test, in Arrow."""
+    loose = pc.replace_substring_regex(text, r"[ \-]", "")
+    return bool(pc.any(pc.match_substring_regex(loose, r"\d{7}")).as_py())
+
+
+def _map_text(frame: pd.DataFrame, change) -> pd.DataFrame:
+    """`frame` with `change` applied to each text cell of the columns that may hold numbers."""
+    changed = {}
     for name in frame.columns:
         column = frame[name]
         if not (column.dtype == object or pd.api.types.is_string_dtype(column)):
             continue
-        text = pa.array(column.astype("string"), type=pa.string(), from_pandas=True)
-        loose = pc.replace_substring_regex(text, r"[ \-]", "")
-        if not pc.any(pc.match_substring_regex(loose, r"\d{7}")).as_py():
-            continue
-        masked[name] = column.map(lambda v: mask_text(v) if isinstance(v, str) else v)
-    return frame.assign(**masked) if masked else frame
+        if _may_hold_numbers(pa.array(column.astype("string"), type=pa.string(), from_pandas=True)):
+            changed[name] = column.map(lambda v: change(v) if isinstance(v, str) else v)
+    return frame.assign(**changed) if changed else frame
+
+
+def mask_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of `frame` whose text columns are masked (columns without a run of 7 digits are left as they are)."""
+    return _map_text(frame, mask_text)
 
 
 def normalize_id_number(text: str) -> str:
@@ -169,16 +177,7 @@ def pseudonym_text(text: str, key: bytes) -> str:
 
 def pseudonym_frame(frame: pd.DataFrame, key: bytes) -> pd.DataFrame:
     """`frame` with `pseudonym_text` applied to its text columns (those with a run of 7 digits)."""
-    changed = {}
-    for name in frame.columns:
-        column = frame[name]
-        if not (column.dtype == object or pd.api.types.is_string_dtype(column)):
-            continue
-        text = pa.array(column.astype("string"), type=pa.string(), from_pandas=True)
-        if not pc.any(pc.match_substring_regex(pc.replace_substring_regex(text, r"[ \-]", ""), r"\d{7}")).as_py():
-            continue
-        changed[name] = column.map(lambda v: pseudonym_text(v, key) if isinstance(v, str) else v)
-    return frame.assign(**changed) if changed else frame
+    return _map_text(frame, lambda v: pseudonym_text(v, key))
 
 
 def pseudonym_table(table: pa.Table, key: bytes) -> pa.Table:
@@ -187,8 +186,7 @@ def pseudonym_table(table: pa.Table, key: bytes) -> pa.Table:
         column = table.column(name)
         if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
             continue
-        loose = pc.replace_substring_regex(column, r"[ \-]", "")
-        if not pc.any(pc.match_substring_regex(loose, r"\d{7}")).as_py():
+        if not _may_hold_numbers(column):
             continue
         values = [None if v is None else pseudonym_text(v, key) for v in column.to_pylist()]
         table = table.set_column(index, name, pa.array(values, type=column.type))
