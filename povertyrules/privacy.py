@@ -153,11 +153,18 @@ def store_key(database_url: str) -> bytes:
         path = Path(database_url.removeprefix("sqlite:///") + ".key")
     else:
         path = Path.home() / ".config" / "povertyrules" / "store.key"
-    if not path.exists():
+    if not path.exists():  # written whole under a temporary name, then linked: two processes agree on one key
         path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as handle:
             handle.write(os.urandom(32).hex())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(temporary)
     return path.read_text(encoding="ascii").strip().encode()
 
 

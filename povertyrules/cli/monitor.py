@@ -56,6 +56,10 @@ def monitor(
     console.print(f"rules: {escape(origin)}", highlight=False, soft_wrap=True)
     state = from_file(households, year) if households else from_store(engine, book)
     rename = None if households else (lambda hid: stored_form(engine, hid))
+    if not households:
+        from povertyrules.cli.store import warn_if_tampered
+
+        warn_if_tampered(engine)
     if not state:
         raise typer.BadParameter("no households: score with --store first, or give --households")
     watcher = Monitor(book, state)
