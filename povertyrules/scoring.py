@@ -70,7 +70,7 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
           members: pd.DataFrame | None = None, lang: str = "zh", file: str = "<households>",
           members_file: str = "<members>", chunk_size: int = 50_000,
           progress: Callable[[int], None] | None = None, keep_records: bool = False,
-          sink: Callable[[pd.DataFrame], None] | None = None) -> ScoreResult:
+          sink: Callable[[pd.DataFrame], None] | None = None, rows: np.ndarray | None = None) -> ScoreResult:
     """Score household rows (English or Chinese headers) and return decisions and errors.
 
     :param year: evaluation year for rows without a ``year``/``年度`` value.
@@ -79,13 +79,14 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
     :param members: a members sheet; household size is then derived by the ID-1 rules.
     :param progress: called with the number of rows finished after each chunk.
     :param keep_records: also return one record per cited rule per household (for the audit store).
+    :param rows: each row's line in the original sheet (from `povertyrules.layouts.prepare`), for error rows.
     :param sink: called with each chunk of decisions as it is made (to stream them to a file); the result's
         `decisions` then leave out the long text columns (`reasons`, `missing_columns`) to save memory.
     """
     book = resolve_rules(rules, overrides, override_files)
     _check_outputs(book)
     parsed = parse_records(frame, HOUSEHOLD_COLUMNS, file, optional=frozenset({"members"}) if members is not None
-                           else frozenset(), unique="household_id")
+                           else frozenset(), unique="household_id", rows=rows)
     valid, errors = parsed.valid, [parsed.errors]
     valid, year_errors = _fill_year(valid, year, file)
     errors.append(year_errors)

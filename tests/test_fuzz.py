@@ -53,8 +53,9 @@ def test_a_file_in_any_encoding_is_scored_or_refused_cleanly(rows, encoding):
         result = runner.invoke(app, ["score", str(path), "-o", str(Path(folder) / "d.csv")])
         assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
         if result.exit_code == 0:
-            match = re.search(r"input rows (\d+) = decided (\d+) \+ rows with errors (\d+)", result.output)
-            assert match and int(match[1]) == int(match[2]) + int(match[3])
+            match = re.search(r"input lines (\d+) = decided (\d+) \(\d+ households\) \+ skipped (\d+) \+ with "
+                              r"errors (\d+)", result.output.replace("\n", " "))
+            assert match and int(match[1]) == int(match[2]) + int(match[3]) + int(match[4])
         else:
             assert result.exit_code == 2 and "error" in result.output
 
