@@ -90,7 +90,8 @@ def retrying(write: Callable[[], T], retries: int = RETRIES) -> T:
         except OperationalError as exc:
             message = str(exc.orig or exc).lower()
             transient = any(m in message for m in ("database is locked", "database is busy", "deadlock detected",
-                                                   "could not serialize", "tuple concurrently updated"))
+                                                   "could not serialize", "tuple concurrently updated",
+                                                   "already exists"))  # two first writers creating the tables
             if not transient or attempt == retries:
                 raise
             time.sleep(min(5.0, 0.05 * 2 ** attempt) * (0.5 + random.random()))
