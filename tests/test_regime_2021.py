@@ -34,7 +34,8 @@ def county2023(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
     source, out = folder / "county2023.xlsx", folder / "out.xlsx"
     made = run("datasets", "synth", "--year", 2023, "--households", 3000, "--seed", 7, "-o", source)
     assert made.exit_code == 0, made.output
-    scored = run("score", source, "--year", 2023, "--province", "云南省", "-o", out, "--lang", "en", "--reasons", "full")
+    scored = run("score", source, "--year", 2023, "--province", "云南省", "-o", out, "--lang", "en",
+                 "--reasons", "full")
     assert scored.exit_code == 0, scored.output
     return source, read_table(out)
 
