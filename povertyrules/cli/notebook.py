@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from povertyrules.cli.common import fail_on_errors
+from povertyrules.errors import require
 
 app = typer.Typer(help="Analysis notebooks.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -17,6 +18,7 @@ DEFAULT = Path(__file__).resolve().parents[2] / "notebooks" / "at_risk_cohorts.i
 
 def execute(notebook: Path, html: Path | None = None, executed: Path | None = None, timeout: int = 600):
     """Run every cell (in the notebook's folder) and optionally write the executed copy and an HTML export."""
+    require("notebook run", "analysis", "nbclient", "nbformat", "nbconvert", "ipykernel", "matplotlib")
     import nbclient
     import nbformat
     from nbconvert import HTMLExporter
