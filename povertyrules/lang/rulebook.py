@@ -29,12 +29,18 @@ from povertyrules.errors import ExpressionError, RuleError, RuleErrors
 from povertyrules.lang import expr as ex
 from povertyrules.lang.parameters import Parameter, Text, load_parameters, parse_override_values
 from povertyrules.model.columns import HOUSEHOLD_COLUMNS, MEMBER_COLUMNS, Column
+from povertyrules.shipped import rules_folder
 
 Entity = Literal["household", "member"]
 ENTITY_COLUMNS: dict[str, tuple[Column, ...]] = {"household": HOUSEHOLD_COLUMNS, "member": MEMBER_COLUMNS}
 _COLUMN_MAPS: dict[str, dict[str, Column]] = {e: {c.name: c for c in cs} for e, cs in ENTITY_COLUMNS.items()}
 REVIEW = "review"
-DEFAULT_RULES = Path(__file__).resolve().parents[2] / "rules"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DEFAULT_RULES":  # the shipped rules folder, found when asked (checkout, else package data)
+        return rules_folder()
+    raise AttributeError(name)
 
 
 class _Strict(BaseModel):
@@ -188,7 +194,7 @@ def load_rulebook(root: Path | str | None = None, overrides: list[Path | str] | 
     Raises `RuleErrors` listing every problem found. A rule set whose files have not changed since it was
     last loaded is returned from a cache (treat a `RuleBook` as read-only).
     """
-    root = Path(root) if root else DEFAULT_RULES
+    root = Path(root) if root else rules_folder()
     sources = [root, *(Path(o) for o in overrides or [])]
     stamp = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size)
                   for source in sources if source.exists()
