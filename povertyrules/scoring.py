@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,10 @@ class ScoreResult:
         own = self.errors[self.errors["file"] == self.file]
         return int(own["row"].nunique())
 
+    @property
+    def error_lines(self) -> int:
+        return len(self.errors)
+
     def summary(self) -> pd.DataFrame:
         """Counts per status of each decision, plus the row accounting."""
         parts = [self.decisions[d].replace("", "(blank)").value_counts().rename_axis("status").reset_index()
@@ -70,7 +74,8 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
           members: pd.DataFrame | None = None, lang: str = "zh", file: str = "<households>",
           members_file: str = "<members>", chunk_size: int = 50_000,
           progress: Callable[[int], None] | None = None, keep_records: bool = False,
-          sink: Callable[[pd.DataFrame], None] | None = None) -> ScoreResult:
+          sink: Callable[[pd.DataFrame], None] | None = None,
+          duplicated_elsewhere: Collection[str] = ()) -> ScoreResult:
     """Score household rows (English or Chinese headers) and return decisions and errors.
 
     :param year: evaluation year for rows without a ``year``/``年度`` value.
@@ -81,11 +86,13 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
     :param keep_records: also return one record per cited rule per household (for the audit store).
     :param sink: called with each chunk of decisions as it is made (to stream them to a file); the result's
         `decisions` then leave out the long text columns (`reasons`, `missing_columns`) to save memory.
+    :param duplicated_elsewhere: household ids that also occur in another partition of the same input; their
+        rows are errors (duplicate id), as they would be in one file.
     """
     book = resolve_rules(rules, overrides, override_files)
     _check_outputs(book)
     parsed = parse_records(frame, HOUSEHOLD_COLUMNS, file, optional=frozenset({"members"}) if members is not None
-                           else frozenset(), unique="household_id")
+                           else frozenset(), unique="household_id", duplicated_elsewhere=duplicated_elsewhere)
     valid, errors = parsed.valid, [parsed.errors]
     valid, year_errors = _fill_year(valid, year, file)
     errors.append(year_errors)

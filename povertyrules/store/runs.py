@@ -63,33 +63,49 @@ def rules_snapshot(book: RuleBook) -> dict:
 def record_run(engine: Engine, result: ScoreResult, input_file: str | Path, operator: str | None = None,
                lang: str = "zh") -> int:
     """Append one run (decisions, reasons, errors) and return its id. Re-scoring makes a new run."""
-    if result.records is None or result.inputs is None:
+    if result.inputs is None:
         raise ValueError("score with keep_records=True to store a run")
-    book, decisions = result.book, result.decisions
+    decisions = result.decisions
     years = sorted({int(y) for y in decisions["year"].unique()}) if len(decisions) else []
-    cited = sorted(book.cited_clauses())
-    known = clauses()
-    run = Run(
-        created_at=dt.datetime.now(dt.UTC), operator=operator or getpass.getuser(),
-        input_file=str(input_file), input_sha256=sha256(input_file) if Path(input_file).is_file() else "",
-        year=years[0] if len(years) == 1 else None, rules_version=result.rules_version,
-        decided=len(decisions), error_rows=result.error_rows, input_rows=result.rows, lang=lang,
-        parameters=json.dumps(parameter_snapshot(book, years), ensure_ascii=False),
-        rules_snapshot=json.dumps(rules_snapshot(book), ensure_ascii=False),
-        clauses=json.dumps({c: known.get(c) for c in cited}, ensure_ascii=False),
-    )
+    run = new_run(result.book, input_file, years, decided=len(decisions), error_rows=result.error_rows,
+                  input_rows=result.rows, operator=operator, lang=lang)
     with Session(engine) as session:
         session.add(run)
         session.flush()
         run_id = int(run.id)
-        connection = session.connection()
-        bulk_insert(connection, "decision", DECISION_FIELDS, _decision_rows(run_id, decisions, result.inputs))
-        bulk_insert(connection, "reason", REASON_FIELDS, _reason_rows(run_id, result.records))
-        errors = result.errors.assign(run_id=run_id)
-        bulk_insert(connection, "runerror", ERROR_FIELDS,
-                    _rows(errors[ERROR_FIELDS].astype(object).where(errors[ERROR_FIELDS].notna(), None)))
+        append_rows(session.connection(), run_id, result)
         session.commit()
     return run_id
+
+
+def new_run(book: RuleBook, input_file: str | Path, years: list[int], *, decided: int, error_rows: int,
+            input_rows: int, operator: str | None = None, lang: str = "zh", input_sha256: str | None = None) -> Run:
+    """The run row: who, when, which input (and its sha256), the rule set and every value in force, the counts."""
+    cited = sorted(book.cited_clauses())
+    known = clauses()
+    return Run(
+        created_at=dt.datetime.now(dt.UTC), operator=operator or getpass.getuser(),
+        input_file=str(input_file), year=years[0] if len(years) == 1 else None, rules_version=book.version,
+        input_sha256=input_sha256 if input_sha256 is not None else
+        sha256(input_file) if Path(input_file).is_file() else "",
+        decided=decided, error_rows=error_rows, input_rows=input_rows, lang=lang,
+        parameters=json.dumps(parameter_snapshot(book, years), ensure_ascii=False),
+        rules_snapshot=json.dumps(rules_snapshot(book), ensure_ascii=False),
+        clauses=json.dumps({c: known.get(c) for c in cited}, ensure_ascii=False),
+    )
+
+
+def append_rows(connection, run_id: int, result: ScoreResult) -> None:
+    """Bulk-write a scored result's decisions, reasons and errors into run `run_id` (COPY on PostgreSQL); one
+    call per partition when a run is scored in parts."""
+    if result.inputs is None:
+        raise ValueError("score with keep_records=True to store a run")
+    bulk_insert(connection, "decision", DECISION_FIELDS, _decision_rows(run_id, result.decisions, result.inputs))
+    if result.records is not None:  # None when nothing was decided
+        bulk_insert(connection, "reason", REASON_FIELDS, _reason_rows(run_id, result.records))
+    errors = result.errors.assign(run_id=run_id)
+    bulk_insert(connection, "runerror", ERROR_FIELDS,
+                _rows(errors[ERROR_FIELDS].astype(object).where(errors[ERROR_FIELDS].notna(), None)))
 
 
 def _rows(frame: pd.DataFrame):
@@ -98,6 +114,8 @@ def _rows(frame: pd.DataFrame):
 
 
 def _decision_rows(run_id: int, decisions: pd.DataFrame, inputs: pd.DataFrame):
+    if not len(decisions):  # (an empty frame's JSON lines are one empty line, not none)
+        return
     inputs_json = inputs.drop(columns=["row"]).to_json(orient="records", lines=True, force_ascii=False)
     frame = decisions.assign(run_id=run_id, inputs=inputs_json.splitlines())
     frame = frame[DECISION_FIELDS].astype(object)
