@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from povertyrules.errors import InputError, PovertyRulesError, require
-from povertyrules.io.tables import read_table
+from povertyrules.io.tables import member_sheet, read_table
 from povertyrules.lang.rulebook import RuleBook
 from povertyrules.model.columns import ERROR_COLUMNS, HOUSEHOLD_COLUMNS, header_map, normalize_header
 from povertyrules.model.records import _text, rename_headers
@@ -58,6 +58,7 @@ class Job:
 
     def score(self, file: str, duplicated_elsewhere: list[str], **options: Any) -> ScoreResult:
         return score(read_table(file), year=self.year, rules=self.book(), lang=self.lang, file=file,
+                     members=member_sheet(file), members_file=f"{file}#members",  # a workbook's own sheet
                      duplicated_elsewhere=duplicated_elsewhere, **options)
 
 

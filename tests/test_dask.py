@@ -134,3 +134,11 @@ def test_a_pattern_that_names_no_file_is_a_message(tmp_path):
     result = CliRunner().invoke(app, ["score", str(tmp_path / "none" / "*.parquet"), "-o", str(tmp_path / "o"),
                                       "--dask"])
     assert result.exit_code == 2 and "no input file matches" in result.output
+
+
+def test_the_dask_benchmark_prints_both_throughputs_and_the_overhead():
+    from .test_benchmarks import run
+
+    out = run("bench_dask.py", "--households", "3000", "--partition", "1000", "--overhead-partitions", "4")
+    assert "single process:" in out and "Dask, 2 workers:" in out and "speed-up" in out
+    assert "the same in both" in out and "overhead ≈" in out
