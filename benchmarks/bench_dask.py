@@ -64,6 +64,12 @@ def single_process(pattern: str, out: Path, job: Job) -> tuple[float, dict[str, 
                      "error_rows": sum(p.error_rows for p in parts)}
 
 
+def reporter(started: float):
+    def report(done: int, total: int) -> None:
+        print(f"    {done}/{total} partitions at {time.perf_counter() - started:.0f} s", flush=True)
+    return report
+
+
 def size_of(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*.parquet")) / 1e6
 
@@ -75,6 +81,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--overhead-partitions", type=int, default=100,
                         help="tiny partitions (500 households each) for the per-partition overhead")
+    parser.add_argument("--single-up-to", type=int, default=None,
+                        help="run the single process only up to this many households (larger: the per-partition "
+                             "time measured at the last size, times the partitions)")
+    parser.add_argument("--verbose", action="store_true", help="print each partition as Dask finishes it")
     parser.add_argument("--folder", type=Path, default=None, help="work folder (default: a temporary one)")
     args = parser.parse_args()
 
@@ -97,22 +107,32 @@ def main() -> None:
             folder = work / f"in-{households}"
             started = time.perf_counter()
             make_partitions(folder, households, args.partition)
-            print(f"\n{households:,} households in {len(list(folder.glob('*.parquet')))} partitions of "
+            print(flush=True)
+            print(f"{households:,} households in {len(list(folder.glob('*.parquet')))} partitions of "
                   f"{args.partition:,}: generated in {time.perf_counter() - started:.0f} s, "
                   f"{size_of(folder):,.1f} MB of Parquet")
             pattern = f"{folder}/*.parquet"
-            one, one_counts = single_process(pattern, work / f"single-{households}", job)
-            shutil.rmtree(work / f"single-{households}", ignore_errors=True)
-            shutil.rmtree(work / f"single-{households}.errors", ignore_errors=True)
-            print(f"  single process:        {one:8.1f} s  {households / one:10,.0f} households/s")
-            large = (one / len(input_files(pattern)), args.partition)
+            if args.single_up_to is None or households <= args.single_up_to:
+                one, one_counts = single_process(pattern, work / f"single-{households}", job)
+                shutil.rmtree(work / f"single-{households}", ignore_errors=True)
+                shutil.rmtree(work / f"single-{households}.errors", ignore_errors=True)
+                print(f"  single process:        {one:8.1f} s  {households / one:10,.0f} households/s")
+                large = (one / len(input_files(pattern)), args.partition)
+            elif large:  # partitions are scored independently: one process takes the sum of its partitions
+                one, one_counts = large[0] * len(input_files(pattern)), None
+                print(f"  single process:        {one:8.1f} s  {households / one:10,.0f} households/s  (not run: "
+                      f"{len(input_files(pattern))} × the measured {large[0]:.1f} s per partition)")
+            else:
+                one, one_counts = float("nan"), None
+                print("  single process: not run (--single-up-to)")
             started = time.perf_counter()
-            run = score_on_dask(pattern, work / f"dask-{households}", job, client=client)
+            run = score_on_dask(pattern, work / f"dask-{households}", job, client=client,
+                                progress=reporter(started) if args.verbose else None)
             dask = time.perf_counter() - started
             print(f"  Dask, {args.workers} workers:        {dask:8.1f} s  {households / dask:10,.0f} households/s"
                   f"  → speed-up {one / dask:.2f}× ({one / dask / args.workers:.0%} of {args.workers}×)")
-            same = run.accounting() == one_counts
-            print(f"  totals {run.accounting()} — {'the same' if same else 'DIFFERENT'} in both; decisions written:"
+            same = "the same in both" if run.accounting() == one_counts else "DIFFERENT" if one_counts else ""
+            print(f"  totals {run.accounting()} {same}; decisions written:"
                   f" {size_of(work / f'dask-{households}'):,.1f} MB")
             shutil.rmtree(work / f"dask-{households}", ignore_errors=True)
             shutil.rmtree(work / f"dask-{households}.errors", ignore_errors=True)
