@@ -76,7 +76,8 @@ def size_of(folder: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--households", type=int, nargs="+", default=[4_000_000, 20_000_000])
+    parser.add_argument("--households", type=int, nargs="*", default=[4_000_000, 20_000_000],
+                        help="sizes to measure (none: only the per-partition overhead)")
     parser.add_argument("--partition", type=int, default=1_000_000, help="households per partition (file)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--overhead-partitions", type=int, default=100,
@@ -97,7 +98,7 @@ def main() -> None:
           f"povertyrules {povertyrules.__version__}, dask workers {args.workers} × 1 thread (processes)")
     job = Job()
     started = time.perf_counter()
-    cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0")
     client = Client(cluster)
     client.run(lambda: job.book() and None)  # each worker loads the rules once, as a long-lived cluster has
     print(f"LocalCluster start-up (and rules loaded on each worker): {time.perf_counter() - started:.1f} s")
