@@ -10,7 +10,8 @@ from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
 #: relative to the checkout; povertyrules/shipped.py finds them in the checkout first, then under _data/
-SHIPPED = ("rules", "datasets/sample_county.xlsx", "notebooks/at_risk_cohorts.ipynb")
+SHIPPED = ("rules", "datasets/sample_county.xlsx", "datasets/sample_national_export.xlsx",
+           "notebooks/at_risk_cohorts.ipynb")
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
 
 

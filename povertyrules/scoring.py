@@ -43,10 +43,6 @@ class ScoreResult:
         own = self.errors[self.errors["file"] == self.file]
         return int(own["row"].nunique())
 
-    @property
-    def error_lines(self) -> int:
-        return len(self.errors)
-
     def summary(self) -> pd.DataFrame:
         """Counts per status of each decision, plus the row accounting."""
         parts = [self.decisions[d].replace("", "(blank)").value_counts().rename_axis("status").reset_index()
@@ -74,7 +70,7 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
           members: pd.DataFrame | None = None, lang: str = "zh", file: str = "<households>",
           members_file: str = "<members>", chunk_size: int = 50_000,
           progress: Callable[[int], None] | None = None, keep_records: bool = False,
-          sink: Callable[[pd.DataFrame], None] | None = None,
+          sink: Callable[[pd.DataFrame], None] | None = None, rows: np.ndarray | None = None,
           duplicated_elsewhere: Collection[str] = ()) -> ScoreResult:
     """Score household rows (English or Chinese headers) and return decisions and errors.
 
@@ -84,6 +80,7 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
     :param members: a members sheet; household size is then derived by the ID-1 rules.
     :param progress: called with the number of rows finished after each chunk.
     :param keep_records: also return one record per cited rule per household (for the audit store).
+    :param rows: each row's line in the original sheet (from `povertyrules.layouts.prepare`), for error rows.
     :param sink: called with each chunk of decisions as it is made (to stream them to a file); the result's
         `decisions` then leave out the long text columns (`reasons`, `missing_columns`) to save memory.
     :param duplicated_elsewhere: household ids that also occur in another partition of the same input; their
@@ -92,7 +89,8 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
     book = resolve_rules(rules, overrides, override_files)
     _check_outputs(book)
     parsed = parse_records(frame, HOUSEHOLD_COLUMNS, file, optional=frozenset({"members"}) if members is not None
-                           else frozenset(), unique="household_id", duplicated_elsewhere=duplicated_elsewhere)
+                           else frozenset(), unique="household_id", rows=rows,
+                           duplicated_elsewhere=duplicated_elsewhere)
     valid, errors = parsed.valid, [parsed.errors]
     valid, year_errors = _fill_year(valid, year, file)
     errors.append(year_errors)

@@ -89,7 +89,7 @@ def test_the_installed_wheel_scores_explains_checks_and_serves_from_any_folder(i
     assert str(installed.parent) in where and str(ROOT) not in where
     cli("datasets", "sample", "-o", "sample.xlsx")
     stored = cli("score", "sample.xlsx", "-o", "out/decisions.xlsx", "--store", "--db", "audit.db")
-    assert "input rows 2000 = decided" in stored.stderr
+    assert "input lines 2000 = decided" in stored.stderr
     assert f"rules_version {load_rules().version}" in stored.stderr  # the same rules as the checkout's
     decisions = read_table(work / "out" / "decisions.xlsx")
     assert len(decisions) + read_table(work / "out" / "decisions.errors.xlsx")["row"].nunique() == 2000

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from povertyrules.errors import PovertyRulesError, require
 
@@ -16,7 +18,6 @@ console = Console(stderr=True)
 def score_on_dask(input: Path, output: Path, members: Path | None, year: int | None, rules_dir: Path | None,
                   override: list[Path] | None, sets: dict[str, Any], lang: str, store: bool, db: str | None,
                   operator: str | None, scheduler: str | None, workers: int | None) -> None:
-    from povertyrules.cli.main import _print_summary
     from povertyrules.dask_scoring import Job
     from povertyrules.dask_scoring import score_on_dask as run
 
@@ -31,7 +32,20 @@ def score_on_dask(input: Path, output: Path, members: Path | None, year: int | N
         result = run(str(input), output, job, address=scheduler, workers=workers, store=store, db=db,
                      operator=operator, progress=lambda done, total: bar.update(task, completed=done, total=total))
     console.print(f"{len(result.parts)} partitions scored on Dask ({scheduler or 'LocalCluster'})")
-    _print_summary(result, result.decisions / "part-*.parquet", result.errors / "part-*.parquet")
+    table = Table(title=f"decisions — rules_version {result.rules_version}")
+    for column in ("decision", "status", "count"):
+        table.add_column(column, justify="right" if column == "count" else "left")
+    for row in result.summary().itertuples(index=False):
+        table.add_row(row.decision, str(row.status), str(row.count))
+    console.print(table)
+    counts = result.accounting()
+    console.print(f"输入行 {counts['input_rows']} = 已判定 {counts['decided']} + 有错误 {counts['error_rows']}\n"
+                  f"input rows {counts['input_rows']} = decided {counts['decided']} + rows with errors "
+                  f"{counts['error_rows']}", highlight=False, markup=False)
+    console.print(f"decisions: {result.decisions}/part-*.parquet\nerrors:    {result.errors}/part-*.parquet "
+                  f"({result.error_lines} error lines)", highlight=False, markup=False)
+    if counts["input_rows"] != counts["decided"] + counts["error_rows"]:  # pragma: no cover - an invariant
+        raise typer.Exit(3)
     if result.run_id is not None:
         console.print(f"stored as run {result.run_id}")
         print(result.run_id)

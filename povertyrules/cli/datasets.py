@@ -25,12 +25,22 @@ def synth(
     members: Annotated[bool, typer.Option(help="Also write a members sheet/file (ID-1).")] = True,
     headers: Annotated[str, typer.Option(help="zh (Chinese headers) or en.")] = "zh",
     bad_rate: Annotated[float, typer.Option(help="Share of rows with a spoiled cell.")] = 0.002,
+    layout: Annotated[str, typer.Option(help="contract, national_export (.xlsx or a GBK .csv), township_roster, "
+                                        "monitoring_export or four_look_sheet.")] = "contract",
 ) -> None:
-    """Make a synthetic county: incomes around the lines, 六不评 flags, members, a few blanks and bad cells."""
+    """Make a synthetic county: incomes around the lines, 六不评 flags, members, a few blanks and bad cells;
+    in the contract's layout or in one that counties hold (the same seed gives the same households)."""
+    from povertyrules.datasets.layouts import LAYOUTS, write_layout
     from povertyrules.datasets.synth import synth as make
     from povertyrules.datasets.synth import write_county
 
-    county_data = make(households, seed=seed, year=year, county=county, members=members, bad_rate=bad_rate)
+    if layout != "contract" and layout not in LAYOUTS:
+        raise typer.BadParameter(f"unknown layout {layout!r}: contract, {', '.join(LAYOUTS)}")
+    county_data = make(households, seed=seed, year=year, county=county, members=members,
+                       bad_rate=bad_rate if layout == "contract" else 0.0)
+    if layout != "contract":
+        console.print(f"wrote {write_layout(county_data, layout, output, seed=seed, year=year)}")
+        return
     for path in write_county(county_data, output, headers=headers):
         console.print(f"wrote {path}")
 

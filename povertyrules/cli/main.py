@@ -5,14 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from povertyrules.cli import audit, datasets, monitor, notebook, procedure, rules
+from povertyrules.cli import audit, datasets, inspect, monitor, notebook, procedure, rules
 from povertyrules.cli.common import fail_on_errors, parse_sets
-from povertyrules.io.tables import TableWriter, member_sheet, read_table, write_table
+from povertyrules.errors import PovertyRulesError
+from povertyrules.io.tables import TableWriter, write_table
 
 app = typer.Typer(help="Rules-as-code for targeted poverty alleviation: identification, exit, monitoring.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -20,6 +22,7 @@ app.add_typer(rules.app, name="rules")
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(procedure.app, name="procedure")
 app.add_typer(notebook.app, name="notebook")
+app.command(name="inspect")(inspect.inspect_file)
 for command in (audit.explain, audit.history, audit.diff, audit.watchlist, audit.runs, monitor.monitor,
                 monitor.alerts, monitor.confirm):
     app.command()(command)
@@ -31,13 +34,17 @@ PROGRESS_FROM = 100_000  # rows; smaller inputs finish before a bar would help
 @app.command()
 @fail_on_errors
 def score(
-    input: Annotated[Path, typer.Argument(help="Households: .csv, .xlsx or .parquet (Chinese or English headers).")],
+    input: Annotated[Path, typer.Argument(help="A county file as it is: national export, roster, monitoring "
+                                            "export or the contract layout (.xlsx/.xls/.ods/.csv/.parquet).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Decisions file: .csv, .xlsx or .parquet.")],
     members: Annotated[Path | None, typer.Option(help="Members file (ID-1); default: a 'members' sheet.")] = None,
     year: Annotated[int | None, typer.Option(help="Evaluation year for rows without 年度/year.")] = None,
     rules_dir: Annotated[Path | None, typer.Option("--rules", help="Rules folder (default: shipped).")] = None,
     override: Annotated[list[Path] | None, typer.Option(help="County override file or folder (repeatable).")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="What-if: PARAMETER=VALUE (repeatable).")] = None,
+    layout: Annotated[str | None, typer.Option(help="Force a layout: a name in rules/layouts, or a file.")] = None,
+    join: Annotated[list[Path] | None, typer.Option(help="Side sheet to join by 户编号 or ID number (repeatable), "
+                                                    "e.g. a 四看法 sheet onto a roster.")] = None,
     lang: Annotated[str, typer.Option(help="Language of the reasons: zh or en.")] = "zh",
     store: Annotated[bool, typer.Option(help="Record the run in the audit store and print its id.")] = False,
     db: audit.DbOption = None,
@@ -48,31 +55,42 @@ def score(
                                                        "LocalCluster on this machine).")] = None,
     workers: Annotated[int | None, typer.Option(help="LocalCluster workers (default: one per core).")] = None,
 ) -> None:
-    """Score every household and write decisions with cited reasons; unreadable rows go to an errors file."""
+    """Score every household and write decisions with cited reasons; unreadable rows go to an errors file,
+    lines that are not households (titles, 合计, signatures) to a skipped file."""
     if dask or scheduler:
         from povertyrules.cli.cluster import score_on_dask
 
+        if layout or join:
+            raise PovertyRulesError("--layout/--join are not supported with --dask: partitions are contract tables")
         return score_on_dask(input, output, members, year, rules_dir, override, parse_sets(set_), lang, store, db,
                              operator, scheduler, workers)
+    from povertyrules.layouts.prepare import prepare
     from povertyrules.scoring import resolve_rules
     from povertyrules.scoring import score as run_score
 
     book = resolve_rules(rules_dir, parse_sets(set_), override)
-    frame = read_table(input)
-    member_frame = read_table(members) if members else member_sheet(input)
+    prepared = prepare(input, book, layout, join, members)
+    console.print(f"layout: {prepared.layout.name} — {prepared.layout.description.zh} / "
+                  f"{prepared.layout.description.en}; header line(s) {prepared.table.header_rows}", highlight=False)
+    members_file = str(members) if members else f"{input}#members"
     with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-                  disable=len(frame) < PROGRESS_FROM) as bar, TableWriter(output) as writer:
-        task = bar.add_task("score", total=len(frame))
-        result = run_score(frame, year=year, rules=book, members=member_frame, lang=lang, file=str(input),
-                           members_file=str(members) if members else f"{input}#members",
-                           progress=lambda k: bar.advance(task, k), keep_records=store,
-                           sink=None if store else writer.write)
-        del frame
+                  disable=len(prepared.frame) < PROGRESS_FROM) as bar, TableWriter(output) as writer:
+        task = bar.add_task("score", total=len(prepared.frame))
+        result = run_score(prepared.frame, year=year, rules=book, members=prepared.members, lang=lang,
+                           file=str(input), members_file=members_file, progress=lambda k: bar.advance(task, k),
+                           keep_records=store, sink=None if store else writer.write, rows=prepared.rows)
         if store:  # the store needs every decision in memory anyway
             writer.write(result.decisions)
+    score_errors = result.errors
+    result.errors = pd.concat([e for e in (prepared.errors, result.errors) if len(e)], ignore_index=True) \
+        if len(prepared.errors) else result.errors
     errors_path = output.with_name(f"{output.stem}.errors{output.suffix}")
     write_table(result.errors, errors_path)
-    _print_summary(result, output, errors_path)
+    extra = {}
+    for name, table in (("skipped", prepared.skipped), ("checks", prepared.checks)):
+        if len(table):
+            extra[name] = write_table(table, output.with_name(f"{output.stem}.{name}{output.suffix}"))
+    _print_summary(result, prepared, score_errors, output, errors_path, extra, book)
     if store:
         from povertyrules.store.database import connect
         from povertyrules.store.runs import record_run
@@ -98,18 +116,38 @@ def serve(
     uvicorn.run(create_app(db, show_identities), host=host, port=port, log_level="warning")
 
 
-def _print_summary(result, output: Path, errors_path: Path) -> None:
+def _print_summary(result, prepared, score_errors, output: Path, errors_path: Path, extra: dict[str, Path],
+                   book) -> None:
+    from povertyrules.layouts.coverage import notices, present_columns
+    from povertyrules.layouts.prepare import account
+
     table = Table(title=f"decisions — rules_version {result.rules_version}")
     for column in ("decision", "status", "count"):
         table.add_column(column, justify="right" if column == "count" else "left")
     for row in result.summary().itertuples(index=False):
         table.add_row(row.decision, str(row.status), str(row.count))
     console.print(table)
-    counts = result.accounting()
-    console.print(f"input rows {counts['input_rows']} = decided {counts['decided']} + rows with errors "
-                  f"{counts['error_rows']}")
-    console.print(f"decisions: {output}\nerrors:    {errors_path} ({result.error_lines} error lines)")
-    if counts["input_rows"] != counts["decided"] + counts["error_rows"]:  # pragma: no cover - an invariant
+    for zh, en in notices(book, present_columns(prepared.frame, book), result.decisions):
+        console.print(f"注意：{zh}\nnote: {en}", highlight=False, markup=False)
+    if prepared.blank_as_zero:
+        console.print(f"空白按0计（格式声明）/ blanks read as 0 (declared by the layout): "
+                      f"{', '.join(prepared.blank_as_zero)}", highlight=False, markup=False)
+    for side in prepared.joined:
+        console.print(f"并表 / joined {side['file']} ({side['layout']}): lines {side['lines']} = matched "
+                      f"{side['matched']} + skipped {side['skipped']} + with errors {side['error_lines']}",
+                      highlight=False, markup=False)
+    counts = account(prepared, result.decisions, score_errors)
+    console.print(f"输入行 {counts['lines']} = 已判定 {counts['decided_lines']}（{counts['households']} 户）"
+                  f" + 跳过 {counts['skipped']} + 有错误 {counts['error_lines']}\n"
+                  f"input lines {counts['lines']} = decided {counts['decided_lines']} "
+                  f"({counts['households']} households) + skipped {counts['skipped']} + with errors "
+                  f"{counts['error_lines']}", highlight=False, markup=False)
+    console.print(f"decisions: {output}\nerrors:    {errors_path} ({len(result.errors)} error lines)",
+                  highlight=False, markup=False)
+    for name, path in extra.items():
+        console.print(f"{name}: {path}", highlight=False, markup=False)
+    if counts["lines"] != counts["decided_lines"] + counts["skipped"] + counts["error_lines"]:  # an invariant
+        console.print("[red]行数不平 / the line counts do not add up[/red]")
         raise typer.Exit(3)
 
 

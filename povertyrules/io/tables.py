@@ -37,14 +37,25 @@ def read_table(path: Path | str, sheet: str | int = 0) -> pd.DataFrame:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
-    """Every cell as text (Arrow-backed), blank → missing; a UTF-8 BOM is skipped."""
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        names = next(csv.reader(handle), [])
-    if not names:
-        raise InputError("文件为空", "the file is empty", file=str(path))
-    types = {name: pa.string() for name in names}
-    table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
-        column_types=types, strings_can_be_null=True, null_values=[""], quoted_strings_can_be_null=True))
+    """Every cell as text (Arrow-backed), blank → missing; a UTF-8 BOM is skipped. GBK / UTF-16 text and ragged
+    rows, which Arrow does not read, go through the sheet reader (`povertyrules.io.sheets`)."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            names = next(csv.reader(handle), [])
+        if not names:
+            raise InputError("文件为空", "the file is empty", file=str(path))
+        types = {name: pa.string() for name in names}
+        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+            column_types=types, strings_can_be_null=True, null_values=[""], quoted_strings_can_be_null=True))
+    except (UnicodeDecodeError, pa.ArrowInvalid, csv.Error):
+        from povertyrules.io.sheets import read_grid
+
+        grid = read_grid(path)
+        width = grid.width
+        header = [*(grid.cells[0] if grid.cells else []), *([None] * width)][:width]
+        header = [h if h else f"column{i + 1}" for i, h in enumerate(header)]
+        rows = [[*r, *([None] * (width - len(r)))][:width] for r in grid.cells[1:]]
+        return pd.DataFrame(rows, columns=header, dtype=object).astype("string")
     return table.to_pandas(types_mapper=lambda t: pd.StringDtype("pyarrow") if t == pa.string() else None)
 
 
@@ -141,5 +152,12 @@ class TableWriter:
     def __enter__(self) -> TableWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, kind: object, *exc: object) -> None:
+        if kind is None:
+            self.close()
+            return
+        if self._writer is not None:  # a failed run leaves no decisions file that looks complete
+            self._writer.close()
+            if self._sink:
+                self._sink.close()
+            self.path.unlink(missing_ok=True)

@@ -148,6 +148,7 @@ class RuleBook:
     decisions: dict[str, Decision]
     order: dict[str, list[str]]  # entity -> names of definitions, criteria and decisions in dependency order
     not_encoded: list[NotEncoded] = field(default_factory=list)
+    rulesets: dict[str, Text] = field(default_factory=dict)  # ruleset name -> its description
     procedures: dict[str, Any] = field(default_factory=dict)  # rules/procedures/steps.yaml
     override_files: list[str] = field(default_factory=list)
     override_values: dict[str, Any] = field(default_factory=dict)
@@ -336,6 +337,7 @@ def _register(book: RuleBook, path: Path, spec: RuleFile, errors: list[RuleError
             values=d.values, review=d.review, report_triggers_for=tuple(d.report_triggers_for),
             outcomes=tuple(r.id for r in d.outcomes))
     book.not_encoded.extend(spec.not_encoded)
+    book.rulesets[spec.ruleset] = spec.description
 
 
 class _DependencyFailed(Exception):

@@ -51,9 +51,10 @@ def rename_headers(raw: pd.DataFrame, columns: tuple[Column, ...], file: str) ->
 
 def parse_records(raw: pd.DataFrame, columns: tuple[Column, ...], file: str,
                   optional: frozenset[str] = frozenset(), unique: str | None = None,
-                  duplicated_elsewhere: Collection[str] = ()) -> Parsed:
+                  rows: np.ndarray | None = None, duplicated_elsewhere: Collection[str] = ()) -> Parsed:
     """Type every contract column of `raw`; `optional` lists required columns a caller will derive.
 
+    `rows` gives each row's line in the original sheet (default: the header is line 1, data from line 2).
     `duplicated_elsewhere`: values of `unique` that also occur in another part of the same input (another
     partition of one data set); their rows are duplicates exactly as if both parts were one file.
     """
@@ -62,7 +63,8 @@ def parse_records(raw: pd.DataFrame, columns: tuple[Column, ...], file: str,
         if column.required and column.name not in frame and column.name not in optional:
             raise InputError(f"缺少必填列“{column.zh}”", f"required column '{column.name}' is missing",
                              file=file, column=column.name)
-    rows = pd.Series(np.arange(2, len(frame) + 2), index=frame.index)
+    rows = pd.Series(np.arange(2, len(frame) + 2) if rows is None else np.asarray(rows, dtype=np.int64),
+                     index=frame.index)
     ids = _text(frame[columns[0].name]) if columns[0].name in frame else pd.Series("", index=frame.index)
     typed = pd.DataFrame({"row": rows.to_numpy()}, index=frame.index)
     problems: list[pd.DataFrame] = []
@@ -93,6 +95,8 @@ def parse_records(raw: pd.DataFrame, columns: tuple[Column, ...], file: str,
 
 
 NUMBER = r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"
+#: a unit written after a number in a cell (7308元, 3人, 2.5亩), dropped before the number is read
+UNIT = r"^([-+]?[\d.]+(?:[eE][-+]?\d+)?)\s*(?:元|人|亩|分|口)$"
 
 
 def _arrow_text(series: pd.Series) -> pa.Array:
@@ -109,7 +113,8 @@ def _text(series: pd.Series) -> pd.Series:
 
 def _numbers(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     """(numbers with NaN for blank or unreadable cells, mask of unreadable cells); ',' separators allowed."""
-    cells = pc.replace_substring(_arrow_text(series), ",", "")
+    cells = pc.utf8_normalize(_arrow_text(series), form="NFKC")  # full-width digits → 0-9
+    cells = pc.replace_substring_regex(pc.replace_substring(cells, ",", ""), UNIT, r"\1")
     readable = pc.match_substring_regex(cells, NUMBER)
     numbers = pc.cast(pc.if_else(readable, cells, pa.scalar(None, pa.string())), pa.float64())
     bad = pc.and_(pc.is_valid(cells), pc.invert(pc.fill_null(readable, False)))
