@@ -48,6 +48,26 @@ def synth(
 
 @app.command()
 @fail_on_errors
+def sample(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Copy it here (default: print its path).")]
+    = None,
+) -> None:
+    """The bundled sample county (2,000 households, Chinese headers, a members sheet): copy it, or print its path."""
+    import shutil
+
+    from povertyrules.shipped import sample_county
+
+    source = sample_county()
+    if output is None:
+        print(source)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, output)
+    console.print(f"wrote {output}")
+
+
+@app.command()
+@fail_on_errors
 def events(
     households: Annotated[Path, typer.Argument(help="The county spreadsheet the events are about.")],
     output: Annotated[Path, typer.Option("--output", "-o", help=".jsonl or .csv")],
