@@ -37,7 +37,9 @@ from povertyrules.io.tables import member_sheet, read_table
 from povertyrules.lang.rulebook import RuleBook
 from povertyrules.model.columns import ERROR_COLUMNS, HOUSEHOLD_COLUMNS, header_map, normalize_header
 from povertyrules.model.records import _text, rename_headers
-from povertyrules.scoring import DECISIONS, ScoreResult, resolve_rules, score
+from povertyrules.scoring import DECISIONS, REPORTED_EXTRA, ScoreResult, resolve_rules, score
+
+REPORTED = (*DECISIONS, *REPORTED_EXTRA)  # the decisions counted per status
 
 PART = "part-{:05d}.parquet"
 ID = HOUSEHOLD_COLUMNS[0].name  # household_id
@@ -101,7 +103,7 @@ class DaskRun:
         total: Counter = Counter()
         for part in self.parts:
             total.update(part.statuses)
-        rows = sorted(((d, s, n) for (d, s), n in total.items()), key=lambda r: (DECISIONS.index(r[0]), -r[2], r[1]))
+        rows = sorted(((d, s, n) for (d, s), n in total.items()), key=lambda r: (REPORTED.index(r[0]), -r[2], r[1]))
         return pd.DataFrame(rows, columns=["decision", "status", "count"])
 
 
@@ -165,7 +167,7 @@ def score_part(index: int, file: str, job: Job, duplicated_elsewhere: list[str],
         writer: pq.ParquetWriter | None = None
         target = Path(decisions_dir) / PART.format(index)
 
-        def sink(chunk: pd.DataFrame) -> None:
+        def sink(chunk: pd.DataFrame, records: object = None) -> None:  # parts are for programs: English names
             nonlocal writer
             table = _arrow(chunk.assign(file=file))
             if writer is None:

@@ -115,9 +115,9 @@ def test_the_command_prints_totals_that_add_up_and_stores_through_the_workers(cl
         from sqlalchemy import text
 
         lines = connection.execute(text("SELECT count(*) FROM runerror WHERE run_id = :r"), {"r": run_id}).scalar()
-        reasons = connection.execute(text("SELECT count(DISTINCT household_id) FROM reason WHERE run_id = :r"),
-                                     {"r": run_id}).scalar()
-    assert lines == len(errors) and reasons == counts["decided"]
+        traced = connection.execute(text("SELECT count(DISTINCT household_id) FROM decision WHERE run_id = :r "
+                                         "AND trace IS NOT NULL AND trace != ''"), {"r": run_id}).scalar()
+    assert lines == len(errors) and traced == counts["decided"]  # one traced row per household
     explained = CliRunner().invoke(app, ["explain", expected["household_id"].iloc[0], "--db", db])
     assert explained.exit_code == 0 and "ID-3" in explained.output
 

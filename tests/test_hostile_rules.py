@@ -131,7 +131,7 @@ def test_nan_and_infinite_parameter_values_are_refused(rules, tmp_path, value):
 def test_set_nan_cannot_turn_a_poor_household_not_poor(tmp_path):
     data = tmp_path / "h.csv"
     households({"net_income": "3000", "members": "2", "four_look_score": "40"}).to_csv(data, index=False)
-    ok = run("score", data, "-o", tmp_path / "d.csv")
+    ok = run("score", data, "-o", tmp_path / "d.csv", "--lang", "en")
     assert ok.exit_code == 0, ok.output
     assert pd.read_csv(tmp_path / "d.csv")["identification"].tolist() == ["poor"]
     for bad in ("poverty_line=.nan", "poverty_line=.inf", "poverty_line=[unclosed", "poverty_line={a: b}",

@@ -88,7 +88,7 @@ def test_the_installed_wheel_scores_explains_checks_and_serves_from_any_folder(i
                            cwd=work, env=env, capture_output=True, text=True, check=True).stdout
     assert str(installed.parent) in where and str(ROOT) not in where
     cli("datasets", "sample", "-o", "sample.xlsx")
-    stored = cli("score", "sample.xlsx", "-o", "out/decisions.xlsx", "--store", "--db", "audit.db")
+    stored = cli("score", "sample.xlsx", "-o", "out/decisions.xlsx", "--store", "--db", "audit.db", "--lang", "en")
     assert "input lines 2000 = decided" in stored.stderr
     assert f"rules_version {load_rules().version}" in stored.stderr  # the same rules as the checkout's
     decisions = read_table(work / "out" / "decisions.xlsx")

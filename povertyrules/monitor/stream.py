@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from povertyrules.engines.durable import DurableTriggers, household_fact
+from povertyrules.errors import MissingParameters
 from povertyrules.lang import expr as ex
 from povertyrules.lang.check import require_parameters
 from povertyrules.lang.rulebook import RuleBook
@@ -87,6 +88,8 @@ class Monitor:
         before = copy.deepcopy(self.years.get(key))
         try:
             return self._apply(event)
+        except MissingParameters:  # a year with no line stops the whole run (not one rejected event)
+            raise
         except Exception as exc:  # durable_rules raises bare Exceptions (e.g. error 202)
             if before is None:
                 self.years.pop(key, None)
