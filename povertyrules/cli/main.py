@@ -44,6 +44,8 @@ def score(
     layout: Annotated[str | None, typer.Option(help="Force a layout: a name in rules/layouts, or a file.")] = None,
     join: Annotated[list[Path] | None, typer.Option(help="Side sheet to join by 户编号 or ID number (repeatable), "
                                                     "e.g. a 四看法 sheet onto a roster.")] = None,
+    register: Annotated[list[Path] | None, typer.Option(help="Department register to match by members' ID "
+                                                        "numbers (MON-5.1), e.g. vehicles (repeatable).")] = None,
     lang: Annotated[str, typer.Option(help="Language of the reasons: zh or en.")] = "zh",
     store: Annotated[bool, typer.Option(help="Record the run in the audit store and print its id.")] = False,
     db: audit.DbOption = None,
@@ -57,6 +59,12 @@ def score(
 
     book = resolve_rules(rules_dir, parse_sets(set_), override)
     prepared = prepare(input, book, layout, join, members)
+    registered = None
+    if register:
+        from povertyrules.cli.registers import attach
+
+        registered = attach(prepared, register, book, year)
+        prepared.errors = pd.concat([prepared.errors, registered.errors], ignore_index=True)
     console.print(f"layout: {prepared.layout.name} — {prepared.layout.description.zh} / "
                   f"{prepared.layout.description.en}; header line(s) {prepared.table.header_rows}", highlight=False)
     members_file = str(members) if members else f"{input}#members"
@@ -65,9 +73,10 @@ def score(
         task = bar.add_task("score", total=len(prepared.frame))
         result = run_score(prepared.frame, year=year, rules=book, members=prepared.members, lang=lang,
                            file=str(input), members_file=members_file, progress=lambda k: bar.advance(task, k),
-                           keep_records=store, sink=None if store else writer.write, rows=prepared.rows)
+                           keep_records=store, rows=prepared.rows,
+                           sink=None if store else (lambda part: writer.write(_evidence(part, registered))))
         if store:  # the store needs every decision in memory anyway
-            writer.write(result.decisions)
+            writer.write(_evidence(result.decisions, registered))
     score_errors = result.errors
     result.errors = pd.concat([e for e in (prepared.errors, result.errors) if len(e)], ignore_index=True) \
         if len(prepared.errors) else result.errors
@@ -77,6 +86,11 @@ def score(
     for name, table in (("skipped", prepared.skipped), ("checks", prepared.checks)):
         if len(table):
             extra[name] = write_table(table, output.with_name(f"{output.stem}.{name}{output.suffix}"))
+    if registered is not None:
+        from povertyrules.cli.registers import report
+
+        extra.update(report(registered, output, console))
+        result.evidence = registered.evidence
     _print_summary(result, prepared, score_errors, output, errors_path, extra, book)
     if store:
         from povertyrules.store.database import connect
@@ -85,6 +99,14 @@ def score(
         run_id = record_run(connect(db), result, input, operator, lang)
         console.print(f"stored as run {run_id}")
         print(run_id)
+
+
+def _evidence(decisions: pd.DataFrame, registered) -> pd.DataFrame:
+    if registered is None:
+        return decisions
+    from povertyrules.cli.registers import with_evidence
+
+    return with_evidence(decisions, registered)
 
 
 @app.command()

@@ -1,0 +1,56 @@
+"""`score … --register FILE` and `monitor … --register FILE`: department registers brought onto the households."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+
+from povertyrules.io.tables import write_table
+from povertyrules.lang.rulebook import RuleBook
+from povertyrules.registers.match import RegisterResult, apply_registers, read_register, unmatched_summary
+from povertyrules.registers.spec import resolve_registers
+
+
+def registers_folder(book: RuleBook) -> Path:
+    return Path(book.root) / "registers"
+
+
+def attach(prepared, paths: list[Path], book: RuleBook, year: int | None) -> RegisterResult:
+    """Read each register, match it to the prepared households and put its facts onto their frame."""
+    reads = [read_register(path, register) for path, register in resolve_registers(paths, registers_folder(book))]
+    result = apply_registers(prepared.frame, prepared.ids, reads, book, year)
+    prepared.frame = result.frame
+    return result
+
+
+def with_evidence(decisions: pd.DataFrame, result: RegisterResult | None) -> pd.DataFrame:
+    """The decisions with an `evidence` column: the register records behind each household's facts."""
+    if result is None:
+        return decisions
+    text = result.evidence_text()
+    return decisions.assign(evidence=decisions["household_id"].astype(str).map(text).fillna(""))
+
+
+def report(result: RegisterResult, output: Path, console: Console) -> dict[str, Path]:
+    """Write the evidence, contradictions and unmatched records beside OUT; print each register's accounting."""
+    written = {}
+    for name, table in (("evidence", result.evidence), ("contradictions", result.contradictions),
+                        ("unmatched", result.unmatched)):
+        if len(table):
+            written[name] = write_table(table, output.with_name(f"{output.stem}.{name}{output.suffix}"))
+    for a in result.accounts:
+        console.print(f"部门数据 {a['title']}（{a['file']}）：{a['lines']} 行 = 对上户 {a['matched']}（其中作为依据 "
+                      f"{a['used']}）+ 不在比对期内 {a['outside_window']} + 未对上任何户 {a['unmatched']} + 跳过 "
+                      f"{a['skipped']} + 有错误 {a['error_lines']}\nregister {a['register']} ({a['file']}): "
+                      f"{a['lines']} lines = matched {a['matched']} (used {a['used']}) + outside the window "
+                      f"{a['outside_window']} + matching no household {a['unmatched']} + skipped {a['skipped']} "
+                      f"+ with errors {a['error_lines']}", highlight=False, markup=False)
+    for register, kind, count in unmatched_summary(result.unmatched):
+        console.print(f"  未对上任何户 / matching no household: {register} {kind} {count}", highlight=False,
+                      markup=False)
+    if len(result.contradictions):
+        console.print(f"部门数据与户表不一致 / register contradicts the household file: {len(result.contradictions)} "
+                      f"处 → {written['contradictions']}", highlight=False, markup=False)
+    return written
