@@ -262,3 +262,32 @@ def test_the_generator_is_consistent_with_the_county(county):
     ids = set(_people(county, SEED)["id_number"])
     assert set(made["disability_certificates"]["证件号码"]) <= ids
     assert set(made["state_payroll"]["身份证号码"]) <= ids
+
+
+def test_medical_settlements_as_monitoring_events_raise_alerts_citing_mon2_and_mon51(county, files, tmp_path):
+    from sqlmodel import Session, select
+
+    from povertyrules.store.database import connect
+    from povertyrules.store.models import Alert
+
+    export, _ = files
+    db = str(tmp_path / "audit.db")
+    scored = runner.invoke(app, ["score", str(export), "--year", "2020", "-o", str(tmp_path / "d.csv"), "--store",
+                                 "--db", db])
+    assert scored.exit_code == 0, scored.output
+    later = registers(county, seed=SEED, year=2021)["medical_settlements"]
+    path = tmp_path / "medical_2021.csv"
+    later.to_csv(path, index=False)
+    result = runner.invoke(app, ["monitor", "--register", str(path), "--people", str(export), "--as-of",
+                                 "2021-12-31", "--db", db])
+    assert result.exit_code == 0, result.output
+    people = _people(county, SEED).set_index("id_number")["household_id"]
+    spent = later.assign(h=later["参保人证件号码"].map(people)).dropna(subset=["h"]).groupby("h")["合规自付费用"].sum()
+    income = pd.to_numeric(county.households.set_index("household_id")["net_income"], errors="coerce")
+    over = set(spent.index[spent > income.reindex(spent.index)])
+    with Session(connect(db)) as session:
+        alerts = session.exec(select(Alert).where(Alert.trigger == "rigid_expenditure_high")).all()
+    assert over and {a.household_id for a in alerts} == over
+    assert all("MON-2" in a.clauses and "MON-5.1" in a.clauses for a in alerts)
+    assert all("医保结算" in a.message and "********" in a.message for a in alerts)
+    assert "matching no household 5" in result.output

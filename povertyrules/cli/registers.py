@@ -54,3 +54,58 @@ def report(result: RegisterResult, output: Path, console: Console) -> dict[str, 
         console.print(f"部门数据与户表不一致 / register contradicts the household file: {len(result.contradictions)} "
                       f"处 → {written['contradictions']}", highlight=False, markup=False)
     return written
+
+
+def monitor_registers(engine, book: RuleBook, watcher, state: dict, paths: list[Path], people: Path | None,
+                      as_of: str | None, console: Console) -> dict:
+    """Register records of the 12 months up to `as_of` as events into the monitor; alerts cite the evidence."""
+    import datetime as dt
+
+    import typer
+
+    from povertyrules.layouts.prepare import prepare
+    from povertyrules.monitor.alerts import store_alerts
+    from povertyrules.registers.events import register_events
+
+    if people is None:
+        raise typer.BadParameter("--register needs --people: the person-row file whose 证件号码 link the records")
+    try:
+        end = dt.date.fromisoformat(as_of) if as_of else dt.date.today()
+    except ValueError:
+        raise typer.BadParameter(f"--as-of {as_of!r} is not a date (YYYY-MM-DD)") from None
+    ids = prepare(people, book).ids
+    found = resolve_registers(paths, registers_folder(book))
+    reads = [read_register(path, register) for path, register in found]
+    events, counts = register_events(reads, ids, end)
+    totals = {"events": 0, "unknown": 0, "alerts": 0}
+    by_file: dict[str, list] = {}
+    for event in events:
+        if event.household_id not in state:
+            totals["unknown"] += 1
+            continue
+        totals["events"] += 1
+        for proposal in watcher.process(event):
+            proposal.message = f"{proposal.message}；依据 / evidence: {event.note}"
+            by_file.setdefault(next(r.file for r in reads if r.register.event and r.register.event.kind ==
+                                    event.kind), []).append(proposal)
+    for file, proposals in by_file.items():
+        store_alerts(engine, proposals, file)
+        totals["alerts"] += len(proposals)
+        for p in proposals[:20]:
+            console.print(f"alert: {p.household_id} {p.trigger} ({','.join(p.clauses)}) — {p.event.note}",
+                          highlight=False, soft_wrap=True)
+    for read in reads:
+        c = counts.get(read.file)
+        if c is None:
+            console.print(f"{read.file}: {read.register.title.zh} 不产生监测事件 / gives no monitoring events",
+                          highlight=False)
+            continue
+        console.print(f"{read.file}: records {c['records']} (+{len(read.errors)} error lines) → events "
+                      f"{c['events']}, outside the 12 months to {end} {c['outside_window']}, matching no household "
+                      f"{c['unmatched']}", highlight=False, soft_wrap=True)
+        for row in read.errors.itertuples(index=False):
+            console.print(f"[yellow]{read.file} line {row.row}: {row.column} {row.value} — {row.error}[/yellow]",
+                          highlight=False, soft_wrap=True)
+    console.print(f"register events processed {totals['events']} (households not in the run: {totals['unknown']});"
+                  f" alerts raised {totals['alerts']}", highlight=False, soft_wrap=True)
+    return totals
