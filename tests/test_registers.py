@@ -291,3 +291,14 @@ def test_medical_settlements_as_monitoring_events_raise_alerts_citing_mon2_and_m
     assert all("MON-2" in a.clauses and "MON-5.1" in a.clauses for a in alerts)
     assert all("医保结算" in a.message and "********" in a.message for a in alerts)
     assert "matching no household 5" in result.output
+
+
+def test_a_large_utf8_csv_whose_first_block_ends_inside_a_character_is_read(tmp_path):
+    from povertyrules.io.sheets import read_grid
+
+    path = tmp_path / "big.csv"
+    line = "证件号码,车辆类型\n" + "".join(f"5223011990010{i % 10}0000,小型轿车\n" for i in range(20000))
+    data = line.encode("utf-8")
+    for shift in range(0, 32, 1):  # the 256 KiB head ends inside a three-byte character for some shifts
+        path.write_bytes(b"a" * shift + data)
+        assert read_grid(path, limit=40).cells[1] is not None
