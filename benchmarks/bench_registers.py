@@ -23,15 +23,15 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_score import run_cli  # noqa: E402
+from bench_score import run_cli
 
-from povertyrules.datasets.layouts import national_export  # noqa: E402
-from povertyrules.datasets.synth import synth  # noqa: E402
-from povertyrules.lang.rulebook import load_rulebook  # noqa: E402
-from povertyrules.layouts.prepare import prepare  # noqa: E402
-from povertyrules.model.identity import valid_id  # noqa: E402
-from povertyrules.registers.match import apply_registers, read_register  # noqa: E402
-from povertyrules.registers.spec import load_registers  # noqa: E402
+from povertyrules.datasets.layouts import national_export
+from povertyrules.datasets.synth import synth
+from povertyrules.lang.rulebook import load_rulebook
+from povertyrules.layouts.prepare import prepare
+from povertyrules.model.identity import valid_id
+from povertyrules.registers.match import apply_registers, read_register
+from povertyrules.registers.spec import load_registers
 
 SEED = 16
 TARGET = 0.25

@@ -302,3 +302,10 @@ def test_a_large_utf8_csv_whose_first_block_ends_inside_a_character_is_read(tmp_
     for shift in range(0, 32, 1):  # the 256 KiB head ends inside a three-byte character for some shifts
         path.write_bytes(b"a" * shift + data)
         assert read_grid(path, limit=40).cells[1] is not None
+
+
+def test_the_bulk_id_mask_is_the_maskers_own(county):
+    from povertyrules.model.identity import mask_id_numbers
+
+    ids = pd.Series([*_people(county, SEED)["id_number"].head(50), "110101900101123"])
+    assert mask_id_numbers(ids).tolist() == [mask_identities(i) for i in ids]

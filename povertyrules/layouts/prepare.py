@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from povertyrules.engines.vectorized import Evaluation, Vec, _Evaluator, column_vec
 from povertyrules.errors import InputError
@@ -271,10 +273,9 @@ def _series(v: Vec, kind: str) -> pd.Series:
 
 
 def _id_numbers(series: pd.Series) -> tuple[pd.Series, tuple[list[np.ndarray], list[str], list[str]]]:
-    import unicodedata
-
-    text = series.map(lambda c: c if pd.isna(c) else unicodedata.normalize("NFKC", str(c)).strip().upper(),
-                      na_action="ignore")
+    cells = pa.array(series.astype(object), pa.string())
+    folded = pc.utf8_upper(pc.utf8_trim_whitespace(pc.utf8_normalize(cells, form="NFKC")))
+    text = pd.Series(folded.to_numpy(zero_copy_only=False), index=series.index, dtype=object)
     masks, zh, en = id_number_problems(text)
     bad = np.zeros(len(series), bool)
     for m in masks:

@@ -12,12 +12,13 @@ thing, the register another) and, per register, how its lines were accounted for
 from __future__ import annotations
 
 import datetime as dt
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from povertyrules.engines.vectorized import Evaluation, Vec, _Evaluator, column_vec
 from povertyrules.errors import InputError
@@ -28,7 +29,7 @@ from povertyrules.layouts.prepare import SKIPPED_COLUMNS, _empty, _id_numbers, _
 from povertyrules.layouts.spec import CONTRACT
 from povertyrules.layouts.table import classify, find_table
 from povertyrules.model.columns import ERROR_COLUMNS, Column
-from povertyrules.model.identity import mask_identities
+from povertyrules.model.identity import mask_id_numbers, mask_identities
 from povertyrules.model.records import _parse
 from povertyrules.registers.spec import Register
 
@@ -144,16 +145,17 @@ def read_register(path: Path | str, register: Register) -> RegisterRecords:
 
 
 def _dates(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    text = series.map(lambda c: unicodedata.normalize("NFKC", c), na_action="ignore").astype("string").str.strip()
-    text = text.str.replace(r"[年/.]", "-", regex=True).str.replace("月", "-").str.replace("日", "")
-    text = text.str.split(" ").str[0].str.replace(r"T.*$", "", regex=True)
-    text = text.str.replace(r"^(\d{4})-(\d)-", r"\1-0\2-", regex=True).str.replace(r"-(\d)$", r"-0\1", regex=True)
-    parsed = pd.to_datetime(text, format=DATE_FORMS[0], errors="coerce")
-    compact = parsed.isna() & text.str.fullmatch(r"\d{8}").fillna(False)
-    if compact.any():
-        parsed[compact] = pd.to_datetime(text[compact], format=DATE_FORMS[1], errors="coerce")
-    bad = (text.notna() & parsed.isna()).to_numpy()
-    return parsed.astype("datetime64[ns]"), bad
+    """Dates as counties write them (2018-05-02, 2018/5/2, 2018.5.2, 2018年5月2日, 20180502, with a time), in Arrow."""
+    cells = pc.utf8_trim_whitespace(pc.utf8_normalize(pa.array(series.astype(object), pa.string()), form="NFKC"))
+    text = pc.replace_substring_regex(cells, r"[ T].*$", "")
+    text = pc.replace_substring_regex(pc.replace_substring_regex(text, "日$", ""), "[年月/.]", "-")
+    text = pc.replace_substring_regex(text, r"^(\d{4})(\d{2})(\d{2})$", r"\1-\2-\3")
+    text = pc.replace_substring_regex(text, r"-(\d)(-|$)", r"-0\1\2")
+    text = pc.replace_substring_regex(text, r"-(\d)$", r"-0\1")
+    parsed = pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True)
+    bad = pc.and_(pc.is_valid(cells), pc.is_null(parsed)).to_numpy(zero_copy_only=False)
+    values = pd.Series(parsed.to_numpy(zero_copy_only=False), index=series.index).astype("datetime64[ns]")
+    return values, np.asarray(bad, bool)
 
 
 def _windows(register: Register, records: pd.DataFrame, year: pd.Series | None,
@@ -207,8 +209,7 @@ def apply_registers(frame: pd.DataFrame, ids: pd.DataFrame | None, reads: list[R
         outside = int((~inside).sum())
         recs, where = recs[inside].reset_index(drop=True), where[inside]
         matched_parts.append(recs.assign(__register=register.name, __file=read.file))
-        env = {name: column_vec(recs[name], kind if kind != "date" else "text")
-               for name, kind in register.types.items() if name in recs}
+        env = {name: column_vec(recs[name], register.types[name]) for name in register.reads if name in recs}
         evaluator = _Evaluator(book, "household", Evaluation(book, "household", len(recs), env), None)
         used = np.zeros(len(recs), bool)
         for fact in register.facts.values():
@@ -395,7 +396,7 @@ def _derive(frame: pd.DataFrame, facts: dict, origin: dict, reads: list[Register
 
 
 def _masked(ids: pd.Series) -> pd.Series:
-    return ids.astype(str).map(mask_identities)
+    return mask_id_numbers(ids)
 
 
 def _render(records: pd.DataFrame, register: Register) -> pd.Series:
@@ -409,9 +410,11 @@ def _render(records: pd.DataFrame, register: Register) -> pd.Series:
 
 def _shown(values: pd.Series, kind: str) -> pd.Series:
     if kind == "date":
-        return values.dt.strftime("%Y-%m-%d").fillna("（无日期）").astype(object)
+        text = pc.strftime(pa.array(values, pa.timestamp("ns")), format="%Y-%m-%d")
+        return pd.Series(pc.fill_null(text, "（无日期）").to_numpy(zero_copy_only=False), index=values.index)
     if kind == "number":
-        return values.map(lambda v: "" if pd.isna(v) else f"{v:g}").astype(object)
+        text = pc.cast(pc.round(pa.array(pd.to_numeric(values), pa.float64()), 2), pa.string())
+        return pd.Series(pc.fill_null(text, "").to_numpy(zero_copy_only=False), index=values.index)
     return values.fillna("").astype(str).astype(object)
 
 

@@ -113,6 +113,7 @@ class Register:
     event: EventSpec | None
     derive_types: dict[str, str] = field(default_factory=dict)
     maps: dict[str, dict[str, str]] = field(default_factory=dict)  # field -> spelling -> value
+    reads: tuple[str, ...] = ()  # the record fields the facts read
     field_types: dict[str, str] = field(default_factory=dict)  # field -> text, number, id_number, date
 
 
@@ -223,7 +224,9 @@ def _compile_register(spec: RegisterFile, file: str) -> Register:
         need(spec.event.amount, "event amount", ("number",))
     return Register(spec.id, spec.name, spec.department, spec.description, file, layout, types,
                     spec.id_number, spec.date, spec.until, spec.kind, spec.window, spec.complete, facts, derive,
-                    evidence, spec.event, derive_types, maps, {n: f.type for n, f in spec.fields.items()})
+                    evidence, spec.event, derive_types, maps, field_types={n: f.type for n, f in spec.fields.items()},
+                    reads=tuple(dict.fromkeys(n for f in facts.values() for node in (f.expr, f.when) if node is not None
+                                        for n in ex.names(node))))
 
 
 def resolve_registers(paths: list[Path | str], folder: Path) -> list[tuple[Path, Register]]:
