@@ -38,6 +38,8 @@ class ScoreResult:
     inputs: pd.DataFrame | None = None
     #: register records behind derived facts (`povertyrules.registers.match.EVIDENCE_COLUMNS`), when matched
     evidence: pd.DataFrame | None = None
+    #: where a register says otherwise than the household file (`CONTRADICTION_COLUMNS`), when matched
+    contradictions: pd.DataFrame | None = None
 
     @property
     def error_rows(self) -> int:

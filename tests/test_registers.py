@@ -309,3 +309,30 @@ def test_the_bulk_id_mask_is_the_maskers_own(county):
 
     ids = pd.Series([*_people(county, SEED)["id_number"].head(50), "110101900101123"])
     assert mask_id_numbers(ids).tolist() == [mask_identities(i) for i in ids]
+
+
+def test_explain_and_the_household_page_show_the_register_evidence(county, files, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from povertyrules.web.app import create_app
+
+    export, regs = files
+    db = str(tmp_path / "audit.db")
+    four = export.with_name("four.xlsx")
+    scored = runner.invoke(app, ["score", str(export), "--join", str(four), "--year", "2020", "-o",
+                                 str(tmp_path / "d.csv"), "--store", "--db", db, "--register", str(regs["vehicles"])])
+    assert scored.exit_code == 0, scored.output
+    decisions = pd.read_csv(tmp_path / "d.csv", dtype=str)
+    owner = decisions[decisions["evidence"].fillna("").str.contains("车辆登记")].iloc[0]["household_id"]
+    explained = runner.invoke(app, ["explain", owner, "--db", db])
+    assert explained.exit_code == 0, explained.output
+    assert "部门数据依据" in explained.output and "ID-2.3.4 车辆登记：" in explained.output
+    data = runner.invoke(app, ["explain", owner, "--db", db, "--json"])
+    import json
+
+    payload = json.loads(data.output)
+    assert payload["evidence"][0]["column"] == "ex_vehicle" and "********" in payload["evidence"][0]["member"]
+    client = TestClient(create_app(db))
+    page = client.get(f"/household/{owner}")
+    assert page.status_code == 200 and "ID-2.3.4 车辆登记：" in page.text
+    assert client.get(f"/api/households/{owner}").json()["evidence"][0]["register_name"] == "vehicles"

@@ -90,7 +90,7 @@ def score(
         from povertyrules.cli.registers import report
 
         extra.update(report(registered, output, console))
-        result.evidence = registered.evidence
+        result.evidence, result.contradictions = registered.evidence, registered.contradictions
     _print_summary(result, prepared, score_errors, output, errors_path, extra, book)
     if store:
         from povertyrules.store.database import connect

@@ -17,11 +17,13 @@ from povertyrules.lang.clauses import clauses
 from povertyrules.lang.rulebook import RuleBook
 from povertyrules.scoring import ScoreResult
 from povertyrules.store.database import bulk_insert
-from povertyrules.store.models import Decision, Reason, Run, RunError
+from povertyrules.store.models import Contradiction, Decision, Evidence, Reason, Run, RunError
 
 DECISION_FIELDS = [c for c in Decision.model_fields if c != "id"]
 REASON_FIELDS = [c for c in Reason.model_fields if c != "id"]
 ERROR_FIELDS = [c for c in RunError.model_fields if c != "id"]
+EVIDENCE_FIELDS = [c for c in Evidence.model_fields if c != "id"]
+CONTRADICTION_FIELDS = [c for c in Contradiction.model_fields if c != "id"]
 BATCH = 50_000
 
 
@@ -88,8 +90,39 @@ def record_run(engine: Engine, result: ScoreResult, input_file: str | Path, oper
         errors = result.errors.assign(run_id=run_id)
         bulk_insert(connection, "runerror", ERROR_FIELDS,
                     _rows(errors[ERROR_FIELDS].astype(object).where(errors[ERROR_FIELDS].notna(), None)))
+        if result.evidence is not None and len(result.evidence):
+            evidence = result.evidence.rename(columns={"date": "record_date", "register": "register_name"}).assign(run_id=run_id)
+            bulk_insert(connection, "evidence", EVIDENCE_FIELDS, _rows(_plain(evidence[EVIDENCE_FIELDS])))
+        if result.contradictions is not None and len(result.contradictions):
+            table = result.contradictions.assign(run_id=run_id, file_value=result.contradictions["file_value"]
+                                                 .astype(str), register_value=result.contradictions[
+                                                     "register_value"].astype(str))
+            bulk_insert(connection, "contradiction", CONTRADICTION_FIELDS,
+                        _rows(_plain(table[CONTRADICTION_FIELDS])))
         session.commit()
     return run_id
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.astype(object)
+    return frame.where(frame.notna(), None)
+
+
+def evidence_of(engine: Engine, household_id: str, run_id: int) -> list[Evidence]:
+    """The register records behind the household's facts in a run."""
+    with Session(engine) as session:
+        query = (select(Evidence).where(Evidence.run_id == run_id, Evidence.household_id == household_id)
+                 .order_by(Evidence.column, Evidence.id))
+        return list(session.execute(query).scalars())
+
+
+def contradictions_of(engine: Engine, run_id: int, household_id: str | None = None) -> list[Contradiction]:
+    """Where a register says otherwise than the household file, in a run (the 核查 list)."""
+    with Session(engine) as session:
+        query = select(Contradiction).where(Contradiction.run_id == run_id)
+        if household_id is not None:
+            query = query.where(Contradiction.household_id == household_id)
+        return list(session.execute(query.order_by(Contradiction.household_id, Contradiction.id)).scalars())
 
 
 def _rows(frame: pd.DataFrame):

@@ -23,7 +23,8 @@ from povertyrules.store.database import connect
 from povertyrules.store.explain import explain_stored
 from povertyrules.store.models import Decision, Run
 from povertyrules.store.reports import watchlist
-from povertyrules.store.runs import NotFound, decision_of, decisions_frame, get_run, history_of, reasons_of
+from povertyrules.store.runs import (NotFound, contradictions_of, decision_of, decisions_frame, evidence_of, get_run,
+                                     history_of, reasons_of)
 
 PAGE_SIZE = 50
 ID_NUMBER = re.compile(r"(?<!\d)(\d{6})\d{8}(\d{3}[\dXx])(?!\d)")
@@ -89,6 +90,10 @@ def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
             raise HTTPException(404, str(exc)) from None
         stored = get_run(engine, decision.run_id)
         data = explain_stored(stored, decision, reasons_of(engine, hid, decision.run_id)).to_dict()
+        data["evidence"] = [e.model_dump(exclude={"id", "run_id"})
+                            for e in evidence_of(engine, hid, decision.run_id)]
+        data["contradictions"] = [c.model_dump(exclude={"id", "run_id"})
+                                  for c in contradictions_of(engine, decision.run_id, hid)]
         data["location"] = {"county": decision.county, "township": decision.township, "village": decision.village}
         data["history"] = [{"run_id": r.id, "time": r.created_at.isoformat(), "year": d.year,
                             "identification": d.identification, "exit": d.exit, "monitoring": d.monitoring,
