@@ -91,7 +91,8 @@ def record_run(engine: Engine, result: ScoreResult, input_file: str | Path, oper
         bulk_insert(connection, "runerror", ERROR_FIELDS,
                     _rows(errors[ERROR_FIELDS].astype(object).where(errors[ERROR_FIELDS].notna(), None)))
         if result.evidence is not None and len(result.evidence):
-            evidence = result.evidence.rename(columns={"date": "record_date", "register": "register_name"}).assign(run_id=run_id)
+            evidence = result.evidence.rename(columns={"date": "record_date", "register": "register_name"})
+            evidence = evidence.assign(run_id=run_id)
             bulk_insert(connection, "evidence", EVIDENCE_FIELDS, _rows(_plain(evidence[EVIDENCE_FIELDS])))
         if result.contradictions is not None and len(result.contradictions):
             table = result.contradictions.assign(run_id=run_id, file_value=result.contradictions["file_value"]

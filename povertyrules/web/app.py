@@ -23,8 +23,16 @@ from povertyrules.store.database import connect
 from povertyrules.store.explain import explain_stored
 from povertyrules.store.models import Decision, Run
 from povertyrules.store.reports import watchlist
-from povertyrules.store.runs import (NotFound, contradictions_of, decision_of, decisions_frame, evidence_of, get_run,
-                                     history_of, reasons_of)
+from povertyrules.store.runs import (
+    NotFound,
+    contradictions_of,
+    decision_of,
+    decisions_frame,
+    evidence_of,
+    get_run,
+    history_of,
+    reasons_of,
+)
 
 PAGE_SIZE = 50
 ID_NUMBER = re.compile(r"(?<!\d)(\d{6})\d{8}(\d{3}[\dXx])(?!\d)")
