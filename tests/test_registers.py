@@ -336,3 +336,11 @@ def test_explain_and_the_household_page_show_the_register_evidence(county, files
     page = client.get(f"/household/{owner}")
     assert page.status_code == 200 and "ID-2.3.4 车辆登记：" in page.text
     assert client.get(f"/api/households/{owner}").json()["evidence"][0]["register_name"] == "vehicles"
+
+
+def test_a_household_file_without_member_ids_cannot_be_matched_and_says_so(files, tmp_path):
+    sample = Path(BOOK.root).parent / "datasets" / "sample_county.xlsx"
+    result = runner.invoke(app, ["score", str(sample), "-o", str(tmp_path / "d.csv"), "--register",
+                                 str(files[1]["vehicles"])])
+    assert result.exit_code != 0 and "证件号码" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "d.csv").exists()
