@@ -16,6 +16,7 @@ import pandas as pd
 
 from povertyrules.engines.vectorized import evaluate
 from povertyrules.io.tables import read_table
+from povertyrules.lang.check import require_parameters
 from povertyrules.lang.rulebook import RuleBook
 from povertyrules.model.columns import HOUSEHOLD_COLUMNS
 from povertyrules.model.records import parse_records
@@ -71,6 +72,7 @@ def criteria(frame: pd.DataFrame, year: int | None = None, rules: RuleBook | str
         typed["year"] = typed["year"].fillna(year) if "year" in typed else year
     typed = typed[typed["year"].notna()].reset_index(drop=True)
     typed["year"] = typed["year"].astype("int64")
+    require_parameters(book, pd.unique(typed["year"]))
     result = evaluate(book, typed)
     out = pd.DataFrame({"household_id": typed["household_id"]})
     for column in ("county", "township", "village", "registered_status", "members"):

@@ -58,7 +58,7 @@ def lines_add_up(output: str) -> tuple[int, int, int, int]:
 @pytest.mark.parametrize(("name", "layout"), [("national.xlsx", "national_export"), ("national.csv", "national_export"),
                                               ("monitoring.xlsx", "monitoring_export")])
 def test_person_row_exports_score_as_they_are_one_decision_per_household(files, tmp_path, name, layout):
-    code, output = run("score", str(files[name]), "--year", "2020", "-o", str(tmp_path / "out.csv"))
+    code, output = run("score", "--lang", "en", str(files[name]), "--year", "2020", "-o", str(tmp_path / "out.csv"))
     assert code == 0, output
     assert f"layout: {layout}" in output
     decisions = read_table(tmp_path / "out.csv")
@@ -72,7 +72,8 @@ def test_person_row_exports_score_as_they_are_one_decision_per_household(files, 
 
 
 def test_per_capita_income_agrees_with_the_files_own_within_one_yuan(files, tmp_path):
-    code, output = run("score", str(files["national.csv"]), "--year", "2020", "-o", str(tmp_path / "out.csv"))
+    code, output = run("score", "--lang", "en",
+                       str(files["national.csv"]), "--year", "2020", "-o", str(tmp_path / "out.csv"))
     assert code == 0, output
     decisions = read_table(tmp_path / "out.csv").set_index("household_id")
     own = read_table(files["national.csv"]).drop_duplicates("户编号").set_index("户编号")
@@ -99,7 +100,8 @@ def test_household_size_follows_the_annual_count_and_every_difference_with_the_p
 def test_a_roster_with_title_lines_merged_headers_and_a_total_line_scores_with_the_four_look_sheet_joined(
         files, tmp_path):
     out = tmp_path / "roster.xlsx"
-    code, output = run("score", str(files["roster.xlsx"]), "--join", str(files["four_look.xlsx"]), "--year", "2020",
+    code, output = run("score", "--lang", "en",
+                       str(files["roster.xlsx"]), "--join", str(files["four_look.xlsx"]), "--year", "2020",
                        "-o", str(out))
     assert code == 0, output
     assert "layout: township_roster" in output and "four_look_sheet" in output
@@ -127,7 +129,8 @@ def test_without_a_four_look_sheet_the_roster_says_once_what_it_cannot_decide(fi
     assert code == 0, output
     assert "national_export" in output and "✗" in output and "六不评" not in output.split("✗")[0]
     assert not list(tmp_path.iterdir())
-    code, output = run("score", str(files["national.xlsx"]), "--year", "2020", "-o", str(tmp_path / "o.csv"))
+    code, output = run("score", "--lang", "en",
+                       str(files["national.xlsx"]), "--year", "2020", "-o", str(tmp_path / "o.csv"))
     assert output.count("本表无“统筹考虑“六不评”") == 1
 
 
@@ -213,7 +216,7 @@ def test_a_bad_check_digit_is_an_error_and_masking_covers_every_written_form():
 def test_a_corrupt_or_mislabelled_file_gets_a_clear_message_and_no_decisions_file(tmp_path, content, suffix, message):
     path = tmp_path / f"bad{suffix}"
     path.write_bytes(content)
-    code, output = run("score", str(path), "--year", "2020", "-o", str(tmp_path / "out.xlsx"))
+    code, output = run("score", "--lang", "en", str(path), "--year", "2020", "-o", str(tmp_path / "out.xlsx"))
     assert code == 2, output
     assert "error:" in output and "Traceback" not in output and message in output
     assert not (tmp_path / "out.xlsx").exists()
@@ -257,10 +260,11 @@ def test_person_rows_in_any_order_with_any_bad_cells_give_the_same_decisions_and
 
 
 def test_a_county_layout_file_can_be_forced(files, tmp_path):
-    code, output = run("score", str(files["national.xlsx"]), "--layout", "national_export", "--year", "2020", "-o",
+    code, output = run("score", "--lang", "en",
+                       str(files["national.xlsx"]), "--layout", "national_export", "--year", "2020", "-o",
                        str(tmp_path / "o.parquet"))
     assert code == 0, output
-    code, output = run("score", str(files["national.xlsx"]), "--layout", "nope", "--year", "2020", "-o",
+    code, output = run("score", "--lang", "en", str(files["national.xlsx"]), "--layout", "nope", "--year", "2020", "-o",
                        str(tmp_path / "o.parquet"))
     assert code == 2 and "unknown layout" in output
 
@@ -272,3 +276,53 @@ def test_utf16_without_bom_and_bom_prefixed_csv_decode(tmp_path):
         path.write_bytes(data)
         prepared = prepare(path, BOOK)
         assert list(score(prepared.frame, year=2020).decisions["household_id"]) == ["h1"]
+
+
+def test_xls_ods_and_a_workbook_named_csv_are_read_by_their_content(county, tmp_path):
+    xlwt = pytest.importorskip("xlwt")
+    frame = national_export(county, seed=11).head(25).astype(str)
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("Sheet1")
+    sheet.write(0, 0, "示范县防止返贫监测对象信息")  # a title line above the header
+    for j, name in enumerate(frame.columns):
+        sheet.write(1, j, name)
+    for i, row in enumerate(frame.itertuples(index=False)):
+        for j, value in enumerate(row):
+            sheet.write(i + 2, j, value)
+    xls = tmp_path / "export.xls"
+    book.save(str(xls))
+    ods = tmp_path / "export.ods"
+    frame.to_excel(ods, index=False, engine="odf")
+    named_csv = tmp_path / "export.csv"
+    frame.to_excel(named_csv.with_suffix(".xlsx"), index=False)
+    named_csv.write_bytes(named_csv.with_suffix(".xlsx").read_bytes())
+    for path, header in ((xls, [2]), (ods, [1]), (named_csv, [1])):
+        prepared = prepare(path, BOOK)
+        assert prepared.layout.name == "national_export", path
+        assert prepared.table.header_rows == header
+        assert len(prepared.frame) == frame["户编号"].nunique()
+
+
+def test_a_clerks_gbk_sheet_with_titles_unit_headers_marks_a_total_and_a_signature_scores_every_line(tmp_path):
+    lines = [
+        "XX县XX乡2019年建档立卡贫困户花名册,,,,,,,,",
+        "填报单位：XX乡人民政府（盖章）,,,,填报日期：2019年12月,,,,",
+        "序号,乡(镇),村,户 编 号,户主姓名,家庭人口(人),家庭年纯收入(元),四看法评分,有小轿车工程机械或大型农机",
+        '1,XX乡,石桥村,5223010001,王明,3,"8,100元",45,×',
+        "2,XX乡,石桥村,5223010002,李华,2,７０００,55,√",
+        "3,XX乡,石桥村,5223010003,张强,4,12000,72,×",
+        "4,XX乡,石桥村,,,,,",
+        '合计,,,,,9,"27,100",,',
+        "填表人：赵某,,审核人：钱某,,,,,,",
+    ]
+    path = tmp_path / "roster_gbk.csv"
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode("gbk"))
+    code, output = run("score", "--lang", "en", str(path), "--year", "2019", "-o", str(tmp_path / "out.xlsx"))
+    assert code == 0, output
+    assert lines_add_up(output) == (8, 3, 4, 1)  # 2 titles + 合计 + signature skipped; the id-less line an error
+    decisions = read_table(tmp_path / "out.xlsx").set_index("household_id")
+    assert decisions.loc["5223010001", "per_capita_income"] == "2700"
+    assert decisions.loc["5223010002", "per_capita_income"] == "3500"  # full-width digits
+    assert list(decisions["row"]) == ["4", "5", "6"]  # the sheet's own line numbers
+    errors = read_table(tmp_path / "out.errors.xlsx")
+    assert set(errors["row"]) == {"7"}

@@ -237,8 +237,8 @@ def test_score_cli_takes_registers_and_writes_evidence_and_unmatched(files, tmp_
         args += ["--register", str(regs[kind])]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    decisions = pd.read_csv(out, dtype=str)
-    assert decisions["evidence"].fillna("").str.contains("ID-2.3.4 车辆登记：").any()
+    decisions = pd.read_csv(out, dtype=str)  # what a clerk reads: Chinese headers
+    assert decisions["部门数据依据"].fillna("").str.contains("ID-2.3.4 车辆登记：").any()
     assert (tmp_path / "d.evidence.csv").exists() and (tmp_path / "d.unmatched.csv").exists()
     assert "matching no household" in result.output
 
@@ -319,7 +319,7 @@ def test_explain_and_the_household_page_show_the_register_evidence(county, files
     export, regs = files
     db = str(tmp_path / "audit.db")
     four = export.with_name("four.xlsx")
-    scored = runner.invoke(app, ["score", str(export), "--join", str(four), "--year", "2020", "-o",
+    scored = runner.invoke(app, ["score", str(export), "--join", str(four), "--year", "2020", "--lang", "en", "-o",
                                  str(tmp_path / "d.csv"), "--store", "--db", db, "--register", str(regs["vehicles"])])
     assert scored.exit_code == 0, scored.output
     decisions = pd.read_csv(tmp_path / "d.csv", dtype=str)

@@ -104,7 +104,7 @@ def _procedures(engine, decision) -> dict[str, dict]:
     from povertyrules.store.procedures import state
 
     needed = {"identification": decision.identification == "poor", "exit": decision.exit == "eligible",
-              "monitoring": decision.monitoring in ("unstable_exited", "edge")}
+              "monitoring": decision.monitoring in ("unstable_exited", "edge", "sudden_hardship")}
     book = load_rulebook()
     found = {}
     for name, applies in needed.items():
@@ -147,8 +147,12 @@ def diff(
     """Households whose status changed between two runs, with the rule that made the difference."""
     from povertyrules.io.tables import write_table
     from povertyrules.store.reports import diff_runs
+    from povertyrules.store.runs import NotFound
 
-    changes = diff_runs(_engine(db), run_a, run_b)
+    try:
+        changes = diff_runs(_engine(db), run_a, run_b)
+    except NotFound as exc:
+        _not_found(exc)
     table = Table(*changes.columns)
     for row in changes.head(200).itertuples(index=False):
         table.add_row(*("" if v is None else str(v) for v in row))

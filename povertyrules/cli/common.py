@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 import yaml
@@ -13,6 +13,10 @@ from rich.console import Console
 from povertyrules.errors import PovertyRulesError
 
 console = Console(stderr=True)
+
+#: ``--province 云南省``: the shipped province file whose monitoring lines apply from 2021 (M21-4)
+ProvinceOption = Annotated[str | None, typer.Option(
+    help="Province (Chinese name, e.g. 云南省) whose monitoring line applies: rules/provinces/<name>.yaml.")]
 
 
 def fail_on_errors(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -20,7 +20,8 @@ def synth(
     output: Annotated[Path, typer.Option("--output", "-o", help=".xlsx (with a members sheet), .csv or .parquet")],
     households: Annotated[int, typer.Option(help="Number of households.")] = 2000,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same county.")] = 0,
-    year: Annotated[int, typer.Option(help="Evaluation year written in 年度.")] = 2020,
+    year: Annotated[int, typer.Option(help="Evaluation year written in 年度 (from 2021 the columns of the "
+                                           "monitoring regime from 2021 are added).")] = 2020,
     county: Annotated[str, typer.Option(help="County name.")] = "示范县",
     members: Annotated[bool, typer.Option(help="Also write a members sheet/file (ID-1).")] = True,
     headers: Annotated[str, typer.Option(help="zh (Chinese headers) or en.")] = "zh",

@@ -12,8 +12,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from povertyrules.cli import audit, datasets, inspect, monitor, notebook, procedure, rules
-from povertyrules.cli.common import fail_on_errors, parse_sets
-from povertyrules.io.tables import TableWriter, write_table
+from povertyrules.cli.common import ProvinceOption, fail_on_errors, parse_sets
+from povertyrules.decisions.files import DecisionWriter
+from povertyrules.io.tables import write_table
 
 app = typer.Typer(help="Rules-as-code for targeted poverty alleviation: identification, exit, monitoring.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -41,12 +42,16 @@ def score(
     rules_dir: Annotated[Path | None, typer.Option("--rules", help="Rules folder (default: shipped).")] = None,
     override: Annotated[list[Path] | None, typer.Option(help="County override file or folder (repeatable).")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="What-if: PARAMETER=VALUE (repeatable).")] = None,
+    province: ProvinceOption = None,
     layout: Annotated[str | None, typer.Option(help="Force a layout: a name in rules/layouts, or a file.")] = None,
     join: Annotated[list[Path] | None, typer.Option(help="Side sheet to join by 户编号 or ID number (repeatable), "
                                                     "e.g. a 四看法 sheet onto a roster.")] = None,
     register: Annotated[list[Path] | None, typer.Option(help="Department register to match by members' ID "
                                                         "numbers (MON-5.1), e.g. vehicles (repeatable).")] = None,
-    lang: Annotated[str, typer.Option(help="Language of the reasons: zh or en.")] = "zh",
+    lang: Annotated[str, typer.Option(help="zh: Chinese headers, values and reasons; en: the contract's names and "
+                                           "codes.")] = "zh",
+    reasons: Annotated[str, typer.Option(help="main: one line per household; full: every cited rule (xlsx: a "
+                                              "second sheet, one row per household and rule).")] = "main",
     store: Annotated[bool, typer.Option(help="Record the run in the audit store and print its id.")] = False,
     db: audit.DbOption = None,
     operator: Annotated[str | None, typer.Option(help="Who ran it (default: the login name).")] = None,
@@ -57,7 +62,7 @@ def score(
     from povertyrules.scoring import resolve_rules
     from povertyrules.scoring import score as run_score
 
-    book = resolve_rules(rules_dir, parse_sets(set_), override)
+    book = resolve_rules(rules_dir, parse_sets(set_), override, province)
     prepared = prepare(input, book, layout, join, members)
     registered = None
     if register:
@@ -69,14 +74,16 @@ def score(
                   f"{prepared.layout.description.en}; header line(s) {prepared.table.header_rows}", highlight=False)
     members_file = str(members) if members else f"{input}#members"
     with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-                  disable=len(prepared.frame) < PROGRESS_FROM) as bar, TableWriter(output) as writer:
+                  disable=len(prepared.frame) < PROGRESS_FROM) as bar, DecisionWriter(output, book, lang) as writer:
         task = bar.add_task("score", total=len(prepared.frame))
         result = run_score(prepared.frame, year=year, rules=book, members=prepared.members, lang=lang,
                            file=str(input), members_file=members_file, progress=lambda k: bar.advance(task, k),
-                           keep_records=store, rows=prepared.rows,
-                           sink=None if store else (lambda part: writer.write(_evidence(part, registered))))
+                           keep_records=store, rows=prepared.rows, reasons=reasons,
+                           sink=None if store else (lambda part, records: writer.write(_evidence(part, registered),
+                                                                                       records)),
+                           sink_records=reasons == "full" and writer.xlsx)
         if store:  # the store needs every decision in memory anyway
-            writer.write(_evidence(result.decisions, registered))
+            writer.write(_evidence(result.decisions, registered), result.records if reasons == "full" else None)
     score_errors = result.errors
     result.errors = pd.concat([e for e in (prepared.errors, result.errors) if len(e)], ignore_index=True) \
         if len(prepared.errors) else result.errors

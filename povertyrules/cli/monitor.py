@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from povertyrules.cli.audit import DbOption
-from povertyrules.cli.common import fail_on_errors
+from povertyrules.cli.common import ProvinceOption, fail_on_errors
 
 console = Console()
 SHOWN = 20  # alerts printed per batch of events; `povertyrules alerts` lists them all
@@ -38,8 +38,10 @@ def monitor(
     as_of: Annotated[str | None, typer.Option(help="With --register: the end of the 12-month window "
                                                    "(YYYY-MM-DD; default today).")] = None,
     db: DbOption = None,
+    province: ProvinceOption = None,
 ) -> None:
     """Process events; each newly holding trigger is stored as an alert awaiting county confirmation."""
+    from povertyrules.errors import MissingParameters
     from povertyrules.lang.rulebook import load_rulebook
     from povertyrules.monitor.alerts import store_alerts
     from povertyrules.monitor.events import raw_records, validate
@@ -47,7 +49,7 @@ def monitor(
     from povertyrules.monitor.stream import Monitor
     from povertyrules.store.database import connect
 
-    engine, book = connect(db), load_rulebook()
+    engine, book = connect(db), load_rulebook(province=province)
     state = from_file(households, year) if households else from_store(engine, book)
     if not state:
         raise typer.BadParameter("no households: score with --store first, or give --households")
@@ -77,7 +79,12 @@ def monitor(
                     console.print(f"[yellow]line {number}: {item.reason}[/yellow]", highlight=False, soft_wrap=True)
                     continue
                 counts["processed"] += 1
-                proposals.extend(watcher.process(item))
+                try:
+                    proposals.extend(watcher.process(item))
+                except MissingParameters:  # keep the alerts raised so far, then stop with the message
+                    if proposals:
+                        store_alerts(engine, proposals, str(events))
+                    raise
             if proposals:
                 store_alerts(engine, proposals, str(events))
                 counts["alerts"] += len(proposals)

@@ -1,4 +1,4 @@
-"""`povertyrules procedure …`: record and show identification, exit and monitoring procedure steps."""
+"""`povertyrules procedure …`: record and show identification, exit, monitoring and risk-removal procedure steps."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from rich.table import Table
 from povertyrules.cli.audit import DbOption
 from povertyrules.cli.common import fail_on_errors
 
-app = typer.Typer(help="Procedure records (ID-4, EX-2, MON-3).", no_args_is_help=True)
+app = typer.Typer(help="Procedure records (ID-4, EX-2, MON-3, M21-6).", no_args_is_help=True)
 console = Console()
-Procedure = Annotated[str, typer.Option(help="identification, exit or monitoring.")]
+Procedure = Annotated[str, typer.Option(help="identification, exit, monitoring or risk_removal "
+                                             "(rules/procedures/steps.yaml).")]
 
 
 @app.command()

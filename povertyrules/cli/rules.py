@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from povertyrules.cli.common import fail_on_errors
+from povertyrules.cli.common import ProvinceOption, fail_on_errors
 from povertyrules.errors import RuleErrors
 
 app = typer.Typer(help="Check and test rule files.", no_args_is_help=True)
@@ -28,6 +28,7 @@ def _parse_years(text: str) -> list[int]:
 def check(
     rules_dir: RulesOption = None,
     override: OverrideOption = None,
+    province: ProvinceOption = None,
     years: Annotated[str, typer.Option(help="Years the parameters must cover, e.g. 2014-2020.")] = "2014-2020",
 ) -> None:
     """Validate rule files: expressions parse, names and types resolve, clauses exist, parameters cover years."""
@@ -35,7 +36,7 @@ def check(
     from povertyrules.lang.rulebook import load_rulebook
 
     try:
-        book = load_rulebook(rules_dir, override)
+        book = load_rulebook(rules_dir, override, province=province)
     except RuleErrors as exc:
         for error in exc.errors:
             console.print(f"[red]✗[/red] {error}", highlight=False)
@@ -58,13 +59,14 @@ def check(
 def test_cases(
     rules_dir: RulesOption = None,
     override: OverrideOption = None,
+    province: ProvinceOption = None,
     cases: Annotated[Path | None, typer.Option(help="Folder of test cases (default: RULES/tests).")] = None,
 ) -> None:
     """Run the rule test cases (rules/tests/*.yaml) against the rules, with any county overrides."""
     from povertyrules.lang.cases import load_cases, run_case
     from povertyrules.lang.rulebook import load_rulebook
 
-    book = load_rulebook(rules_dir, override)
+    book = load_rulebook(rules_dir, override, province=province)
     found = load_cases(cases or book.root / "tests")
     failed = 0
     for case in found:

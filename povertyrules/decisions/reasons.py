@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from povertyrules.decisions.trace import codes, encode, main_reasons, trace_rules
 from povertyrules.engines.vectorized import Evaluation
 from povertyrules.lang import expr as ex
 from povertyrules.lang.rulebook import REVIEW, Rule, RuleBook
@@ -27,8 +28,13 @@ OUTPUT_VALUES = {
     "per_capita_income": "per_capita_income",
     "four_look_score": "four_look_total",
 }
-#: Columns carried from the input for grouping (an extension of the contract).
-CARRIED = ("county", "township", "village", "registered_status")
+#: Columns carried from the input for grouping (an extension of the contract); the county's own monitoring
+#: category and risk-removal flag are carried for comparison with what the rules decide (no rule reads them).
+CARRIED = ("county", "township", "village", "registered_status", "county_category", "risk_removed")
+#: The decisions a decision row reports and cites: the contract's three, then extensions (columns after the
+#: contract's).
+CONTRACT_DECISIONS = ("identification", "exit", "monitoring")
+REPORTED = (*CONTRACT_DECISIONS, "risk_removal")
 
 WORDS = {
     "zh": {True: "是", False: "否", None: "未知", "missing": "缺失"},
@@ -67,8 +73,8 @@ def reason_items(book: RuleBook) -> list[Item]:
 
 
 def decision_order(book: RuleBook) -> list[str]:
-    """The decisions a decision row reports and cites: the contract's three."""
-    return [d for d in ("identification", "exit", "monitoring") if d in book.decisions]
+    """The decisions a decision row reports and cites: the contract's three, and risk removal where defined."""
+    return [d for d in REPORTED if d in book.decisions]
 
 
 def _sub_items(book: RuleBook, name: str, items: list[Item], seen: set[str], decision: str) -> None:
@@ -80,37 +86,51 @@ def _sub_items(book: RuleBook, name: str, items: list[Item], seen: set[str], dec
 
 
 def decision_frame(result: Evaluation, frame: pd.DataFrame, version: str, lang: str = "zh",
-                   member_reasons: pd.Series | None = None,
-                   with_records: bool = False) -> tuple[pd.DataFrame, pa.Table | None]:
-    """The contract's decision columns (plus grouping columns and `missing_columns`) for every row, and —
-    with `with_records` — one record per cited rule per row for the audit store (see `reason_records`)."""
+                   member_reasons: pd.Series | None = None, with_records: bool = False,
+                   reasons: str = "main") -> tuple[pd.DataFrame, pa.Table | None]:
+    """The contract's decision columns (plus grouping columns, `missing_columns`, the decisive path's
+    `clauses` and the packed `trace`) for every row, and — with `with_records` — one record per cited rule
+    per row (see `reason_records`). `reasons` is ``main`` (one line: the rule that decided each decision) or
+    ``full`` (every cited rule with observed values and thresholds)."""
     n = result.n
     out = pd.DataFrame({"household_id": frame["household_id"].to_numpy()})
     out["year"] = frame["year"].to_numpy(dtype="int64")
     for column, name in OUTPUT_VALUES.items():
         v = result.value(name)
         out[column] = np.where(v.known, np.round(np.asarray(v.values, dtype=float), 2), np.nan)
-    for decision in ("identification", "exit", "monitoring"):
+    for decision in CONTRACT_DECISIONS:
         out[decision] = result.outcome(decision)
     out["monitoring_triggers"] = _triggers(result)
-    cited = _cited(result)
-    lines = {item.rule.id: _line(result, item.rule, lang) for item, mask in cited}
-    reasons = join_present([pc.if_else(pa.array(mask), lines[item.rule.id], pa.scalar(None, pa.string()))
-                            for item, mask in cited], ";", n)
+    main, clauses = main_reasons(result, decision_order(result.book), lang)
+    if reasons == "full" or with_records:
+        cited = _cited(result)
+        lines = {item.rule.id: _line(result, item.rule, lang) for item, mask in cited}
+    if reasons == "full":
+        text = join_present([pc.if_else(pa.array(mask), lines[item.rule.id], pa.scalar(None, pa.string()))
+                             for item, mask in cited], ";", n)
+    else:
+        text = main
     missing = join_present([pa.array(np.where(mask, leaf, None), type=pa.string())
                             for leaf, mask in _missing_leaves(result).items()], ";", n)
     records = reason_records(result, frame, cited, lines) if with_records else None
     if member_reasons is not None:
-        lines = frame["household_id"].map(member_reasons)
-        reasons = join_present([pa.array(lines.to_numpy(dtype=object), type=pa.string(), from_pandas=True),
-                                reasons], ";", n)
-    out["reasons"] = pd.Series(reasons.to_pandas(types_mapper=pd.ArrowDtype), dtype="string")
+        member_lines = frame["household_id"].map(member_reasons)
+        text = join_present([pa.array(member_lines.to_numpy(dtype=object), type=pa.string(), from_pandas=True),
+                             text], ";", n)
+    out["reasons"] = pd.Series(text.to_pandas(types_mapper=pd.ArrowDtype), dtype="string")
     out["rules_version"] = version
+    for decision in decision_order(result.book):  # extensions, after the contract's columns
+        if decision not in CONTRACT_DECISIONS:
+            out[decision] = result.outcome(decision)
     for column in CARRIED:
-        out[column] = pd.array(frame[column].astype(object).to_numpy() if column in frame else [None] * n,
-                               dtype="string")
+        values = frame[column] if column in frame else pd.Series([None] * n, dtype=object)
+        if pd.api.types.is_bool_dtype(values.dtype):
+            values = values.map({True: WORDS[lang][True], False: WORDS[lang][False]})
+        out[column] = pd.array(values.astype(object).to_numpy(), dtype="string")
     out["missing_columns"] = pd.Series(missing.to_pandas(types_mapper=pd.ArrowDtype), dtype="string")
     out["row"] = (frame["row"].to_numpy() if "row" in frame else np.arange(2, n + 2)).astype("int64")
+    out["clauses"] = pd.Series(clauses.to_pandas(types_mapper=pd.ArrowDtype), dtype="string")
+    out["trace"] = pd.array(encode(codes(result, trace_rules(result.book))), dtype="string")
     return out, records
 
 

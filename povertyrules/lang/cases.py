@@ -12,8 +12,10 @@ sentence, cites the clauses it exercises, and gives input and expected output.
         input: {net_income: 6436}
         output: {identification: not_poor}
 
-Output keys are decision columns, plus ``reasons_include`` (texts that must appear in the reasons) and
-``error_column`` (the row must instead be listed as an error on that column).
+A case may name a ``province`` (a shipped province file, as ``--province`` does). Output keys are decision
+columns, plus ``reasons_include`` (texts that must appear in the reasons) and ``error_column`` (the row must
+instead be listed as an error on that column) and ``stops_with`` (the run must stop because this required
+parameter has no value for the year).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from povertyrules.errors import RuleError
+from povertyrules.errors import MissingParameters, RuleError
 from povertyrules.lang.rulebook import RuleBook
 
 
@@ -39,6 +41,7 @@ class Case:
     file: str
     members: list[dict[str, Any]] | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    province: str | None = None
 
 
 def load_cases(folder: Path) -> list[Case]:
@@ -47,7 +50,8 @@ def load_cases(folder: Path) -> list[Case]:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         defaults = data.get("defaults", {})
         for raw in data.get("cases", []):
-            unknown = set(raw) - {"name", "clause", "year", "input", "output", "members", "overrides"}
+            unknown = set(raw) - {"name", "clause", "year", "input", "output", "members", "overrides",
+                                   "province"}
             if unknown or "name" not in raw or "output" not in raw:
                 raise RuleError(f"bad test case {raw.get('name')!r}: unexpected keys {sorted(unknown)} or no "
                                 "name/output", file=str(path))
@@ -56,7 +60,8 @@ def load_cases(folder: Path) -> list[Case]:
                 name=raw["name"], clauses=[clause] if isinstance(clause, str) else list(clause),
                 year=raw.get("year", defaults.get("year")),
                 input={**defaults.get("input", {}), **raw.get("input", {})}, output=raw["output"],
-                file=str(path), members=raw.get("members"), overrides=raw.get("overrides", {})))
+                file=str(path), members=raw.get("members"), overrides=raw.get("overrides", {}),
+                province=raw.get("province", defaults.get("province"))))
     return cases
 
 
@@ -67,9 +72,17 @@ def run_case(book: RuleBook, case: Case, lang: str = "en") -> list[str]:
     frame = pd.DataFrame([{k: ("" if v is None else str(v)) for k, v in case.input.items()}])
     members = pd.DataFrame([{k: ("" if v is None else str(v)) for k, v in m.items()} for m in case.members]) \
         if case.members else None
-    result = score(frame, year=case.year, rules=book, overrides=case.overrides or None, members=members,
-                   lang=lang, file=case.file)
     expected = dict(case.output)
+    stops_with = expected.pop("stops_with", None)
+    try:
+        result = score(frame, year=case.year, rules=book, overrides=case.overrides or None, members=members,
+                       lang=lang, file=case.file, province=case.province, reasons="full")
+    except MissingParameters as exc:
+        if stops_with is not None and stops_with in exc.missing:
+            return []
+        raise
+    if stops_with is not None:
+        return [f"expected the run to stop for want of parameter {stops_with}, but it scored"]
     error_column = expected.pop("error_column", None)
     if error_column is not None:
         own = result.errors[result.errors["file"] == case.file]

@@ -25,6 +25,7 @@ FUNCTIONS: dict[str, tuple[int | None, str]] = {
     "min": (None, "number"),
     "max": (None, "number"),
     "abs": (1, "number"),
+    "floor": (1, "number"),  # the largest whole number not above (e.g. the year of a YYYYMM month)
     "coalesce": (None, "same"),  # first known argument
     "last_year": (1, "same"),  # a parameter's value in force for the year before the evaluated one
 }

@@ -40,8 +40,9 @@ class Parameter(_Strict):
     clause: list[str] = Field(min_length=1)
     unit: str
     reference: str
-    #: False where the rules handle the parameter's absence themselves (tested with `is known`)
-    required: bool = True
+    #: False where the rules handle the parameter's absence themselves (tested with `is known`); or dated, e.g.
+    #: ``{2010-01-01: true, 2021-01-01: false}``: required in the years from a date on (as values are dated)
+    required: bool | dict[dt.date, bool] = True
     values: dict[dt.date, DatedValue] = Field(min_length=1)
     file: str = ""
 
@@ -63,6 +64,13 @@ class Parameter(_Strict):
             return None
         start = max(past)
         return (start, self.values[start]) if self.values[start].value is not None else None
+
+    def required_at(self, year: int) -> bool:
+        """Whether a run for `year` needs a value (a run stops where a required parameter has none)."""
+        if isinstance(self.required, bool):
+            return self.required
+        past = [d for d in self.required if d <= dt.date(year, 1, 1)]
+        return self.required[max(past)] if past else False
 
     def at(self, year: int) -> float | bool | None:
         """The value in force for the evaluation year, or None."""

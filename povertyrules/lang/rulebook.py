@@ -180,16 +180,36 @@ class RuleBook:
         return {r.trigger: r for r in self.rules.values() if r.trigger}
 
 
+def shipped_provinces(root: Path | str | None = None) -> list[str]:
+    """The province files shipped in ``RULES/provinces/`` (Chinese province names)."""
+    folder = Path(root or DEFAULT_RULES) / "provinces"
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def province_file(root: Path | str | None, province: str) -> Path:
+    """The override file of a shipped province (``RULES/provinces/云南省.yaml``); an unknown name is an error."""
+    shipped = shipped_provinces(root)
+    if province not in shipped:
+        listed_zh, listed_en = "、".join(shipped) or "无", ", ".join(shipped) or "none"
+        raise RuleError(f"未提供省份“{province}”的监测线文件，已提供：{listed_zh}（其他省份请用 --override 提供）"
+                        f" / no province file for '{province}'; shipped: {listed_en} (supply others with --override)",
+                        file=str(Path(root or DEFAULT_RULES) / "provinces"))
+    return Path(root or DEFAULT_RULES) / "provinces" / f"{province}.yaml"
+
+
 def load_rulebook(root: Path | str | None = None, overrides: list[Path | str] | None = None,
-                  values: dict[str, Any] | None = None) -> RuleBook:
+                  values: dict[str, Any] | None = None, province: str | None = None) -> RuleBook:
     """Load, check and version the rule set in `root` (default: the shipped ``rules/``).
 
     `overrides` are override files or folders of them, applied in order; `values` maps a parameter name to
-    a bare value (all years) or to ``{date: value}`` and is applied last (for what-if runs).
+    a bare value (all years) or to ``{date: value}`` and is applied last (for what-if runs). `province` picks a
+    shipped province file (``RULES/provinces/<name>.yaml``), applied before `overrides`.
     Raises `RuleErrors` listing every problem found. A rule set whose files have not changed since it was
     last loaded is returned from a cache (treat a `RuleBook` as read-only).
     """
     root = Path(root) if root else DEFAULT_RULES
+    if province:
+        overrides = [province_file(root, province), *(overrides or [])]
     sources = [root, *(Path(o) for o in overrides or [])]
     stamp = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size)
                   for source in sources if source.exists()
@@ -224,6 +244,9 @@ def _load(root: Path, overrides: list[Path | str] | None, values: dict[str, Any]
     if steps.exists():
         book.procedures = yaml.safe_load(steps.read_text(encoding="utf-8")) or {}
     errors: list[RuleError] = []
+    for name, parameter in parameters.items():
+        if name in _ALL_COLUMNS:
+            errors.append(_shadows(name, "parameter", parameter.file))
     for path, spec in files:
         _register(book, path, spec, errors)
     if not errors:
@@ -309,6 +332,9 @@ def _register(book: RuleBook, path: Path, spec: RuleFile, errors: list[RuleError
                                         rule=r.id))
             if kind == "outcome" and r.outcome is None:
                 errors.append(RuleError("an outcome rule needs 'outcome'", file=file, rule=r.id))
+            if r.id in _ALL_COLUMNS:
+                errors.append(_shadows(r.id, kind, file))
+                continue
             if r.id in book.rules or r.id in book.decisions or r.id in book.parameters:
                 errors.append(RuleError(f"id '{r.id}' is defined twice", file=file, rule=r.id))
                 continue
@@ -324,6 +350,8 @@ def _register(book: RuleBook, path: Path, spec: RuleFile, errors: list[RuleError
                 cites=tuple(r.cites), decision=spec.decision.name if kind == "outcome" and spec.decision else None)
     if spec.decision:
         d = spec.decision
+        if d.name in _ALL_COLUMNS:
+            errors.append(_shadows(d.name, "decision", file))
         if d.name in book.decisions or d.name in book.rules:
             errors.append(RuleError(f"decision '{d.name}' is defined twice", file=file))
         book.decisions[d.name] = Decision(
@@ -332,6 +360,15 @@ def _register(book: RuleBook, path: Path, spec: RuleFile, errors: list[RuleError
             outcomes=tuple(r.id for r in d.outcomes))
     book.not_encoded.extend(spec.not_encoded)
     book.rulesets[spec.ruleset] = spec.description
+
+
+_ALL_COLUMNS = {c.name for columns in ENTITY_COLUMNS.values() for c in columns}
+
+
+def _shadows(name: str, kind: str, file: str) -> RuleError:
+    """A name that is also an input column would silently replace that column in every rule."""
+    return RuleError(f"{kind} '{name}' has the name of an input column (a column of the contract); rename it "
+                     f"/ {kind} 名称“{name}”与输入列同名，请改名", file=file, rule=name)
 
 
 class _DependencyFailed(Exception):

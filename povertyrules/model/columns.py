@@ -36,6 +36,8 @@ REGISTERED = _choices(none=("未建档", "非建档立卡户", "一般户"), poo
                       exited=("已脱贫", "脱贫户"))
 CAUSES = _choices(因病=("illness",), 因残=("disability",), 因灾=("disaster",), 因疫情=("epidemic",),
                   其他=("other",))
+MONITORING_CATEGORIES = _choices(unstable_exited=("脱贫不稳定户", "不稳定户"), edge=("边缘易致贫户", "边缘户"),
+                                 sudden_hardship=("突发严重困难户", "严重困难户"), none=("非监测对象", "无"))
 SITUATIONS = _choices(
     none=("无", "-"),
     married_in=("入赘", "嫁入", "入赘/嫁入"),
@@ -66,11 +68,13 @@ HOUSEHOLD_COLUMNS: tuple[Column, ...] = (
     Column("look_labor", "三看劳动力", "number", minimum=0),
     Column("look_study", "四看读书郎", "number", minimum=0),
     Column("four_look_score", "四看法评分", "number", minimum=0, maximum=100),
-    Column("ex_public_employee", "有财政供养或国企稳定工资人员", "bool"),
+    Column("ex_public_employee", "有在国家机关或国有企事业单位工作且有稳定工资收入人员", "bool",
+           aliases=("有财政供养或国企稳定工资人员",)),  # the earlier header, still read
     Column("ex_village_cadre", "有村支书或村主任", "bool"),
     Column("ex_urban_property", "城镇购房或门市房", "bool"),
     Column("ex_urban_property_rebuild", "因灾重建或拆迁建房", "bool"),
-    Column("ex_vehicle", "有小轿车工程机械或大型农机", "bool"),
+    Column("ex_vehicle", "有小轿车（含面包车）工程机械或大型农机具", "bool",
+           aliases=("有小轿车工程机械或大型农机",)),  # the earlier header, still read
     Column("ex_business", "有注册企业或长期雇工", "bool"),
     Column("ex_costly_schooling", "高费择校私立或自费留学", "bool"),
     Column("hardship_approved", "特殊困难经村民代表会议评议通过", "bool"),
@@ -78,6 +82,14 @@ HOUSEHOLD_COLUMNS: tuple[Column, ...] = (
     Column("exit_year", "脱贫年度", "int", minimum=2000, maximum=2100),
     Column("able_bodied", "劳动力人数", "int", minimum=0),
     Column("poverty_cause", "主要致贫原因", "text"),
+    # the monitoring regime from 2021 (M21-3, M21-5); the county's own category and removal flag are carried
+    # into the decisions for comparison, never read by a rule
+    Column("compliant_spending", "合规自付支出", "number", minimum=0),
+    Column("water_secured", "饮水安全有保障", "bool"),
+    Column("monitoring_start", "识别监测时间", "int", minimum=200001, maximum=210012),
+    Column("assistance_measures", "帮扶措施数", "int", minimum=0),
+    Column("risk_removed", "风险是否已消除", "bool"),
+    Column("county_category", "监测对象类别", "choice", choices=MONITORING_CATEGORIES),
 )
 
 MEMBER_COLUMNS: tuple[Column, ...] = (

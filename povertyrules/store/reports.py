@@ -6,15 +6,13 @@ import json
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, select
-from sqlmodel import Session
+from sqlalchemy import Engine
 
 from povertyrules.engines.vectorized import evaluate
 from povertyrules.store.explain import snapshot_rulebook
-from povertyrules.store.models import Reason
-from povertyrules.store.runs import decisions_frame, get_run
+from povertyrules.store.runs import decisions_frame, get_run, reasons_for
 
-MONITORED = ("unstable_exited", "edge")
+MONITORED = ("unstable_exited", "edge", "sudden_hardship")
 REGISTERED = ("poor", "exited")
 
 
@@ -41,9 +39,8 @@ def watchlist(engine: Engine, run_id: int | None = None, county: str | None = No
         watched["assistance"] = [book.decisions["assistance"].label(v) for v in result.outcome("assistance")]
         watched["assistance_cause"] = [book.decisions["assistance_cause"].label(v)
                                        for v in result.outcome("assistance_cause")]
-        watched["able_bodied"] = typed.get("able_bodied")
-        watched["expenditure_cause"] = typed.get("expenditure_cause")
-        watched["members"] = typed.get("members")
+        for column in ("able_bodied", "expenditure_cause", "members"):  # by position: `typed` has a fresh index
+            watched[column] = typed[column].to_numpy() if column in typed else None
     watched["income_to_monitoring_line"] = (watched["per_capita_income"] / watched["monitoring_line"]).round(3)
     watched["trigger_count"] = watched["monitoring_triggers"].fillna("").str.count("[a-z_]+")
     watched = watched.sort_values(["trigger_count", "income_to_monitoring_line"], ascending=[False, True])
@@ -56,9 +53,8 @@ def watchlist(engine: Engine, run_id: int | None = None, county: str | None = No
 def _scale(book, decisions: pd.DataFrame, members: pd.Series, deep_poverty: tuple[str, ...]) -> pd.DataFrame:
     """MON-2: monitored people as a share of the registered population, per county."""
     year = int(decisions["year"].max()) if len(decisions) else 2020
-    usual = book.parameters["monitoring_scale"].at(year) or book.parameters["monitoring_scale"].at(2020)
-    cap = book.parameters["monitoring_scale_deep_poverty"].at(year) or \
-        book.parameters["monitoring_scale_deep_poverty"].at(2020)
+    usual = book.parameters["monitoring_scale"].at(year)  # None where no scale is in force (from 2021)
+    cap = book.parameters["monitoring_scale_deep_poverty"].at(year)
     frame = pd.DataFrame({
         "county": decisions["county"].fillna("(blank)"),
         "monitored_people": np.where(decisions["monitoring"].isin(MONITORED), members, 0),
@@ -67,15 +63,19 @@ def _scale(book, decisions: pd.DataFrame, members: pd.Series, deep_poverty: tupl
     table = frame.groupby("county", as_index=False).sum()
     table["share"] = (table["monitored_people"] / table["registered_people"].replace(0, np.nan)).round(4)
     table["deep_poverty"] = table["county"].isin(deep_poverty)
-    table["limit"] = np.where(table["deep_poverty"], cap, usual)
+    table["limit"] = np.where(table["deep_poverty"], np.nan if cap is None else cap,
+                              np.nan if usual is None else usual)
     table["check"] = np.select(
-        [table["share"].isna(), table["share"] > table["limit"]],
-        ["no registered population", "WARNING: above the MON-2 scale / 超过MON-2监测规模"], "ok")
+        [table["share"].isna(), table["limit"].isna(), table["share"] > table["limit"]],
+        ["no registered population", "no scale in force for the year / 该年度无监测规模规定",
+         "WARNING: above the MON-2 scale / 超过MON-2监测规模"], "ok")
     return table
 
 
 def diff_runs(engine: Engine, run_a: int, run_b: int) -> pd.DataFrame:
     """Households whose identification, exit or monitoring differ between two runs, and the rules that did it."""
+    for run in (run_a, run_b):  # an unknown run is an error, not a run with no decisions
+        get_run(engine, run)
     a, b = decisions_frame(engine, run_a), decisions_frame(engine, run_b)
     columns = ["identification", "exit", "monitoring"]
     joined = a[["household_id", *columns]].merge(b[["household_id", *columns]], on="household_id",
@@ -107,14 +107,10 @@ def diff_runs(engine: Engine, run_a: int, run_b: int) -> pd.DataFrame:
 def _reasons(engine: Engine, run_id: int, ids: list[str]) -> dict[tuple[str, str], dict[str, str]]:
     """(household, decision) -> {rule_id: verdict, '_decisive': the deepest applying outcome rule}."""
     found: dict[tuple[str, str], dict[str, str]] = {}
-    with Session(engine) as session:
-        for start in range(0, len(ids), 500):
-            query = (select(Reason).where(Reason.run_id == run_id, Reason.household_id.in_(ids[start:start + 500]))
-                     .order_by(Reason.household_id, Reason.seq))
-            for r in session.execute(query).scalars():
-                entry = found.setdefault((r.household_id, r.decision), {})
-                entry[r.rule_id] = r.verdict
-                if r.kind == "outcome" and r.verdict == "true":
-                    entry["_decisive"] = r.rule_id
+    for household, records in reasons_for(engine, run_id, ids).items():
+        for r in records:
+            entry = found.setdefault((household, r["decision"]), {})
+            entry[r["rule_id"]] = r["verdict"]
+            if r["kind"] == "outcome" and r["verdict"] == "true":
+                entry["_decisive"] = r["rule_id"]
     return found
-

@@ -26,6 +26,7 @@ from povertyrules.store.reports import watchlist
 from povertyrules.store.runs import (
     NotFound,
     contradictions_of,
+    decision_chunks,
     decision_of,
     decisions_frame,
     evidence_of,
@@ -172,10 +173,30 @@ def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
     def page_run(request: Request, run_id: int, lang: str = "zh"):
         return render(request, "run.html", lang, r=run_summary(run_id))
 
-    @app.get("/run/{run_id}/decisions.xlsx", summary="A run's decisions as xlsx")
-    def download_decisions(run_id: int) -> Response:
-        frame = decisions_frame(engine, run_id).drop(columns=["inputs", "run_id"])
-        return _xlsx(_masked_frame(frame, show_identities), f"decisions-run{run_id}.xlsx")
+    @app.get("/run/{run_id}/decisions.xlsx", summary="A run's decisions as xlsx (zh: Chinese headers and values)")
+    def download_decisions(run_id: int, lang: str = "zh") -> Response:
+        """Streamed: read from the store in chunks into a constant-memory workbook, sent as a file."""
+        import os
+        import tempfile
+
+        from starlette.background import BackgroundTask
+        from starlette.responses import FileResponse
+
+        from povertyrules.decisions.files import XlsxWriter
+        from povertyrules.store.explain import snapshot_rulebook
+
+        try:
+            book = snapshot_rulebook(get_run(engine, run_id))
+        except NotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+        handle, path = tempfile.mkstemp(suffix=".xlsx")
+        os.close(handle)
+        writer = XlsxWriter(path, book, "zh" if lang == "zh" else "en")
+        for chunk in decision_chunks(engine, run_id):
+            writer.write(_masked_frame(chunk.drop(columns=["inputs", "run_id"]), show_identities))
+        writer.close()
+        return FileResponse(path, filename=f"decisions-run{run_id}.xlsx", background=BackgroundTask(os.unlink, path),
+                            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
     @app.get("/run/{run_id}/watchlist.xlsx", summary="A run's watchlist and MON-2 scale check as xlsx")
     def download_watchlist(run_id: int) -> Response:
