@@ -63,6 +63,7 @@ def monitor_registers(engine, book: RuleBook, watcher, state: dict, paths: list[
 
     import typer
 
+    from povertyrules.errors import MissingParameters
     from povertyrules.layouts.prepare import prepare
     from povertyrules.monitor.alerts import store_alerts
     from povertyrules.registers.events import register_events
@@ -84,7 +85,13 @@ def monitor_registers(engine, book: RuleBook, watcher, state: dict, paths: list[
             totals["unknown"] += 1
             continue
         totals["events"] += 1
-        for proposal in watcher.process(event):
+        try:
+            raised = watcher.process(event)
+        except MissingParameters:  # keep the alerts raised so far, then stop with the message
+            for file, proposals in by_file.items():
+                store_alerts(engine, proposals, file)
+            raise
+        for proposal in raised:
             proposal.message = f"{proposal.message}；依据 / evidence: {event.note}"
             by_file.setdefault(next(r.file for r in reads if r.register.event and r.register.event.kind ==
                                     event.kind), []).append(proposal)
