@@ -239,7 +239,10 @@ def test_score_cli_takes_registers_and_writes_evidence_and_unmatched(files, tmp_
     assert result.exit_code == 0, result.output
     decisions = pd.read_csv(out, dtype=str)  # what a clerk reads: Chinese headers
     assert decisions["部门数据依据"].fillna("").str.contains("ID-2.3.4 车辆登记：").any()
-    assert (tmp_path / "d.evidence.csv").exists() and (tmp_path / "d.unmatched.csv").exists()
+    evidence = pd.read_csv(tmp_path / "d.evidence.csv", dtype=str)
+    assert {"户编号", "依据", "成员证件号码（已隐去）"} <= set(evidence.columns)
+    assert not evidence["依据"].str.contains(r"\d{18}").any()
+    assert (tmp_path / "d.unmatched.csv").exists()
     assert "matching no household" in result.output
 
 

@@ -96,7 +96,7 @@ def score(
     if registered is not None:
         from povertyrules.cli.registers import report
 
-        extra.update(report(registered, output, console))
+        extra.update(report(registered, output, console, lang))
         result.evidence, result.contradictions = registered.evidence, registered.contradictions
     _print_summary(result, prepared, score_errors, output, errors_path, extra, book)
     if store:

@@ -33,13 +33,26 @@ def with_evidence(decisions: pd.DataFrame, result: RegisterResult | None) -> pd.
     return decisions.assign(evidence=decisions["household_id"].astype(str).map(text).fillna(""))
 
 
-def report(result: RegisterResult, output: Path, console: Console) -> dict[str, Path]:
-    """Write the evidence, contradictions and unmatched records beside OUT; print each register's accounting."""
+ZH_HEADERS = {
+    "evidence": {"household_id": "户编号", "column": "依据的字段", "clause": "条款", "register": "部门数据",
+                 "kind": "类别", "date": "日期", "member": "成员证件号码（已隐去）", "text": "依据", "file": "文件",
+                 "row": "原表行号"},
+    "contradictions": {"household_id": "户编号", "column": "字段", "file_value": "户表值",
+                       "register_value": "部门数据值", "evidence": "依据", "register_file": "部门数据文件"},
+    "unmatched": {"row": "原表行号", "register": "部门数据", "kind": "类别", "date": "日期",
+                  "member": "成员证件号码（已隐去）", "reason": "原因", "file": "文件"},
+}
+
+
+def report(result: RegisterResult, output: Path, console: Console, lang: str = "zh") -> dict[str, Path]:
+    """Write the evidence, contradictions and unmatched records beside OUT (Chinese headers for `zh`); print
+    each register's accounting."""
     written = {}
     for name, table in (("evidence", result.evidence), ("contradictions", result.contradictions),
                         ("unmatched", result.unmatched)):
         if len(table):
-            written[name] = write_table(table, output.with_name(f"{output.stem}.{name}{output.suffix}"))
+            shown = table.rename(columns=ZH_HEADERS[name]) if lang == "zh" else table
+            written[name] = write_table(shown, output.with_name(f"{output.stem}.{name}{output.suffix}"))
     for a in result.accounts:
         console.print(f"部门数据 {a['title']}（{a['file']}）：{a['lines']} 行 = 对上户 {a['matched']}（其中作为依据 "
                       f"{a['used']}）+ 不在比对期内 {a['outside_window']} + 未对上任何户 {a['unmatched']} + 跳过 "
