@@ -34,7 +34,8 @@ def county2023(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
     source, out = folder / "county2023.xlsx", folder / "out.xlsx"
     made = run("datasets", "synth", "--year", 2023, "--households", 3000, "--seed", 7, "-o", source)
     assert made.exit_code == 0, made.output
-    scored = run("score", source, "--year", 2023, "--province", "云南省", "-o", out)
+    scored = run("score", source, "--year", 2023, "--province", "云南省", "-o", out, "--lang", "en",
+                 "--reasons", "full")
     assert scored.exit_code == 0, scored.output
     return source, read_table(out)
 
@@ -48,9 +49,9 @@ def test_a_2023_county_scored_for_yunnan_decides_all_three_categories_and_risk_r
     assert {"removed", "not_removed", "safety_net", ""} <= set(decisions["risk_removal"].fillna(""))
     for category, rule in (("unstable_exited", "mon21_unstable_exited"), ("edge", "mon21_edge"),
                            ("sudden_hardship", "mon21_sudden_hardship")):
-        assert decisions.loc[decisions["monitoring"] == category, "reasons"].str.contains(f" {rule}: 是").all()
+        assert decisions.loc[decisions["monitoring"] == category, "reasons"].str.contains(f" {rule}: true").all()
     removed = decisions[decisions["risk_removal"] == "removed"]
-    assert removed["reasons"].str.contains("M21-5 rr_monitored_long_enough: 是").all()
+    assert removed["reasons"].str.contains("M21-5 rr_monitored_long_enough: true").all()
 
 
 def test_every_reason_of_a_2023_run_cites_its_clause(county2023):
@@ -65,7 +66,7 @@ def test_every_reason_of_a_2023_run_cites_its_clause(county2023):
 def test_the_county_category_is_carried_beside_what_the_rules_decide(county2023):
     _, decisions = county2023
     assert {"unstable_exited", "edge", "sudden_hardship"} <= set(decisions["county_category"].dropna())
-    assert set(decisions["risk_removed"].dropna()) == {"是", "否"}
+    assert set(decisions["risk_removed"].dropna()) == {"true", "false"}
 
 
 def test_a_province_changes_nothing_in_2020():
@@ -108,7 +109,7 @@ def test_the_regime_is_dated_by_a_parameter_not_by_code():
     frame = households({"year": "2020", "registered_status": "exited", "net_income": "10000", "water_secured": "是"})
     assert score(frame).decisions["monitoring"][0] == "unstable_exited"  # 2020: low income alone (MON-2)
     early = score(frame, overrides={"regime_2021": {"2020-01-01": True}, "province_monitoring_line": 6000,
-                                    "risk_removal_min_months": 6, "risk_removal_min_measures": 1})
+                                    "risk_removal_min_months": 6, "risk_removal_min_measures": 1}, reasons="full")
     assert early.decisions["monitoring"][0] == "none"  # M21-4: below the line but no risk
     assert "M21-2,M21-4 mon21_unstable_exited: 否" in early.decisions["reasons"][0]
 

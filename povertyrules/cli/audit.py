@@ -7,25 +7,28 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from povertyrules.cli.common import fail_on_errors
+from povertyrules.cli.common import MaskingConsole, fail_on_errors
 
-console = Console()
+console = MaskingConsole()
 DbOption = Annotated[str | None, typer.Option("--db", help="SQLite file or postgresql:// URL "
                                                            "(default: $POVERTYRULES_DB or ./povertyrules.db).")]
 VERDICT = {"true": "✓", "false": "✗", "unknown": "?"}
 
 
-def _engine(db: str | None):
+def _engine(db: str | None, household_id: str | None = None):
+    from povertyrules.cli.store import warn_if_tampered
     from povertyrules.store.database import connect
 
-    return connect(db)
+    engine = connect(db)
+    warn_if_tampered(engine, household_id)
+    return engine
 
 
 def _not_found(exc: LookupError) -> None:
-    console.print(f"[red]{exc}[/red]", highlight=False)
+    console.print(f"[red]{escape(str(exc))}[/red]", highlight=False)
     raise typer.Exit(1)
 
 
@@ -41,7 +44,7 @@ def explain(
     from povertyrules.store.explain import explain_stored
     from povertyrules.store.runs import NotFound, contradictions_of, decision_of, evidence_of, get_run, reasons_of
 
-    engine = _engine(db)
+    engine = _engine(db, household_id)
     try:
         decision = decision_of(engine, household_id, run)
     except NotFound as exc:
@@ -53,13 +56,15 @@ def explain(
     contradictions = [c.model_dump(exclude={"id", "run_id"})
                       for c in contradictions_of(engine, decision.run_id, household_id)]
     if as_json:
-        print(json.dumps({**explanation.to_dict(), "procedures": procedures, "evidence": evidence,
-                          "contradictions": contradictions}, ensure_ascii=False, indent=2, default=str))
+        from povertyrules.privacy import protect
+
+        print(json.dumps(protect({**explanation.to_dict(), "procedures": procedures, "evidence": evidence,
+                                  "contradictions": contradictions}), ensure_ascii=False, indent=2, default=str))
         return
     zh = lang == "zh"
     d = explanation.decision
-    console.print(f"[bold]{'户' if zh else 'household'} {d.household_id}[/bold] — run {stored_run.id} "
-                  f"({stored_run.created_at:%Y-%m-%d %H:%M}, {stored_run.input_file}), rules_version "
+    console.print(f"[bold]{'户' if zh else 'household'} {escape(d.household_id)}[/bold] — run {stored_run.id} "
+                  f"({stored_run.created_at:%Y-%m-%d %H:%M}, {escape(stored_run.input_file)}), rules_version "
                   f"{stored_run.rules_version}", highlight=False)
     console.print(f"{'年度' if zh else 'year'} {d.year}: identification [bold]{d.identification}[/bold], "
                   f"exit [bold]{d.exit or '—'}[/bold], monitoring [bold]{d.monitoring}[/bold]"
@@ -67,13 +72,13 @@ def explain(
                   f"{d.per_capita_income}, line {d.poverty_line}, monitoring line {d.monitoring_line}, "
                   f"四看法 {d.four_look_score}", highlight=False)
     if d.missing_columns:
-        console.print(f"{'缺失' if zh else 'missing'}: {d.missing_columns}", highlight=False)
+        console.print(f"{'缺失' if zh else 'missing'}: {escape(d.missing_columns)}", highlight=False)
     decision_name = None
     for r in explanation.reasons:
         if r.decision != decision_name:
             decision_name = r.decision
             console.print(f"\n[bold]{decision_name}[/bold]")
-        console.print(f"  {VERDICT.get(r.verdict, r.verdict)} {r.message}", highlight=False)
+        console.print(f"  {VERDICT.get(r.verdict, r.verdict)} {escape(r.message)}", highlight=False)
     if evidence:
         console.print(f"\n[bold]{'部门数据依据' if zh else 'Register evidence'} (MON-5.1)[/bold]")
         for e in evidence:
@@ -84,7 +89,7 @@ def explain(
                       f"{c['register_value']} — {c['evidence']}", highlight=False, markup=False)
     console.print(f"\n[bold]{'条款原文' if zh else 'Clause texts'}[/bold]")
     for clause, text in explanation.clauses.items():
-        console.print(f"  [{clause}] {text}", highlight=False)
+        console.print(escape(f"  [{clause}] {text}"), highlight=False)
     for name, state in procedures.items():
         final = ("程序完成，结果生效" if zh else "procedure complete: the status is final") if state["complete"] else (
             f"程序未完成（下一步：{state['next_step']}），结果尚未生效" if zh
@@ -95,17 +100,18 @@ def explain(
         console.print("  —")
     for change in explanation.changes:
         conditions = " and ".join(f"{c['clause']} {c['name']}: {c['hint']}" for c in change.conditions)
-        console.print(f"  {change.decision} → {change.outcome}: {conditions}", highlight=False)
+        console.print(f"  {change.decision} → {change.outcome}: {escape(conditions)}", highlight=False)
 
 
 def _procedures(engine, decision) -> dict[str, dict]:
-    """The procedure each decision's outcome needs before it is final (ID-4, EX-2, MON-3), and its state."""
-    from povertyrules.lang.rulebook import load_rulebook
+    """The procedure each decision's outcome needs before it is final (ID-4, EX-2, MON-3), and its state,
+    by the procedure steps of the rules the decision's run was scored with."""
     from povertyrules.store.procedures import state
+    from povertyrules.store.rulebooks import rulebook_for
 
     needed = {"identification": decision.identification == "poor", "exit": decision.exit == "eligible",
               "monitoring": decision.monitoring in ("unstable_exited", "edge", "sudden_hardship")}
-    book = load_rulebook()
+    book, _ = rulebook_for(engine, run_id=decision.run_id)
     found = {}
     for name, applies in needed.items():
         if applies and name in book.procedures:
@@ -121,7 +127,7 @@ def history(household_id: Annotated[str, typer.Argument(help="户编号 / househ
     """How a household's decisions changed across runs and years."""
     from povertyrules.store.runs import history_of
 
-    rows = history_of(_engine(db), household_id)
+    rows = history_of(_engine(db, household_id), household_id)
     if not rows:
         _not_found(LookupError(f"户 {household_id} 不在审计库中 / household {household_id} is not in the store"))
     table = Table("run", "time", "year", "rules_version", "per-capita", "identification", "exit", "monitoring",
@@ -155,7 +161,7 @@ def diff(
         _not_found(exc)
     table = Table(*changes.columns)
     for row in changes.head(200).itertuples(index=False):
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*("" if v is None else escape(str(v)) for v in row))
     console.print(table)
     console.print(f"{len(changes)} changed decisions", highlight=False)
     if output:
@@ -177,10 +183,11 @@ def watchlist(
 
     households, scale = build(_engine(db), run, county, township, tuple(deep_poverty or ()))
     write_table(households, output, sheet="watchlist", sheets={"scale": scale})
-    console.print(f"{len(households)} monitored households → {output}", highlight=False)
+    console.print(f"{len(households)} monitored households → {escape(str(output))}", highlight=False)
     for row in scale.itertuples(index=False):
         style = "red" if row.check.startswith("WARNING") else "green"
-        console.print(f"[{style}]{row.county}: {row.monitored_people:.0f} monitored / {row.registered_people:.0f} "
+        console.print(f"[{style}]{escape(str(row.county))}: {row.monitored_people:.0f} monitored / "
+                      f"{row.registered_people:.0f} "
                       f"registered people = {row.share:.1%} (limit {row.limit:.0%}) — {row.check}[/{style}]",
                       highlight=False)
 
@@ -192,6 +199,6 @@ def runs(db: DbOption = None) -> None:
 
     table = Table("run", "time", "operator", "input", "year", "rules_version", "decided", "errors")
     for r in all_runs(_engine(db)):
-        table.add_row(str(r.id), f"{r.created_at:%Y-%m-%d %H:%M}", r.operator, r.input_file, str(r.year or ""),
-                      r.rules_version, str(r.decided), str(r.error_rows))
+        table.add_row(str(r.id), f"{r.created_at:%Y-%m-%d %H:%M}", escape(r.operator), escape(r.input_file),
+                      str(r.year or ""), r.rules_version, str(r.decided), str(r.error_rows))
     console.print(table)

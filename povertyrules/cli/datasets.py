@@ -87,9 +87,11 @@ def events(
 
     frame = rename_headers(read_table(households), HOUSEHOLD_COLUMNS, str(households))
     made = synth_events(frame, count, seed=seed, year=year, bad_rate=bad_rate)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if output.suffix.lower() == ".csv":
-        pd.DataFrame(made).to_csv(output, index=False)
-    else:
-        output.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in made), encoding="utf-8")
+    from povertyrules.io.tables import atomic_output
+
+    with atomic_output(output) as temporary:
+        if output.suffix.lower() == ".csv":
+            pd.DataFrame(made).to_csv(temporary, index=False)
+        else:
+            temporary.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in made), encoding="utf-8")
     console.print(f"wrote {len(made)} events to {output}")

@@ -7,12 +7,11 @@ from typing import Annotated
 
 import pandas as pd
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from povertyrules.cli import audit, datasets, inspect, monitor, notebook, procedure, rules
-from povertyrules.cli.common import ProvinceOption, fail_on_errors, parse_sets
+from povertyrules.cli import access, audit, datasets, inspect, monitor, notebook, procedure, rules, store
+from povertyrules.cli.common import MaskingConsole, ProvinceOption, fail_on_errors, parse_sets
 from povertyrules.decisions.files import DecisionWriter
 from povertyrules.io.tables import write_table
 
@@ -22,11 +21,24 @@ app.add_typer(rules.app, name="rules")
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(procedure.app, name="procedure")
 app.add_typer(notebook.app, name="notebook")
+app.add_typer(store.app, name="store")
+app.add_typer(access.users, name="users")
+app.command("access-log")(access.access_log)
 app.command(name="inspect")(inspect.inspect_file)
 for command in (audit.explain, audit.history, audit.diff, audit.watchlist, audit.runs, monitor.monitor,
                 monitor.alerts, monitor.confirm):
     app.command()(command)
-console = Console(stderr=True)
+console = MaskingConsole(stderr=True)
+
+
+@app.callback()
+def main(show_identities: Annotated[bool, typer.Option(
+        "--show-identities", help="Show identity-card and phone numbers unmasked in every output of this "
+                                  "command (files, printed text, JSON). Masked by default.")] = False) -> None:
+    """Rules-as-code for targeted poverty alleviation: identification, exit, monitoring."""
+    from povertyrules.privacy import reveal
+
+    reveal(show_identities)
 
 PROGRESS_FROM = 100_000  # rows; smaller inputs finish before a bar would help
 
@@ -63,7 +75,7 @@ def score(
     from povertyrules.scoring import score as run_score
 
     book = resolve_rules(rules_dir, parse_sets(set_), override, province)
-    prepared = prepare(input, book, layout, join, members)
+    prepared = _prepare(prepare, input, book, layout, join, members)
     registered = None
     if register:
         from povertyrules.cli.registers import attach
@@ -100,11 +112,17 @@ def score(
         result.evidence, result.contradictions = registered.evidence, registered.contradictions
     _print_summary(result, prepared, score_errors, output, errors_path, extra, book)
     if store:
+        from sqlmodel import Session
+
         from povertyrules.store.database import connect
+        from povertyrules.store.integrity import RunDigest
         from povertyrules.store.runs import record_run
 
-        run_id = record_run(connect(db), result, input, operator, lang)
-        console.print(f"stored as run {run_id}")
+        engine = connect(db)
+        run_id = record_run(engine, result, input, operator, lang)
+        with Session(engine) as session:
+            sealed = session.get(RunDigest, run_id)
+        console.print(f"stored as run {run_id}; chain digest {sealed.digest if sealed else '—'}")
         print(run_id)
 
 
@@ -124,12 +142,38 @@ def serve(
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     show_identities: Annotated[bool, typer.Option(help="Show identity-card and phone numbers unmasked.")] = False,
 ) -> None:
-    """Serve the read-only inspector pages and JSON API over the audit store."""
+    """Serve the read-only inspector pages and JSON API over the audit store. Beyond loopback every request
+    needs a user of the store (`povertyrules users add`); every read is logged (`povertyrules access-log`)."""
     import uvicorn
 
-    from povertyrules.web.app import create_app
+    from povertyrules.errors import PovertyRulesError
+    from povertyrules.privacy import revealing
+    from povertyrules.store.access import has_users
+    from povertyrules.store.database import connect
+    from povertyrules.web.app import create_app, is_loopback
 
-    uvicorn.run(create_app(db, show_identities), host=host, port=port, log_level="warning")
+    show_identities = show_identities or revealing()
+    require_login = not is_loopback(host)
+    if require_login and not has_users(connect(db)):
+        raise PovertyRulesError(f"serving on {host} (beyond this machine) needs users: add one with `povertyrules "
+                                "users add NAME` / 对外提供服务须先添加用户")
+    uvicorn.run(create_app(db, show_identities, require_login), host=host, port=port, log_level="warning")
+
+
+def _prepare(prepare, input: Path, *args):
+    """The prepared input; a file that cannot be decoded or parsed is a clean error, not a traceback."""
+    import pyarrow as pa
+
+    from povertyrules.errors import InputError
+
+    try:
+        return prepare(input, *args)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"文件编码无法识别（第 {exc.start} 字节）：请另存为 UTF-8",
+                         f"the file is not in a readable encoding (byte {exc.start}); save it as UTF-8",
+                         file=str(input)) from None
+    except pa.ArrowInvalid as exc:
+        raise InputError("文件无法读取", f"the file cannot be read: {str(exc)[:200]}", file=str(input)) from None
 
 
 def _print_summary(result, prepared, score_errors, output: Path, errors_path: Path, extra: dict[str, Path],

@@ -79,6 +79,7 @@ def monitor_registers(engine, book: RuleBook, watcher, state: dict, paths: list[
     from povertyrules.errors import MissingParameters
     from povertyrules.layouts.prepare import prepare
     from povertyrules.monitor.alerts import store_alerts
+    from povertyrules.monitor.stream import EventNotApplied
     from povertyrules.registers.events import register_events
 
     if people is None:
@@ -91,7 +92,7 @@ def monitor_registers(engine, book: RuleBook, watcher, state: dict, paths: list[
     found = resolve_registers(paths, registers_folder(book))
     reads = [read_register(path, register) for path, register in found]
     events, counts = register_events(reads, ids, end)
-    totals = {"events": 0, "unknown": 0, "alerts": 0}
+    totals = {"events": 0, "unknown": 0, "alerts": 0, "not_applied": 0}
     by_file: dict[str, list] = {}
     for event in events:
         if event.household_id not in state:
@@ -104,13 +105,17 @@ def monitor_registers(engine, book: RuleBook, watcher, state: dict, paths: list[
             for file, proposals in by_file.items():
                 store_alerts(engine, proposals, file)
             raise
+        except EventNotApplied as exc:
+            totals["not_applied"] += 1
+            console.print(f"[yellow]{event.note}: cannot be applied: {exc} / 无法处理[/yellow]", highlight=False,
+                          soft_wrap=True)
+            continue
         for proposal in raised:
             proposal.message = f"{proposal.message}；依据 / evidence: {event.note}"
             by_file.setdefault(next(r.file for r in reads if r.register.event and r.register.event.kind ==
                                     event.kind), []).append(proposal)
     for file, proposals in by_file.items():
-        store_alerts(engine, proposals, file)
-        totals["alerts"] += len(proposals)
+        totals["alerts"] += len(store_alerts(engine, proposals, file))
         for p in proposals[:20]:
             console.print(f"alert: {p.household_id} {p.trigger} ({','.join(p.clauses)}) — {p.event.note}",
                           highlight=False, soft_wrap=True)
@@ -126,6 +131,7 @@ def monitor_registers(engine, book: RuleBook, watcher, state: dict, paths: list[
         for row in read.errors.itertuples(index=False):
             console.print(f"[yellow]{read.file} line {row.row}: {row.column} {row.value} — {row.error}[/yellow]",
                           highlight=False, soft_wrap=True)
-    console.print(f"register events processed {totals['events']} (households not in the run: {totals['unknown']});"
+    console.print(f"register events processed {totals['events']} (households not in the run: {totals['unknown']}; "
+                  f"not applied: {totals['not_applied']});"
                   f" alerts raised {totals['alerts']}", highlight=False, soft_wrap=True)
     return totals

@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 
-from povertyrules.cli.common import ProvinceOption, fail_on_errors
+from povertyrules.cli.common import MaskingConsole, ProvinceOption, fail_on_errors
 from povertyrules.errors import RuleErrors
 
 app = typer.Typer(help="Check and test rule files.", no_args_is_help=True)
-console = Console()
+console = MaskingConsole()
 
 RulesOption = Annotated[Path | None, typer.Option("--rules", help="Rules folder (default: shipped).")]
 OverrideOption = Annotated[list[Path] | None, typer.Option(help="County override file or folder (repeatable).")]
@@ -39,13 +39,13 @@ def check(
         book = load_rulebook(rules_dir, override, province=province)
     except RuleErrors as exc:
         for error in exc.errors:
-            console.print(f"[red]✗[/red] {error}", highlight=False)
+            console.print(f"[red]✗[/red] {escape(str(error))}", highlight=False)
         raise typer.Exit(1) from None
     report = check_rulebook(book, _parse_years(years))
     for note in report.notes:
-        console.print(f"  note: {note}", highlight=False)
+        console.print(f"  note: {escape(str(note))}", highlight=False)
     for problem in report.problems:
-        console.print(f"[red]✗[/red] {problem}", highlight=False)
+        console.print(f"[red]✗[/red] {escape(str(problem))}", highlight=False)
     rule_count = sum(1 for r in book.rules.values())
     console.print(f"{rule_count} rules, {len(book.decisions)} decisions, {len(book.parameters)} parameters; "
                   f"rules_version {book.version}", highlight=False)
@@ -73,7 +73,8 @@ def test_cases(
         problems = run_case(book, case)
         if problems:
             failed += 1
-            console.print(f"[red]✗[/red] {case.name} ({case.file})\n    " + "\n    ".join(problems), highlight=False)
+            console.print("[red]✗[/red] " + escape(f"{case.name} ({case.file})\n    " + "\n    ".join(problems)),
+                          highlight=False)
     console.print(f"{len(found) - failed} passed, {failed} failed")
     if failed:
         raise typer.Exit(1)

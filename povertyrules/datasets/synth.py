@@ -155,8 +155,8 @@ def _looks(rng: np.random.Generator, ratio: np.ndarray, book: RuleBook, year: in
 def _blank_and_spoil(rng: np.random.Generator, frame: pd.DataFrame, blank_rate: float, bad_rate: float) -> None:
     """Blank a few optional cells and spoil a few cells, as real county sheets have."""
     n = len(frame)
-    optional = [c.name for c in HOUSEHOLD_COLUMNS
-                if not c.required and c.name not in ("county", "year") and c.name in frame]
+    optional = [c.name for c in HOUSEHOLD_COLUMNS if not c.required and c.name not in ("county", "year")
+                and c.kind != "id_number" and c.name in frame]  # the synthetic county holds no identity numbers
     for column in optional:
         frame.loc[rng.random(n) < blank_rate / 4, column] = None
     spoil = np.flatnonzero(rng.random(n) < bad_rate)
@@ -208,10 +208,10 @@ def write_county(county: County, path: Path | str, headers: str = "zh") -> list[
         households, members = chinese_headers(households), chinese_headers(members, MEMBER_COLUMNS)
     if path.suffix.lower() == ".xlsx":
         sheets = {"members": members} if len(members) else None
-        return [write_table(households, path, sheet="households", sheets=sheets)]
-    written = [write_table(households, path)]
+        return [write_table(households, path, sheet="households", sheets=sheets, mask=False)]  # synthetic
+    written = [write_table(households, path, mask=False)]
     if len(members):
-        written.append(write_table(members, path.with_name(f"{path.stem}.members{path.suffix}")))
+        written.append(write_table(members, path.with_name(f"{path.stem}.members{path.suffix}"), mask=False))
     return written
 
 

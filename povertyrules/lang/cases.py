@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from povertyrules.errors import MissingParameters, RuleError
+from povertyrules.lang import safeyaml
 from povertyrules.lang.rulebook import RuleBook
 
 
@@ -47,9 +47,14 @@ class Case:
 def load_cases(folder: Path) -> list[Case]:
     cases: list[Case] = []
     for path in sorted(folder.glob("*.yaml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = safeyaml.load(path) or {}
+        if not isinstance(data, dict) or not isinstance(data.get("defaults", {}), dict) \
+                or not isinstance(data.get("cases", []), list):
+            raise RuleError("expected a mapping with 'defaults' (a mapping) and 'cases' (a list)", file=str(path))
         defaults = data.get("defaults", {})
         for raw in data.get("cases", []):
+            if not isinstance(raw, dict):
+                raise RuleError(f"a test case must be a mapping, got {raw!r:.60}", file=str(path))
             unknown = set(raw) - {"name", "clause", "year", "input", "output", "members", "overrides",
                                    "province"}
             if unknown or "name" not in raw or "output" not in raw:

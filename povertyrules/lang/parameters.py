@@ -7,13 +7,16 @@ convention for yearly periods). A ``null`` value ends a parameter: no value is i
 from __future__ import annotations
 
 import datetime as dt
+import math
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from povertyrules.errors import RuleError
+from povertyrules.lang import safeyaml
+
+MAX_VALUE = 1e12  # no policy figure comes near; larger values are typing errors or attacks
 
 
 class _Strict(BaseModel):
@@ -32,6 +35,13 @@ class DatedValue(_Strict):
     source: str | None = None
     confidence: str | None = None
     note: str | None = None
+
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, v: Any) -> Any:
+        if isinstance(v, float) and not (math.isfinite(v) and abs(v) <= MAX_VALUE):
+            raise ValueError(f"a parameter value must be a finite number of at most {MAX_VALUE:g}, got {v}")
+        return v
 
 
 class Parameter(_Strict):
@@ -132,10 +142,7 @@ def parse_override_values(raw: Any, file: str, name: str) -> tuple[dict[dt.date,
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise RuleError(f"not valid YAML: {exc}", file=str(path)) from None
+    data = safeyaml.load(path)
     if not isinstance(data, dict):
         raise RuleError("expected a mapping at the top level", file=str(path))
     return data

@@ -6,7 +6,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Literal
 
-Kind = Literal["text", "number", "int", "bool", "choice"]
+Kind = Literal["text", "number", "int", "bool", "choice", "id_number"]
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,8 @@ HOUSEHOLD_COLUMNS: tuple[Column, ...] = (
     Column("assistance_measures", "帮扶措施数", "int", minimum=0),
     Column("risk_removed", "风险是否已消除", "bool"),
     Column("county_category", "监测对象类别", "choice", choices=MONITORING_CATEGORIES),
+    #: checked against GB 11643 (birth date, check digit); masked in every output
+    Column("householder_id_number", "户主身份证号码", "id_number", aliases=("户主证件号码", "户主身份证号")),
 )
 
 MEMBER_COLUMNS: tuple[Column, ...] = (
@@ -99,6 +101,7 @@ MEMBER_COLUMNS: tuple[Column, ...] = (
     Column("on_hukou", "在户口簿", "bool"),
     Column("resident", "常住", "bool"),
     Column("situation", "情形", "choice", choices=SITUATIONS),
+    Column("id_number", "身份证号码", "id_number", aliases=("证件号码", "身份证号", "公民身份号码")),
 )
 
 #: Output columns of a decision file, in contract order.

@@ -16,7 +16,8 @@ from povertyrules.decisions.trace import trace_rules
 from povertyrules.lang.clauses import clauses
 from povertyrules.lang.rulebook import RuleBook
 from povertyrules.scoring import ScoreResult
-from povertyrules.store.database import bulk_insert
+from povertyrules.store import integrity
+from povertyrules.store.database import bulk_insert, retrying, store_key_of, stored_form
 from povertyrules.store.models import Contradiction, Decision, Evidence, Reason, Run, RunError
 
 DECISION_FIELDS = [c for c in Decision.model_fields if c != "id"]
@@ -68,12 +69,16 @@ def record_run(engine: Engine, result: ScoreResult, input_file: str | Path, oper
     Re-scoring makes a new run."""
     if result.inputs is None:
         raise ValueError("score with keep_records=True to store a run")
-    book, decisions = result.book, result.decisions
+    from povertyrules.privacy import pseudonym_frame
+
+    key = store_key_of(engine)  # identity numbers are kept as masked form + keyed hash, never as such
+    book, decisions = result.book, pseudonym_frame(result.decisions, key)
+    inputs, run_errors = pseudonym_frame(result.inputs, key), pseudonym_frame(result.errors, key)
     years = sorted({int(y) for y in decisions["year"].unique()}) if len(decisions) else []
     cited = sorted(book.cited_clauses())
     known = clauses()
-    run = Run(
-        created_at=dt.datetime.now(dt.UTC), operator=operator or getpass.getuser(),
+    fields = dict(
+        operator=operator or getpass.getuser(),
         input_file=str(input_file), input_sha256=sha256(input_file) if Path(input_file).is_file() else "",
         year=years[0] if len(years) == 1 else None, rules_version=result.rules_version,
         decided=len(decisions), error_rows=result.error_rows, input_rows=result.rows, lang=lang,
@@ -82,27 +87,38 @@ def record_run(engine: Engine, result: ScoreResult, input_file: str | Path, oper
         clauses=json.dumps({c: known.get(c) for c in cited}, ensure_ascii=False),
         trace_rules=json.dumps(trace_rules(book)),
     )
-    with Session(engine) as session:
-        session.add(run)
-        session.flush()
-        run_id = int(run.id)
-        connection = session.connection()
-        bulk_insert(connection, "decision", DECISION_FIELDS, _decision_rows(run_id, decisions, result.inputs))
-        errors = result.errors.assign(run_id=run_id)
-        bulk_insert(connection, "runerror", ERROR_FIELDS,
-                    _rows(errors[ERROR_FIELDS].astype(object).where(errors[ERROR_FIELDS].notna(), None)))
-        if result.evidence is not None and len(result.evidence):
-            evidence = result.evidence.rename(columns={"date": "record_date", "register": "register_name"})
-            evidence = evidence.assign(run_id=run_id)
-            bulk_insert(connection, "evidence", EVIDENCE_FIELDS, _rows(_plain(evidence[EVIDENCE_FIELDS])))
-        if result.contradictions is not None and len(result.contradictions):
-            table = result.contradictions.assign(run_id=run_id, file_value=result.contradictions["file_value"]
-                                                 .astype(str), register_value=result.contradictions[
-                                                     "register_value"].astype(str))
-            bulk_insert(connection, "contradiction", CONTRADICTION_FIELDS,
-                        _rows(_plain(table[CONTRADICTION_FIELDS])))
-        session.commit()
-    return run_id
+
+    def write() -> int:  # one transaction; tried again while another writer holds the database
+        with Session(engine) as session:
+            integrity.lock(session.connection())
+            run = Run(created_at=dt.datetime.now(dt.UTC), **fields)
+            session.add(run)
+            session.flush()  # the first statement writes, so SQLite takes the write lock at once (no upgrade)
+            run_id = int(run.id)
+            connection = session.connection()
+            bulk_insert(connection, "decision", DECISION_FIELDS, _decision_rows(run_id, decisions, inputs))
+            errors = run_errors.assign(run_id=run_id)
+            bulk_insert(connection, "runerror", ERROR_FIELDS,
+                        _rows(errors[ERROR_FIELDS].astype(object).where(errors[ERROR_FIELDS].notna(), None)))
+            _register_rows(connection, run_id, result)
+            integrity.seal(connection, run_id)
+            session.commit()
+        return run_id
+
+    return retrying(write)
+
+
+def _register_rows(connection, run_id: int, result: ScoreResult) -> None:
+    """The register evidence and contradictions of the run (identities in them are already masked)."""
+    if result.evidence is not None and len(result.evidence):
+        evidence = result.evidence.rename(columns={"date": "record_date", "register": "register_name"})
+        evidence = evidence.assign(run_id=run_id)
+        bulk_insert(connection, "evidence", EVIDENCE_FIELDS, _rows(_plain(evidence[EVIDENCE_FIELDS])))
+    if result.contradictions is not None and len(result.contradictions):
+        table = result.contradictions.assign(run_id=run_id,
+                                             file_value=result.contradictions["file_value"].astype(str),
+                                             register_value=result.contradictions["register_value"].astype(str))
+        bulk_insert(connection, "contradiction", CONTRADICTION_FIELDS, _rows(_plain(table[CONTRADICTION_FIELDS])))
 
 
 def _plain(frame: pd.DataFrame) -> pd.DataFrame:
@@ -156,6 +172,7 @@ def runs(engine: Engine) -> list[Run]:
 
 def decision_of(engine: Engine, household_id: str, run_id: int | None = None) -> Decision:
     """The household's decision in the given run, or in the latest run that decided it."""
+    household_id = stored_form(engine, household_id)
     with Session(engine) as session:
         query = select(Decision).where(Decision.household_id == household_id)
         query = query.where(Decision.run_id == run_id) if run_id else query.order_by(Decision.run_id.desc())
@@ -168,6 +185,7 @@ def decision_of(engine: Engine, household_id: str, run_id: int | None = None) ->
 
 def reasons_of(engine: Engine, household_id: str, run_id: int) -> list[Reason]:
     """The reasons of a stored decision, re-derived from its input row and the run's rule snapshot."""
+    household_id = stored_form(engine, household_id)
     records = reasons_for(engine, run_id, [household_id])
     return [Reason(run_id=run_id, **r) for r in records.get(household_id, [])]
 
@@ -206,6 +224,7 @@ def reasons_for(engine: Engine, run_id: int, ids: list[str]) -> dict[str, list[d
 
 
 def history_of(engine: Engine, household_id: str) -> list[tuple[Run, Decision]]:
+    household_id = stored_form(engine, household_id)
     with Session(engine) as session:
         query = (select(Run, Decision).join(Decision, Decision.run_id == Run.id)
                  .where(Decision.household_id == household_id).order_by(Run.id))

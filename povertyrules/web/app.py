@@ -6,20 +6,24 @@ numbers are masked in every page, JSON answer and export unless the server start
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
-from pathlib import Path
-from typing import Any
+from pathlib import Path as FilePath
+from typing import Annotated, Any
 
 import pandas as pd
-from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import FastAPI, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import func, or_, select
 from sqlmodel import Session
 
 from povertyrules.io.tables import write_table
-from povertyrules.store.database import connect
+from povertyrules.privacy import mask, mask_frame
+from povertyrules.store.database import connect, stored_form
 from povertyrules.store.explain import explain_stored
 from povertyrules.store.models import Decision, Run
 from povertyrules.store.reports import watchlist
@@ -36,8 +40,16 @@ from povertyrules.store.runs import (
 )
 
 PAGE_SIZE = 50
-ID_NUMBER = re.compile(r"(?<!\d)(\d{6})\d{8}(\d{3}[\dXx])(?!\d)")
-PHONE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
+#: what a request may carry: larger numbers, longer ids or queries are answered 422, never 500
+MAX_NUMBER = 2**31 - 1
+MAX_PAGE = 100_000
+MAX_QUERY = 100
+MAX_ID = 64
+MAX_URL = 4_096
+RunId = Annotated[int, Path(ge=1, le=MAX_NUMBER)]
+HouseholdId = Annotated[str, Path(min_length=1, max_length=MAX_ID)]
+Page = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+OptionalRun = Annotated[int | None, Query(ge=1, le=MAX_NUMBER)]
 TEXT = {
     "zh": {"title": "精准扶贫决策查询", "search": "查询", "placeholder": "户编号或村名", "household": "户",
            "village": "村", "identification": "识别", "exit": "退出", "monitoring": "监测", "reasons": "判定依据",
@@ -53,23 +65,121 @@ TEXT = {
 }
 
 
-def mask(value: Any) -> Any:
-    """Mask identity-card numbers (keep 6 + 4) and mobile numbers (keep 3 + 4) in text, lists and dicts."""
-    if isinstance(value, str):
-        return PHONE.sub(r"\1****\2", ID_NUMBER.sub(r"\1********\2", value))
-    if isinstance(value, dict):
-        return {k: mask(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask(v) for v in value]
-    return value
+TEMPLATES = FilePath(__file__).parent / "templates"
 
 
-def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
+def _style_hash() -> str:
+    """The CSP hash of the pages' one inline style block (base.html), so no 'unsafe-inline' is needed."""
+    style = re.search(r"<style>(.*?)</style>", (TEMPLATES / "base.html").read_text(encoding="utf-8"), re.S)
+    digest = hashlib.sha256(style.group(1).encode()).digest() if style else b""
+    return f"'sha256-{base64.b64encode(digest).decode()}'"
+
+
+def security_headers() -> dict[str, str]:
+    """Headers on every answer: nothing loads from elsewhere, no framing, no sniffing, no referrer."""
+    return {
+        "Content-Security-Policy": f"default-src 'none'; style-src {_style_hash()}; img-src 'self'; "
+                                   "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+        "Cross-Origin-Opener-Policy": "same-origin",
+    }
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding to `host` keeps the server on this machine."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
+
+
+def _household_of(engine, path: str) -> str | None:
+    """The household a request reads, for the access log."""
+    from urllib.parse import unquote
+
+    match = re.match(r"^/(?:api/households|household)/([^/]+)$", path)
+    if match:
+        return unquote(match.group(1))[:MAX_ID]
+    match = re.match(r"^/decision/(\d{1,9})$", path)
+    if match:
+        with Session(engine) as session:
+            decision = session.get(Decision, int(match.group(1)))
+        return decision.household_id if decision else None
+    return None
+
+
+def _basic_user(engine, header: str | None) -> str | None:
+    """The user an ``Authorization: Basic`` header names, if the password is right."""
+    from povertyrules.store.access import authenticate
+
+    if not header or not header.lower().startswith("basic "):
+        return None
+    try:
+        name, _, password = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8").partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return name if name and authenticate(engine, name, password) else None
+
+
+def create_app(db: str | None = None, show_identities: bool = False, require_login: bool = False) -> FastAPI:
+    """The inspector's app. With `require_login` (any address beyond loopback) every request needs a user of
+    the store (HTTP Basic over the county network; put TLS in front). Every read is logged (查询留痕)."""
+    from povertyrules.store.access import log_read
+
     engine = connect(db)
+    # /docs and /redoc would load scripts from a CDN: off; the schema stays at /openapi.json
     app = FastAPI(title="povertyrules inspector", description="Read-only decisions, reasons and runs.",
-                  version="1")
-    templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+                  version="1", docs_url=None, redoc_url=None)
+    templates = Jinja2Templates(directory=str(TEMPLATES))
     protect = (lambda v: v) if show_identities else mask
+    headers = security_headers()
+
+    checked: dict[str, Any] = {"at": -1e9, "problems": []}
+
+    def store_problems(household_id: str | None = None) -> list[str]:
+        """The store's cheap verification (cached for a minute), with one household's rows when given."""
+        import time
+
+        from povertyrules.store.integrity import check_household, quick_check
+
+        if household_id:
+            return check_household(engine, household_id).problems
+        if time.monotonic() - checked["at"] > 60:
+            checked.update(at=time.monotonic(), problems=quick_check(engine).problems)
+        return checked["problems"]
+
+    @app.middleware("http")
+    async def harden(request: Request, call_next):
+        user = "local"
+        if len(str(request.url)) > MAX_URL:
+            response = JSONResponse({"detail": "request URL too long / 请求过长"}, status_code=414)
+        elif require_login and (user := _basic_user(engine, request.headers.get("authorization"))) is None:
+            user = "(refused)"
+            response = JSONResponse({"detail": "login required / 请登录"}, status_code=401,
+                                    headers={"WWW-Authenticate": 'Basic realm="povertyrules", charset="UTF-8"'})
+        else:
+            response = await call_next(request)
+        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        household_id = _household_of(engine, request.url.path) if response.status_code < 400 else None
+        log_read(engine, user, request.client.host if request.client else None, request.method, path,
+                 household_id, response.status_code)
+        response.headers.update(headers)
+        if store_problems():
+            response.headers["X-Store-Verification"] = "failed"
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """422 naming the bad parameter and the rule it breaks, without echoing the value (it may be an id)."""
+        problems = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        return JSONResponse({"detail": problems}, status_code=422)
 
     def latest_run() -> int | None:
         with Session(engine) as session:
@@ -80,7 +190,8 @@ def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
         if not q:
             return [], 0
         latest = (select(Decision.household_id, func.max(Decision.run_id).label("run_id"))
-                  .where(or_(Decision.household_id == q, Decision.village.contains(q)))
+                  .where(or_(Decision.household_id == stored_form(engine, q),
+                             Decision.village.contains(q, autoescape=True)))
                   .group_by(Decision.household_id).subquery())
         joined = (Decision.household_id == latest.c.household_id) & (Decision.run_id == latest.c.run_id)
         with Session(engine) as session:
@@ -95,8 +206,8 @@ def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
     def household(hid: str, run: int | None) -> dict[str, Any]:
         try:
             decision = decision_of(engine, hid, run)
-        except NotFound as exc:
-            raise HTTPException(404, str(exc)) from None
+        except NotFound:
+            raise HTTPException(404, "未找到该户 / household not found") from None  # never echo the id
         stored = get_run(engine, decision.run_id)
         data = explain_stored(stored, decision, reasons_of(engine, hid, decision.run_id)).to_dict()
         data["evidence"] = [e.model_dump(exclude={"id", "run_id"})
@@ -104,6 +215,7 @@ def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
         data["contradictions"] = [c.model_dump(exclude={"id", "run_id"})
                                   for c in contradictions_of(engine, decision.run_id, hid)]
         data["location"] = {"county": decision.county, "township": decision.township, "village": decision.village}
+        data["store_problems"] = store_problems(hid)
         data["history"] = [{"run_id": r.id, "time": r.created_at.isoformat(), "year": d.year,
                             "identification": d.identification, "exit": d.exit, "monitoring": d.monitoring,
                             "per_capita_income": d.per_capita_income} for r, d in history_of(engine, hid)]
@@ -112,8 +224,8 @@ def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
     def run_summary(run_id: int) -> dict[str, Any]:
         try:
             stored = get_run(engine, run_id)
-        except NotFound as exc:
-            raise HTTPException(404, str(exc)) from None
+        except NotFound:
+            raise HTTPException(404, "未找到该运行 / run not found") from None
         frame = decisions_frame(engine, run_id)
         counts = {d: frame[d].replace("", "—").value_counts().to_dict() for d in ("identification", "exit",
                                                                                    "monitoring")}
@@ -125,12 +237,12 @@ def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
 
     # -- JSON API ---------------------------------------------------------------------------------
     @app.get("/api/households", summary="Search households of the latest run by id or village")
-    def api_search(q: str = Query(..., min_length=1), page: int = Query(1, ge=1)) -> dict:
+    def api_search(q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY)], page: Page = 1) -> dict:
         rows, total = search(q, page)
         return {"query": q, "page": page, "page_size": PAGE_SIZE, "total": total, "households": rows}
 
     @app.get("/api/households/{household_id}", summary="A household's decision, reasons, clauses, history")
-    def api_household(household_id: str, run: int | None = None) -> dict:
+    def api_household(household_id: HouseholdId, run: OptionalRun = None) -> dict:
         return json.loads(json.dumps(household(household_id, run), default=str))
 
     @app.get("/api/runs", summary="The stored runs")
@@ -141,40 +253,43 @@ def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
         return [protect({**r._mapping, "created_at": r.created_at.isoformat()}) for r in runs]
 
     @app.get("/api/runs/{run_id}", summary="Counts per status and township for a run")
-    def api_run(run_id: int) -> dict:
+    def api_run(run_id: RunId) -> dict:
         return protect(run_summary(run_id))
 
     # -- pages ------------------------------------------------------------------------------------
     def render(request: Request, name: str, lang: str, **context: Any) -> HTMLResponse:
         lang = lang if lang in TEXT else "zh"
-        return templates.TemplateResponse(request, name, {"t": TEXT[lang], "lang": lang, **context})
+        problems = context.get("h", {}).get("store_problems") or store_problems()
+        return templates.TemplateResponse(request, name, {"t": TEXT[lang], "lang": lang, "store_problems": problems,
+                                                          **context})
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def page_search(request: Request, q: str = "", page: int = Query(1, ge=1), lang: str = "zh"):
+    def page_search(request: Request, q: Annotated[str, Query(max_length=MAX_QUERY)] = "", page: Page = 1,
+                    lang: str = "zh"):
         rows, total = search(q, page)
         pages = max(1, -(-total // PAGE_SIZE))
         return render(request, "search.html", lang, q=q, shown_q=protect(q), rows=rows, total=total, page=page,
                       pages=pages, run_id=latest_run())
 
     @app.get("/household/{household_id}", response_class=HTMLResponse, include_in_schema=False)
-    def page_household(request: Request, household_id: str, run: int | None = None, lang: str = "zh"):
+    def page_household(request: Request, household_id: HouseholdId, run: OptionalRun = None, lang: str = "zh"):
         return render(request, "household.html", lang, h=household(household_id, run))
 
     @app.get("/decision/{decision_id}", response_class=HTMLResponse, include_in_schema=False)
-    def page_decision(request: Request, decision_id: int, lang: str = "zh"):
+    def page_decision(request: Request, decision_id: RunId, lang: str = "zh"):
         """A household's page by the stored decision's number, so links never carry a (masked) identity."""
         with Session(engine) as session:
             decision = session.get(Decision, decision_id)
         if decision is None:
-            raise HTTPException(404, f"no decision {decision_id}")
+            raise HTTPException(404, "未找到该决策 / decision not found")
         return render(request, "household.html", lang, h=household(decision.household_id, decision.run_id))
 
     @app.get("/run/{run_id}", response_class=HTMLResponse, include_in_schema=False)
-    def page_run(request: Request, run_id: int, lang: str = "zh"):
+    def page_run(request: Request, run_id: RunId, lang: str = "zh"):
         return render(request, "run.html", lang, r=run_summary(run_id))
 
     @app.get("/run/{run_id}/decisions.xlsx", summary="A run's decisions as xlsx (zh: Chinese headers and values)")
-    def download_decisions(run_id: int, lang: str = "zh") -> Response:
+    def download_decisions(run_id: RunId, lang: str = "zh") -> Response:
         """Streamed: read from the store in chunks into a constant-memory workbook, sent as a file."""
         import os
         import tempfile
@@ -199,7 +314,8 @@ def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
                             media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
     @app.get("/run/{run_id}/watchlist.xlsx", summary="A run's watchlist and MON-2 scale check as xlsx")
-    def download_watchlist(run_id: int) -> Response:
+    def download_watchlist(run_id: RunId) -> Response:
+        run_summary(run_id)
         households, scale = watchlist(engine, run_id)
         return _xlsx(_masked_frame(households, show_identities), f"watchlist-run{run_id}.xlsx",
                      {"scale": scale})
@@ -208,17 +324,14 @@ def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
 
 
 def _masked_frame(frame: pd.DataFrame, show: bool) -> pd.DataFrame:
-    if show:
-        return frame
-    return frame.apply(lambda column: column.map(mask) if column.dtype == object or
-                       pd.api.types.is_string_dtype(column) else column)
+    return frame if show else mask_frame(frame)
 
 
 def _xlsx(frame: pd.DataFrame, name: str, sheets: dict[str, pd.DataFrame] | None = None) -> Response:
     import tempfile
 
     with tempfile.TemporaryDirectory() as folder:
-        path = write_table(frame, Path(folder) / name, sheet="data", sheets=sheets)
+        path = write_table(frame, FilePath(folder) / name, sheet="data", sheets=sheets, mask=False)  # done above
         content = path.read_bytes()
     return Response(content, media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
