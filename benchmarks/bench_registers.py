@@ -25,11 +25,10 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_score import run_cli
 
-from povertyrules.datasets.layouts import national_export
+from povertyrules.datasets.layouts import national_export, valid_id
 from povertyrules.datasets.synth import synth
 from povertyrules.lang.rulebook import load_rulebook
 from povertyrules.layouts.prepare import prepare
-from povertyrules.model.identity import valid_id
 from povertyrules.registers.match import apply_registers, read_register
 from povertyrules.registers.spec import load_registers
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,7 +80,8 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
           members_file: str = "<members>", chunk_size: int = 50_000,
           progress: Callable[[int], None] | None = None, keep_records: bool = False,
           sink: Callable[[pd.DataFrame, pa.Table | None], None] | None = None, rows: np.ndarray | None = None,
-          province: str | None = None, reasons: str = "main", sink_records: bool = False) -> ScoreResult:
+          province: str | None = None, reasons: str = "main", sink_records: bool = False,
+          duplicated_elsewhere: Collection[str] = ()) -> ScoreResult:
     """Score household rows (English or Chinese headers) and return decisions and errors.
 
     :param year: evaluation year for rows without a ``year``/``年度`` value.
@@ -97,11 +98,14 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
     :param sink: called with each chunk of decisions (and its reason records, or None) as it is made (to
         stream them to a file); the result's
         `decisions` then leave out the long text columns (`reasons`, `missing_columns`) to save memory.
+    :param duplicated_elsewhere: household ids that also occur in another partition of the same input; their
+        rows are errors (duplicate id), as they would be in one file.
     """
     book = resolve_rules(rules, overrides, override_files, province)
     _check_outputs(book)
     parsed = parse_records(frame, HOUSEHOLD_COLUMNS, file, optional=frozenset({"members"}) if members is not None
-                           else frozenset(), unique="household_id", rows=rows)
+                           else frozenset(), unique="household_id", rows=rows,
+                           duplicated_elsewhere=duplicated_elsewhere)
     valid, errors = parsed.valid, [parsed.errors]
     valid, year_errors = _fill_year(valid, year, file)
     errors.append(year_errors)

@@ -63,8 +63,8 @@ def test_insert_or_replace_is_refused_by_the_database(stored):
     forge = ("INSERT OR REPLACE INTO decision SELECT * FROM decision WHERE household_id = 'h1'" if sqlite else
              "INSERT INTO decision SELECT * FROM decision WHERE household_id = 'h1' "
              "ON CONFLICT (id) DO UPDATE SET identification = 'poor'")
-    for statement in (forge, "UPDATE decision SET identification = 'poor'", "DELETE FROM reason",
-                      "INSERT OR REPLACE INTO run SELECT * FROM run" if sqlite else "TRUNCATE reason CASCADE"):
+    for statement in (forge, "UPDATE decision SET identification = 'poor'", "DELETE FROM decision",
+                      "INSERT OR REPLACE INTO run SELECT * FROM run" if sqlite else "TRUNCATE decision CASCADE"):
         with pytest.raises(DatabaseError, match="append-only"), engine.begin() as connection:
             connection.execute(text(statement))
     assert verify(engine).ok
@@ -76,8 +76,8 @@ COPY = "INSERT INTO decision SELECT id + 1000, 2, {columns} FROM decision WHERE 
 @pytest.mark.parametrize("attack,named,household,counts_kept", [
     (["DROP TRIGGER {decision_update}", "UPDATE decision SET identification = 'poor' WHERE household_id = 'h1' "
       "AND run_id = 1"], "run 1, table decision: row 1 of the run (id 1, household h1)", "h1", True),
-    (["DROP TRIGGER {reason_delete}", "DELETE FROM reason WHERE run_id = 2"], "run 2: reason has 0 rows", "h1",
-     False),
+    (["DROP TRIGGER {decision_delete}", "DELETE FROM decision WHERE run_id = 2"], "run 2: decision has 0 rows",
+     "h1", False),
     (["DROP TRIGGER {run_update}", "UPDATE run SET operator = 'someone else' WHERE id = 1"],
      "run 1: its record", "h1", False),
     (["DROP TRIGGER {decision_delete}", "DELETE FROM decision WHERE run_id = 2 AND household_id = 'h2'", COPY],
@@ -88,7 +88,7 @@ def test_tampering_is_named_by_verify_and_warned_by_read_commands(stored, attack
     pg = engine.dialect.name == "postgresql"
     names = {k: (f"{k.rsplit('_', 1)[0]}_append_only ON {k.rsplit('_', 1)[0]}" if pg else
                  f"{k.rsplit('_', 1)[0]}_no_{k.rsplit('_', 1)[1]}")
-             for k in ("decision_update", "decision_delete", "reason_delete", "run_update")}
+             for k in ("decision_update", "decision_delete", "run_update")}
     columns = ", ".join(f'"{c}"' for c in _decision_columns(engine)[2:])
     raw(stored, *(s.format(**names, columns=columns) for s in attack))
     engine = fresh(stored)  # the next command (its connect also puts the dropped trigger back)
@@ -113,11 +113,11 @@ def _decision_columns(engine) -> list[str]:
 
 def test_a_dropped_and_recreated_table_is_named(stored):
     engine = connect(stored)
-    statements = ["DROP TABLE reason"] if engine.dialect.name == "sqlite" else ["DROP TABLE reason CASCADE"]
+    statements = ["DROP TABLE decision"] if engine.dialect.name == "sqlite" else ["DROP TABLE decision CASCADE"]
     raw(stored, *statements)
     fresh(stored)  # re-creates the table, empty
     result = run("store", "verify", "--db", stored)
-    assert result.exit_code == 1 and "run 1: reason has 0 rows" in result.output.replace("\n", "")
+    assert result.exit_code == 1 and "run 1: decision has 0 rows" in result.output.replace("\n", "")
     assert "WARNING" in run("runs", "--db", stored).output
 
 

@@ -19,7 +19,7 @@ from povertyrules.errors import RuleError
 from povertyrules.lang.clauses import clauses
 from povertyrules.lang.rulebook import load_rulebook
 from povertyrules.layouts.prepare import prepare
-from povertyrules.model.identity import mask_identities
+from povertyrules.privacy import mask_text as mask_identities
 from povertyrules.registers.match import apply_registers, read_register
 from povertyrules.registers.spec import load_register, load_registers
 from povertyrules.scoring import score
@@ -309,7 +309,7 @@ def test_a_large_utf8_csv_whose_first_block_ends_inside_a_character_is_read(tmp_
 
 
 def test_the_bulk_id_mask_is_the_maskers_own(county):
-    from povertyrules.model.identity import mask_id_numbers
+    from povertyrules.privacy import mask_id_numbers
 
     ids = pd.Series([*_people(county, SEED)["id_number"].head(50), "110101900101123"])
     assert mask_id_numbers(ids).tolist() == [mask_identities(i) for i in ids]

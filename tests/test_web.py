@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from povertyrules.store.database import connect
 from povertyrules.store.runs import record_run
 from povertyrules.web.app import create_app, mask
 
+from . import system
 from .conftest import ROOT, SAMPLE, households
 
 ARTIFACTS = Path(os.environ.get("POVERTYRULES_ARTIFACTS", ROOT / "test-artifacts"))
@@ -136,9 +136,7 @@ def _free_port() -> int:
 
 
 def test_an_inspector_reads_the_clause_text_in_a_real_browser(store, excluded):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    chromium = system.chromium("tests/test_web.py")
     from playwright.sync_api import sync_playwright
 
     port = _free_port()

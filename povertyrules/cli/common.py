@@ -40,7 +40,7 @@ def fail_on_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except PovertyRulesError as exc:
-            console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+            console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper

@@ -63,6 +63,22 @@ def registers(
     county_data = make(households, seed=seed, year=year, county=county, bad_rate=0.0)
     for path in write_registers(county_data, output, seed=seed, year=year):
         console.print(f"wrote {path}")
+def sample(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Copy it here (default: print its path).")]
+    = None,
+) -> None:
+    """The bundled sample county (2,000 households, Chinese headers, a members sheet): copy it, or print its path."""
+    import shutil
+
+    from povertyrules.shipped import sample_county
+
+    source = sample_county()
+    if output is None:
+        print(source)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, output)
+    console.print(f"wrote {output}")
 
 
 @app.command()

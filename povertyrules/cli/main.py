@@ -13,6 +13,7 @@ from rich.table import Table
 from povertyrules.cli import access, audit, datasets, inspect, monitor, notebook, procedure, rules, store
 from povertyrules.cli.common import MaskingConsole, ProvinceOption, fail_on_errors, parse_sets
 from povertyrules.decisions.files import DecisionWriter
+from povertyrules.errors import PovertyRulesError
 from povertyrules.io.tables import write_table
 
 app = typer.Typer(help="Rules-as-code for targeted poverty alleviation: identification, exit, monitoring.",
@@ -67,9 +68,21 @@ def score(
     store: Annotated[bool, typer.Option(help="Record the run in the audit store and print its id.")] = False,
     db: audit.DbOption = None,
     operator: Annotated[str | None, typer.Option(help="Who ran it (default: the login name).")] = None,
+    dask: Annotated[bool, typer.Option(help="Score the files INPUT names ('dir/*.parquet') on Dask, one task per "
+                                            "file; OUT becomes a folder of Parquet parts.")] = False,
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address (implies --dask; default: a "
+                                                       "LocalCluster on this machine).")] = None,
+    workers: Annotated[int | None, typer.Option(help="LocalCluster workers (default: one per core).")] = None,
 ) -> None:
     """Score every household and write decisions with cited reasons; unreadable rows go to an errors file,
     lines that are not households (titles, 合计, signatures) to a skipped file."""
+    if dask or scheduler:
+        from povertyrules.cli.cluster import score_on_dask
+
+        if layout or join:
+            raise PovertyRulesError("--layout/--join are not supported with --dask: partitions are contract tables")
+        return score_on_dask(input, output, members, year, rules_dir, override, parse_sets(set_), lang, store, db,
+                             operator, scheduler, workers)
     from povertyrules.layouts.prepare import prepare
     from povertyrules.scoring import resolve_rules
     from povertyrules.scoring import score as run_score

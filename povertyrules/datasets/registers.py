@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from povertyrules.datasets.layouts import _people
+from povertyrules.datasets.layouts import _people, valid_id
 from povertyrules.datasets.synth import County
-from povertyrules.model.identity import valid_id
 
 KINDS = ("vehicles", "market_entities", "state_payroll", "urban_property", "medical_settlements",
          "disaster_losses", "disability_certificates", "social_assistance")

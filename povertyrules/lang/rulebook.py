@@ -29,13 +29,19 @@ from povertyrules.lang import expr as ex
 from povertyrules.lang import safeyaml
 from povertyrules.lang.parameters import Parameter, Text, load_parameters, parse_override_values
 from povertyrules.model.columns import HOUSEHOLD_COLUMNS, MEMBER_COLUMNS, Column
+from povertyrules.shipped import rules_folder
 
 Entity = Literal["household", "member"]
 ENTITY_COLUMNS: dict[str, tuple[Column, ...]] = {"household": HOUSEHOLD_COLUMNS, "member": MEMBER_COLUMNS}
 _COLUMN_MAPS: dict[str, dict[str, Column]] = {e: {c.name: c for c in cs} for e, cs in ENTITY_COLUMNS.items()}
 REVIEW = "review"
 MAX_MESSAGE = 1_000
-DEFAULT_RULES = Path(__file__).resolve().parents[2] / "rules"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DEFAULT_RULES":  # the shipped rules folder, found when asked (checkout, else package data)
+        return rules_folder()
+    raise AttributeError(name)
 
 
 class _Strict(BaseModel):
@@ -197,7 +203,7 @@ class RuleBook:
 
 def shipped_provinces(root: Path | str | None = None) -> list[str]:
     """The province files shipped in ``RULES/provinces/`` (Chinese province names)."""
-    folder = Path(root or DEFAULT_RULES) / "provinces"
+    folder = Path(root or rules_folder()) / "provinces"
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
 
 
@@ -208,8 +214,8 @@ def province_file(root: Path | str | None, province: str) -> Path:
         listed_zh, listed_en = "、".join(shipped) or "无", ", ".join(shipped) or "none"
         raise RuleError(f"未提供省份“{province}”的监测线文件，已提供：{listed_zh}（其他省份请用 --override 提供）"
                         f" / no province file for '{province}'; shipped: {listed_en} (supply others with --override)",
-                        file=str(Path(root or DEFAULT_RULES) / "provinces"))
-    return Path(root or DEFAULT_RULES) / "provinces" / f"{province}.yaml"
+                        file=str(Path(root or rules_folder()) / "provinces"))
+    return Path(root or rules_folder()) / "provinces" / f"{province}.yaml"
 
 
 def load_rulebook(root: Path | str | None = None, overrides: list[Path | str] | None = None,
@@ -222,7 +228,7 @@ def load_rulebook(root: Path | str | None = None, overrides: list[Path | str] | 
     Raises `RuleErrors` listing every problem found. A rule set whose files have not changed since it was
     last loaded is returned from a cache (treat a `RuleBook` as read-only).
     """
-    root = Path(root) if root else DEFAULT_RULES
+    root = Path(root) if root else rules_folder()
     if province:
         overrides = [province_file(root, province), *(overrides or [])]
     sources = [root, *(Path(o) for o in overrides or [])]

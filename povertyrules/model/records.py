@@ -6,6 +6,7 @@ row number (the header is row 1), household id, column, value and a message in C
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,10 +51,13 @@ def rename_headers(raw: pd.DataFrame, columns: tuple[Column, ...], file: str) ->
 
 def parse_records(raw: pd.DataFrame, columns: tuple[Column, ...], file: str,
                   optional: frozenset[str] = frozenset(), unique: str | None = None,
-                  rows: np.ndarray | None = None) -> Parsed:
+                  rows: np.ndarray | None = None, duplicated_elsewhere: Collection[str] = ()) -> Parsed:
     """Type every contract column of `raw`; `optional` lists required columns a caller will derive.
 
-    `rows` gives each row's line in the original sheet (default: the header is line 1, data from line 2)."""
+    `rows` gives each row's line in the original sheet (default: the header is line 1, data from line 2).
+    `duplicated_elsewhere`: values of `unique` that also occur in another part of the same input (another
+    partition of one data set); their rows are duplicates exactly as if both parts were one file.
+    """
     # positions, not labels: a slice, a shuffled or a filtered frame reads exactly like a fresh one
     frame = rename_headers(raw, columns, file).reset_index(drop=True)
     for column in columns:
@@ -79,6 +83,8 @@ def parse_records(raw: pd.DataFrame, columns: tuple[Column, ...], file: str,
         typed[column.name] = values
     if unique and unique in typed:
         duplicated = typed[unique].notna() & typed[unique].duplicated(keep=False)
+        if len(duplicated_elsewhere):
+            duplicated |= typed[unique].isin(list(duplicated_elsewhere)).fillna(False).astype(bool)
         if duplicated.any():
             column = next(c for c in columns if c.name == unique)
             problems.append(_problems(rows, ids, column, frame[unique], duplicated,

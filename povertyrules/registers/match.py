@@ -29,8 +29,9 @@ from povertyrules.layouts.prepare import SKIPPED_COLUMNS, _empty, _id_numbers, _
 from povertyrules.layouts.spec import CONTRACT
 from povertyrules.layouts.table import classify, find_table
 from povertyrules.model.columns import ERROR_COLUMNS, Column
-from povertyrules.model.identity import mask_id_numbers, mask_identities
 from povertyrules.model.records import _parse
+from povertyrules.privacy import mask_id_numbers
+from povertyrules.privacy import mask_text as mask_identities
 from povertyrules.registers.spec import Register
 
 EVIDENCE_COLUMNS = ("household_id", "column", "clause", "register", "kind", "date", "member", "text", "file", "row")

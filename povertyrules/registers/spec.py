@@ -22,8 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from povertyrules.errors import ExpressionError, RuleError
 from povertyrules.lang import expr as ex
+from povertyrules.lang import safeyaml
 from povertyrules.lang.parameters import Text
-from povertyrules.lang.safe_yaml import load_yaml
 from povertyrules.layouts.spec import CONTRACT, FieldSpec, Layout, LayoutFile, _compile
 from povertyrules.monitor.events import KINDS, SOURCES
 
@@ -131,7 +131,7 @@ def load_registers(folder: Path) -> dict[str, Register]:
 
 def load_register(path: Path) -> Register:
     try:
-        spec = RegisterFile.model_validate(load_yaml(path))
+        spec = RegisterFile.model_validate(safeyaml.load(path))
     except ValidationError as exc:
         first = exc.errors()[0]
         raise RuleError(f"{first['msg']} at '{'.'.join(str(p) for p in first['loc'])}'", file=str(path)) from None

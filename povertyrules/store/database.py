@@ -38,15 +38,17 @@ def database_url(db: str | Path | None = None) -> str:
 _ENGINES: dict[str, Engine] = {}
 
 
-def connect(db: str | Path | None = None) -> Engine:
-    """An engine with the tables and append-only triggers in place (created on first use)."""
+def connect(db: str | Path | None = None, prepare: bool = True) -> Engine:
+    """An engine with the tables and append-only triggers in place (created on first use). `prepare=False` for
+    writers that join a run another process created (the DDL would lock the tables they write)."""
     url = database_url(db)
     if url not in _ENGINES:
         sqlite = url.startswith("sqlite")
         engine = create_engine(url, connect_args={"timeout": BUSY_SECONDS} if sqlite else {})
         if sqlite:
             event.listen(engine, "connect", _sqlite_pragmas)
-        retrying(lambda: create(engine))
+        if prepare:
+            retrying(lambda: create(engine))
         _ENGINES[url] = engine
     return _ENGINES[url]
 
