@@ -38,6 +38,10 @@ class ScoreResult:
     records: pa.Table | None = None
     #: the typed input rows that were decided (only when scored with ``keep_records=True``)
     inputs: pd.DataFrame | None = None
+    #: register records behind derived facts (`povertyrules.registers.match.EVIDENCE_COLUMNS`), when matched
+    evidence: pd.DataFrame | None = None
+    #: where a register says otherwise than the household file (`CONTRADICTION_COLUMNS`), when matched
+    contradictions: pd.DataFrame | None = None
 
     @property
     def error_rows(self) -> int:

@@ -33,3 +33,8 @@ def test_the_store_benchmark_prints_store_time_and_explain_latency():
 def test_the_monitor_benchmark_prints_events_per_second_and_the_ratio():
     out = run("bench_monitor.py", "--households", "300", "--events", "500")
     assert "events/s" in out and "ratio batch/monitor" in out
+
+
+def test_the_register_benchmark_prints_the_added_share():
+    out = run("bench_registers.py", "--people", "3000", "--records", "3000")
+    assert "added by the registers" in out and "match, window, facts, evidence" in out

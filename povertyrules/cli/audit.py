@@ -42,7 +42,7 @@ def explain(
 ) -> None:
     """Why was this household decided so? The stored reasons, clause texts, and what would change it."""
     from povertyrules.store.explain import explain_stored
-    from povertyrules.store.runs import NotFound, decision_of, get_run, reasons_of
+    from povertyrules.store.runs import NotFound, contradictions_of, decision_of, evidence_of, get_run, reasons_of
 
     engine = _engine(db, household_id)
     try:
@@ -52,11 +52,14 @@ def explain(
     stored_run = get_run(engine, decision.run_id)
     explanation = explain_stored(stored_run, decision, reasons_of(engine, household_id, decision.run_id))
     procedures = _procedures(engine, decision)
+    evidence = [e.model_dump(exclude={"id", "run_id"}) for e in evidence_of(engine, household_id, decision.run_id)]
+    contradictions = [c.model_dump(exclude={"id", "run_id"})
+                      for c in contradictions_of(engine, decision.run_id, household_id)]
     if as_json:
         from povertyrules.privacy import protect
 
-        print(json.dumps(protect({**explanation.to_dict(), "procedures": procedures}), ensure_ascii=False, indent=2,
-                         default=str))
+        print(json.dumps(protect({**explanation.to_dict(), "procedures": procedures, "evidence": evidence,
+                                  "contradictions": contradictions}), ensure_ascii=False, indent=2, default=str))
         return
     zh = lang == "zh"
     d = explanation.decision
@@ -76,6 +79,14 @@ def explain(
             decision_name = r.decision
             console.print(f"\n[bold]{decision_name}[/bold]")
         console.print(f"  {VERDICT.get(r.verdict, r.verdict)} {escape(r.message)}", highlight=False)
+    if evidence:
+        console.print(f"\n[bold]{'部门数据依据' if zh else 'Register evidence'} (MON-5.1)[/bold]")
+        for e in evidence:
+            console.print(f"  {e['column']}: {e['text']} ({e['file']}:{e['row']})", highlight=False, markup=False)
+    for c in contradictions:
+        console.print(f"  {'与户表不一致' if zh else 'contradicts the household file'}: {c['column']} "
+                      f"{'户表' if zh else 'file'} {c['file_value']} / {'部门数据' if zh else 'register'} "
+                      f"{c['register_value']} — {c['evidence']}", highlight=False, markup=False)
     console.print(f"\n[bold]{'条款原文' if zh else 'Clause texts'}[/bold]")
     for clause, text in explanation.clauses.items():
         console.print(escape(f"  [{clause}] {text}"), highlight=False)

@@ -48,6 +48,21 @@ def synth(
 
 @app.command()
 @fail_on_errors
+def registers(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for one CSV per register.")],
+    households: Annotated[int, typer.Option(help="Number of households (as given to synth).")] = 2000,
+    seed: Annotated[int, typer.Option(help="The seed given to synth: the same people and ID numbers.")] = 0,
+    year: Annotated[int, typer.Option(help="Year the records are dated for (vehicles, settlements …).")] = 2020,
+    county: Annotated[str, typer.Option(help="County name.")] = "示范县",
+) -> None:
+    """Department registers (MON-5.1) for the synthetic county of the same size and seed: vehicles, market
+    entities, state payroll, urban property, 医保 settlements, disaster losses, disability certificates, 低保/特困."""
+    from povertyrules.datasets.registers import write_registers
+    from povertyrules.datasets.synth import synth as make
+
+    county_data = make(households, seed=seed, year=year, county=county, bad_rate=0.0)
+    for path in write_registers(county_data, output, seed=seed, year=year):
+        console.print(f"wrote {path}")
 def sample(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Copy it here (default: print its path).")]
     = None,

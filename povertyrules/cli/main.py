@@ -59,6 +59,8 @@ def score(
     layout: Annotated[str | None, typer.Option(help="Force a layout: a name in rules/layouts, or a file.")] = None,
     join: Annotated[list[Path] | None, typer.Option(help="Side sheet to join by 户编号 or ID number (repeatable), "
                                                     "e.g. a 四看法 sheet onto a roster.")] = None,
+    register: Annotated[list[Path] | None, typer.Option(help="Department register to match by members' ID "
+                                                        "numbers (MON-5.1), e.g. vehicles (repeatable).")] = None,
     lang: Annotated[str, typer.Option(help="zh: Chinese headers, values and reasons; en: the contract's names and "
                                            "codes.")] = "zh",
     reasons: Annotated[str, typer.Option(help="main: one line per household; full: every cited rule (xlsx: a "
@@ -87,6 +89,12 @@ def score(
 
     book = resolve_rules(rules_dir, parse_sets(set_), override, province)
     prepared = _prepare(prepare, input, book, layout, join, members)
+    registered = None
+    if register:
+        from povertyrules.cli.registers import attach
+
+        registered = attach(prepared, register, book, year)
+        prepared.errors = pd.concat([prepared.errors, registered.errors], ignore_index=True)
     console.print(f"layout: {prepared.layout.name} — {prepared.layout.description.zh} / "
                   f"{prepared.layout.description.en}; header line(s) {prepared.table.header_rows}", highlight=False)
     members_file = str(members) if members else f"{input}#members"
@@ -95,10 +103,12 @@ def score(
         task = bar.add_task("score", total=len(prepared.frame))
         result = run_score(prepared.frame, year=year, rules=book, members=prepared.members, lang=lang,
                            file=str(input), members_file=members_file, progress=lambda k: bar.advance(task, k),
-                           keep_records=store, sink=None if store else writer.write, rows=prepared.rows,
-                           reasons=reasons, sink_records=reasons == "full" and writer.xlsx)
+                           keep_records=store, rows=prepared.rows, reasons=reasons,
+                           sink=None if store else (lambda part, records: writer.write(_evidence(part, registered),
+                                                                                       records)),
+                           sink_records=reasons == "full" and writer.xlsx)
         if store:  # the store needs every decision in memory anyway
-            writer.write(result.decisions, result.records if reasons == "full" else None)
+            writer.write(_evidence(result.decisions, registered), result.records if reasons == "full" else None)
     score_errors = result.errors
     result.errors = pd.concat([e for e in (prepared.errors, result.errors) if len(e)], ignore_index=True) \
         if len(prepared.errors) else result.errors
@@ -108,6 +118,11 @@ def score(
     for name, table in (("skipped", prepared.skipped), ("checks", prepared.checks)):
         if len(table):
             extra[name] = write_table(table, output.with_name(f"{output.stem}.{name}{output.suffix}"))
+    if registered is not None:
+        from povertyrules.cli.registers import report
+
+        extra.update(report(registered, output, console, lang))
+        result.evidence, result.contradictions = registered.evidence, registered.contradictions
     _print_summary(result, prepared, score_errors, output, errors_path, extra, book)
     if store:
         from sqlmodel import Session
@@ -122,6 +137,14 @@ def score(
             sealed = session.get(RunDigest, run_id)
         console.print(f"stored as run {run_id}; chain digest {sealed.digest if sealed else '—'}")
         print(run_id)
+
+
+def _evidence(decisions: pd.DataFrame, registered) -> pd.DataFrame:
+    if registered is None:
+        return decisions
+    from povertyrules.cli.registers import with_evidence
+
+    return with_evidence(decisions, registered)
 
 
 @app.command()

@@ -30,8 +30,8 @@ FLUSH_ALERTS, FLUSH_SECONDS = 200, 0.5  # alerts are committed at least this oft
 
 @fail_on_errors
 def monitor(
-    events: Annotated[Path, typer.Argument(help="Events: .jsonl or .csv with household_id, date, source, kind, "
-                                                "amount, note.")],
+    events: Annotated[Path | None, typer.Argument(help="Events: .jsonl or .csv with household_id, date, source, "
+                                                       "kind, amount, note.")] = None,
     households: Annotated[Path | None, typer.Option(help="Household spreadsheet to start from "
                                                          "(default: the latest stored run).")] = None,
     year: Annotated[int | None, typer.Option(help="Year of the household spreadsheet's rows without one.")] = None,
@@ -40,6 +40,13 @@ def monitor(
     follow: Annotated[bool, typer.Option(help="Keep reading the file as it grows.")] = False,
     idle_seconds: Annotated[float | None, typer.Option(help="With --follow: stop after this long without new "
                                                             "events (default: never).")] = None,
+    register: Annotated[list[Path] | None, typer.Option(help="Department register whose records of the 12 months "
+                                                        "up to --as-of arrive as events (repeatable, MON-5.1).")]
+    = None,
+    people: Annotated[Path | None, typer.Option(help="With --register: the person-row file (e.g. the national "
+                                                     "export) whose 证件号码 link records to households.")] = None,
+    as_of: Annotated[str | None, typer.Option(help="With --register: the end of the 12-month window "
+                                                   "(YYYY-MM-DD; default today).")] = None,
     rules_dir: RulesOption = None,
     override: OverrideOption = None,
     set_: SetOption = None,
@@ -73,6 +80,14 @@ def monitor(
     if not state:
         raise typer.BadParameter("no households: score with --store first, or give --households")
     watcher = Monitor(book, state)
+    if register:
+        from povertyrules.cli.registers import monitor_registers
+
+        counts = monitor_registers(engine, book, watcher, state, register, people or households, as_of, console)
+        if events is None:
+            return
+    if events is None:
+        raise typer.BadParameter("give an events file, or --register")
     rejects = rejects or events.with_name(f"{events.name}.rejects.jsonl")
     counts = {"read": 0, "processed": 0, "rejected": 0, "alerts": 0, "known": 0}
     next_line, idle_since = 1, time.monotonic()

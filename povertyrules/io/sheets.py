@@ -114,7 +114,7 @@ def _csv_grid(path: Path, limit: int | None) -> Grid:
     data = path.read_bytes() if limit is None else _head_bytes(path)
     if not data.strip():
         raise InputError("文件为空", "the file is empty", file=str(path))
-    text, encoding = decode(data, str(path))
+    text, encoding = _decode_head(data, str(path)) if limit is not None else decode(data, str(path))
     if "\x00" in text[:4096]:
         raise InputError("文件不是文本表格（含二进制内容）", "the file is not a text table (binary content)",
                          file=str(path))
@@ -137,6 +137,17 @@ def _csv_grid(path: Path, limit: int | None) -> Grid:
         raise InputError(f"CSV格式错误（第{line}行）：{exc}", f"malformed CSV at line {line}: {exc}",
                          file=str(path)) from None
     return Grid(cells, list(range(1, len(cells) + 1)), file=str(path), kind="csv", encoding=encoding)
+
+
+def _decode_head(data: bytes, file: str) -> tuple[str, str]:
+    """`decode` for the first bytes of a file, which may end inside a character (up to 3 bytes of it)."""
+    for cut in range(4):
+        try:
+            return decode(data[:len(data) - cut] if cut else data, file)
+        except (InputError, UnicodeDecodeError):
+            if cut == 3 or len(data) <= cut:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _head_bytes(path: Path, size: int = 256 * 1024) -> bytes:

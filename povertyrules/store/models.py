@@ -94,6 +94,38 @@ class RunError(SQLModel, table=True):
     file: str
 
 
+class Evidence(SQLModel, table=True):
+    """A department register's record behind a household's fact (MON-5.1): register, date, kind, masked member."""
+
+    __table_args__ = (Index("ix_evidence_run_household", "run_id", "household_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="run.id")
+    household_id: str
+    column: str  # the fact it supports (a contract column such as ex_vehicle, or a register fact)
+    clause: str
+    register_name: str
+    kind: str | None = None
+    record_date: str | None = None
+    member: str  # masked ID number
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    file: str
+    row: int
+
+
+class Contradiction(SQLModel, table=True):
+    """A register says otherwise than the household file (file: 无车; register: a car): the 核查 list."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="run.id", index=True)
+    household_id: str
+    column: str
+    file_value: str | None = None
+    register_value: str | None = None
+    evidence: str = Field(sa_column=Column(Text, nullable=False))
+    register_file: str
+
+
 class ProcedureStep(SQLModel, table=True):
     """One recorded step of a household's identification, exit or monitoring procedure (ID-4, EX-2, MON-3)."""
 

@@ -18,10 +18,12 @@ from povertyrules.lang.rulebook import RuleBook
 from povertyrules.scoring import ScoreResult
 from povertyrules.store import integrity
 from povertyrules.store.database import bulk_insert, retrying, store_key_of, stored_form
-from povertyrules.store.models import Decision, Reason, Run, RunError
+from povertyrules.store.models import Contradiction, Decision, Evidence, Reason, Run, RunError
 
 DECISION_FIELDS = [c for c in Decision.model_fields if c != "id"]
 ERROR_FIELDS = [c for c in RunError.model_fields if c != "id"]
+EVIDENCE_FIELDS = [c for c in Evidence.model_fields if c != "id"]
+CONTRADICTION_FIELDS = [c for c in Contradiction.model_fields if c != "id"]
 BATCH = 50_000
 
 
@@ -118,6 +120,42 @@ def append_rows(connection, run_id: int, result: ScoreResult, key: bytes) -> Non
     errors = pseudonym_frame(result.errors, key).assign(run_id=run_id)
     bulk_insert(connection, "runerror", ERROR_FIELDS,
                 _rows(errors[ERROR_FIELDS].astype(object).where(errors[ERROR_FIELDS].notna(), None)))
+    _register_rows(connection, run_id, result)
+
+
+def _register_rows(connection, run_id: int, result: ScoreResult) -> None:
+    """The register evidence and contradictions of the run (identities in them are already masked)."""
+    if result.evidence is not None and len(result.evidence):
+        evidence = result.evidence.rename(columns={"date": "record_date", "register": "register_name"})
+        evidence = evidence.assign(run_id=run_id)
+        bulk_insert(connection, "evidence", EVIDENCE_FIELDS, _rows(_plain(evidence[EVIDENCE_FIELDS])))
+    if result.contradictions is not None and len(result.contradictions):
+        table = result.contradictions.assign(run_id=run_id,
+                                             file_value=result.contradictions["file_value"].astype(str),
+                                             register_value=result.contradictions["register_value"].astype(str))
+        bulk_insert(connection, "contradiction", CONTRADICTION_FIELDS, _rows(_plain(table[CONTRADICTION_FIELDS])))
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.astype(object)
+    return frame.where(frame.notna(), None)
+
+
+def evidence_of(engine: Engine, household_id: str, run_id: int) -> list[Evidence]:
+    """The register records behind the household's facts in a run."""
+    with Session(engine) as session:
+        query = (select(Evidence).where(Evidence.run_id == run_id, Evidence.household_id == household_id)
+                 .order_by(Evidence.column, Evidence.id))
+        return list(session.execute(query).scalars())
+
+
+def contradictions_of(engine: Engine, run_id: int, household_id: str | None = None) -> list[Contradiction]:
+    """Where a register says otherwise than the household file, in a run (the 核查 list)."""
+    with Session(engine) as session:
+        query = select(Contradiction).where(Contradiction.run_id == run_id)
+        if household_id is not None:
+            query = query.where(Contradiction.household_id == household_id)
+        return list(session.execute(query.order_by(Contradiction.household_id, Contradiction.id)).scalars())
 
 
 def _rows(frame: pd.DataFrame):

@@ -29,9 +29,11 @@ from povertyrules.store.models import Decision, Run
 from povertyrules.store.reports import watchlist
 from povertyrules.store.runs import (
     NotFound,
+    contradictions_of,
     decision_chunks,
     decision_of,
     decisions_frame,
+    evidence_of,
     get_run,
     history_of,
     reasons_of,
@@ -208,6 +210,10 @@ def create_app(db: str | None = None, show_identities: bool = False, require_log
             raise HTTPException(404, "未找到该户 / household not found") from None  # never echo the id
         stored = get_run(engine, decision.run_id)
         data = explain_stored(stored, decision, reasons_of(engine, hid, decision.run_id)).to_dict()
+        data["evidence"] = [e.model_dump(exclude={"id", "run_id"})
+                            for e in evidence_of(engine, hid, decision.run_id)]
+        data["contradictions"] = [c.model_dump(exclude={"id", "run_id"})
+                                  for c in contradictions_of(engine, decision.run_id, hid)]
         data["location"] = {"county": decision.county, "township": decision.township, "village": decision.village}
         data["store_problems"] = store_problems(hid)
         data["history"] = [{"run_id": r.id, "time": r.created_at.isoformat(), "year": d.year,
