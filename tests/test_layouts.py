@@ -338,3 +338,18 @@ def test_an_id_number_with_a_bad_check_digit_is_an_error_on_its_row(county, tmp_
     bad = errors[errors["row"] == 5]
     assert len(bad) == 1 and "校验码" in bad["error"].iloc[0] and "check digit" in bad["error"].iloc[0]
     assert good[:6] in bad["value"].iloc[0] and good[6:14] not in bad["value"].iloc[0]  # masked
+
+
+def test_a_stored_run_records_how_its_file_was_read(files, tmp_path):
+    import json
+
+    from povertyrules.store.database import connect
+    from povertyrules.store.runs import get_run
+
+    db = str(tmp_path / "audit.db")
+    code, output = run("score", str(files["roster.xlsx"]), "--join", str(files["four_look.xlsx"]), "--year", "2020",
+                       "-o", str(tmp_path / "o.csv"), "--store", "--db", db)
+    assert code == 0, output
+    reading = json.loads(get_run(connect(db), 1).rules_snapshot)["reading"]
+    assert reading["layout"] == "township_roster" and reading["header_rows"] == [3, 4]
+    assert "wage_income" in reading["blank_as_zero"] and reading["joined"][0]["layout"] == "four_look_sheet"

@@ -132,7 +132,10 @@ def score(
         from povertyrules.store.runs import record_run
 
         engine = connect(db)
-        run_id = record_run(engine, result, input, operator, lang)
+        reading = {"layout": prepared.layout.name, "layout_file": prepared.layout.file,
+                   "header_rows": prepared.table.header_rows, "blank_as_zero": prepared.blank_as_zero,
+                   "skipped": len(prepared.skipped), "joined": prepared.joined}
+        run_id = record_run(engine, result, input, operator, lang, reading=reading)
         with Session(engine) as session:
             sealed = session.get(RunDigest, run_id)
         console.print(f"stored as run {run_id}; chain digest {sealed.digest if sealed else '—'}")

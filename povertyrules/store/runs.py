@@ -63,10 +63,11 @@ def rules_snapshot(book: RuleBook) -> dict:
 
 
 def record_run(engine: Engine, result: ScoreResult, input_file: str | Path, operator: str | None = None,
-               lang: str = "zh") -> int:
+               lang: str = "zh", reading: dict | None = None) -> int:
     """Append one run (one row per household: its typed input, outcomes and trace; errors) and return its id.
     Reasons are not stored: `reasons_of` re-derives them from the trace, the input and the run's snapshot.
-    Re-scoring makes a new run."""
+    Re-scoring makes a new run. `reading` says how the file was read (its layout, the blanks the layout
+    declares to be zero, the side sheets joined); it is kept with the run's rule snapshot."""
     if result.inputs is None:
         raise ValueError("score with keep_records=True to store a run")
     decisions = result.decisions
@@ -76,7 +77,7 @@ def record_run(engine: Engine, result: ScoreResult, input_file: str | Path, oper
         with Session(engine) as session:
             integrity.lock(session.connection())
             run = new_run(result.book, input_file, years, decided=len(decisions), error_rows=result.error_rows,
-                          input_rows=result.rows, operator=operator, lang=lang)
+                          input_rows=result.rows, operator=operator, lang=lang, reading=reading)
             session.add(run)
             session.flush()  # the first statement writes, so SQLite takes the write lock at once (no upgrade)
             run_id = int(run.id)
@@ -90,7 +91,8 @@ def record_run(engine: Engine, result: ScoreResult, input_file: str | Path, oper
 
 
 def new_run(book: RuleBook, input_file: str | Path, years: list[int], *, decided: int, error_rows: int,
-            input_rows: int, operator: str | None = None, lang: str = "zh", input_sha256: str | None = None) -> Run:
+            input_rows: int, operator: str | None = None, lang: str = "zh", input_sha256: str | None = None,
+            reading: dict | None = None) -> Run:
     """The run row: who, when, which input (and its sha256), the rule set and every value in force, the counts."""
     cited = sorted(book.cited_clauses())
     known = clauses()
@@ -101,7 +103,7 @@ def new_run(book: RuleBook, input_file: str | Path, years: list[int], *, decided
         sha256(input_file) if Path(input_file).is_file() else "",
         decided=decided, error_rows=error_rows, input_rows=input_rows, lang=lang,
         parameters=json.dumps(parameter_snapshot(book, years), ensure_ascii=False),
-        rules_snapshot=json.dumps(rules_snapshot(book), ensure_ascii=False),
+        rules_snapshot=json.dumps({**rules_snapshot(book), "reading": reading or {}}, ensure_ascii=False),
         clauses=json.dumps({c: known.get(c) for c in cited}, ensure_ascii=False),
         trace_rules=json.dumps(trace_rules(book)),
     )
