@@ -16,6 +16,7 @@ import pandas as pd
 
 from povertyrules.engines.vectorized import evaluate
 from povertyrules.io.tables import read_table
+from povertyrules.lang.check import require_parameters
 from povertyrules.lang.rulebook import RuleBook
 from povertyrules.model.columns import HOUSEHOLD_COLUMNS
 from povertyrules.model.records import parse_records
@@ -36,7 +37,7 @@ def load_decisions(source: str | Path, run: int | None = None) -> pd.DataFrame:
         from povertyrules.store.database import connect
         from povertyrules.store.runs import decisions_frame
 
-        return decisions_frame(connect(text), run)
+        return decisions_frame(connect(text, must_exist=True), run)
     frame = read_table(source)
     for column in ("poverty_line", "monitoring_line", "per_capita_income", "four_look_score"):
         if column in frame:
@@ -71,6 +72,7 @@ def criteria(frame: pd.DataFrame, year: int | None = None, rules: RuleBook | str
         typed["year"] = typed["year"].fillna(year) if "year" in typed else year
     typed = typed[typed["year"].notna()].reset_index(drop=True)
     typed["year"] = typed["year"].astype("int64")
+    require_parameters(book, pd.unique(typed["year"]))
     result = evaluate(book, typed)
     out = pd.DataFrame({"household_id": typed["household_id"]})
     for column in ("county", "township", "village", "registered_status", "members"):

@@ -49,3 +49,25 @@ class InputError(PovertyRulesError):
         self.zh, self.en, self.file, self.column = zh, en, file, column
         where = ", ".join(p for p in (f"file {file}" if file else "", f"column {column}" if column else "") if p)
         super().__init__(f"{where}: {zh} / {en}" if where else f"{zh} / {en}")
+
+
+class MissingParameters(PovertyRulesError):
+    """A run for a year in which a required parameter (e.g. the poverty line) has no value: it stops, rather
+    than marking every household ``review`` or raising no alert. Names each parameter and how to supply it."""
+
+    def __init__(self, missing: dict[str, list[int]], labels: dict[str, tuple[str, str]] | None = None):
+        self.missing = missing
+        labels = labels or {}
+        zh_parts, en_parts = [], []
+        for name, years in missing.items():
+            zh_label, en_label = labels.get(name, (name, name))
+            span = "、".join(map(str, years))
+            zh_parts.append(f"{span} 年的参数 {name}（{zh_label}）没有取值")
+            en_parts.append(f"parameter {name} ({en_label}) has no value for {', '.join(map(str, years))}")
+        example = next(iter(missing), "poverty_line")
+        zh = ("；".join(zh_parts) + "。请用 --province 选择省份、用 --override 提供覆盖文件，"
+              f"或用 --set {example}=数值 指定（Python：overrides={{'{example}': …}}）")
+        en = ("; ".join(en_parts) + ". Choose a province (--province), give an override file (--override FILE) "
+              f"or set it (--set {example}=VALUE; Python: overrides={{'{example}': …}})")
+        self.zh, self.en = zh, en
+        super().__init__(f"{zh} / {en}")

@@ -14,6 +14,7 @@ import pyarrow as pa
 from povertyrules.decisions.reasons import OUTPUT_VALUES, decision_frame
 from povertyrules.engines.vectorized import evaluate
 from povertyrules.errors import RuleError
+from povertyrules.lang.check import require_parameters
 from povertyrules.lang.rulebook import RuleBook, load_rulebook
 from povertyrules.model.columns import ERROR_COLUMNS, HOUSEHOLD_COLUMNS
 from povertyrules.model.members import household_sizes, parse_members
@@ -70,7 +71,8 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
           members: pd.DataFrame | None = None, lang: str = "zh", file: str = "<households>",
           members_file: str = "<members>", chunk_size: int = 50_000,
           progress: Callable[[int], None] | None = None, keep_records: bool = False,
-          sink: Callable[[pd.DataFrame], None] | None = None, rows: np.ndarray | None = None) -> ScoreResult:
+          sink: Callable[[pd.DataFrame, pa.Table | None], None] | None = None, reasons: str = "main",
+          sink_records: bool = False, rows: np.ndarray | None = None) -> ScoreResult:
     """Score household rows (English or Chinese headers) and return decisions and errors.
 
     :param year: evaluation year for rows without a ``year``/``年度`` value.
@@ -80,7 +82,11 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
     :param progress: called with the number of rows finished after each chunk.
     :param keep_records: also return one record per cited rule per household (for the audit store).
     :param rows: each row's line in the original sheet (from `povertyrules.layouts.prepare`), for error rows.
-    :param sink: called with each chunk of decisions as it is made (to stream them to a file); the result's
+    :param reasons: ``main`` (one line per row naming the rule that decided each decision) or ``full`` (every
+        cited rule with observed values and thresholds).
+    :param sink_records: give `sink` each chunk's reason records too (one per household and cited rule).
+    :param sink: called with each chunk of decisions (and its reason records, or None) as it is made (to
+        stream them to a file); the result's
         `decisions` then leave out the long text columns (`reasons`, `missing_columns`) to save memory.
     """
     book = resolve_rules(rules, overrides, override_files)
@@ -90,6 +96,7 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
     valid, errors = parsed.valid, [parsed.errors]
     valid, year_errors = _fill_year(valid, year, file)
     errors.append(year_errors)
+    require_parameters(book, pd.unique(valid["year"]))  # a year with no line stops here, never all `review`
     member_reasons = None
     if members is not None:
         known_ids = set(parsed.valid["household_id"]) | set(parsed.errors["household_id"])
@@ -101,13 +108,19 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
     parts, records = [], []
     for start in range(0, max(len(valid), 1), chunk_size):
         chunk = valid.iloc[start:start + chunk_size].reset_index(drop=True)
-        frame_part, record_part = decision_frame(evaluate(book, chunk), chunk, book.version, lang, member_reasons,
-                                                 with_records=keep_records)
+        evaluation = evaluate(book, chunk)
+        failed = evaluation.failed()
+        if failed.any():  # the rule set fails on these rows: error rows naming them, the others decided
+            errors.append(_rule_failures(evaluation, chunk, failed, file))
+            chunk = chunk[~failed].reset_index(drop=True)
+            evaluation = evaluate(book, chunk)
+        frame_part, record_part = decision_frame(evaluation, chunk, book.version, lang, member_reasons,
+                                                 with_records=keep_records or sink_records, reasons=reasons)
         if sink is not None:
-            sink(frame_part)
-            frame_part = frame_part.drop(columns=["reasons", "missing_columns"])
+            sink(frame_part, record_part)
+            frame_part = frame_part.drop(columns=["reasons", "missing_columns", "clauses", "trace"])
         parts.append(frame_part)
-        if record_part is not None and record_part.num_columns:
+        if keep_records and record_part is not None and record_part.num_columns:
             records.append(record_part)
         if progress:
             progress(len(chunk))
@@ -125,6 +138,17 @@ def _check_outputs(book: RuleBook) -> None:
     for name in DECISIONS:
         if name not in book.decisions:
             raise RuleError(f"the rule set must have a decision named '{name}'", file=str(book.root))
+
+
+def _rule_failures(evaluation, chunk: pd.DataFrame, failed: np.ndarray, file: str) -> pd.DataFrame:
+    rows = np.flatnonzero(failed)
+    return pd.DataFrame({
+        "row": chunk["row"].to_numpy()[rows] if "row" in chunk else rows + 2,
+        "household_id": chunk["household_id"].to_numpy()[rows],
+        "column": "", "value": "",
+        "error": [evaluation.failure(int(i)) for i in rows],
+        "file": file,
+    })
 
 
 def _error_rows(rows: pd.DataFrame, column: str, zh: str, en: str, file: str) -> pd.DataFrame:
@@ -165,12 +189,31 @@ def _apply_members(book: RuleBook, valid: pd.DataFrame, raw: pd.DataFrame, known
     derived = valid["household_id"].map(sizes.members)
     has_members = valid["household_id"].isin(sizes.members.index)
     fallback = valid["members"] if "members" in valid else pd.Series(np.nan, index=valid.index)
-    valid = valid.assign(members=derived.where(has_members, fallback))
-    none_counted = has_members & (derived == 0)
-    no_size = ~has_members & fallback.isna()
+    # a household with a member row that cannot be read has an unknown size (review), never a smaller one
+    unreadable = _unreadable_members(parsed.errors, lang)
+    broken = valid["household_id"].isin(unreadable.index)
+    valid = valid.assign(members=derived.where(has_members, fallback).mask(broken))
+    none_counted = has_members & (derived == 0) & ~broken
+    no_size = ~has_members & fallback.isna() & ~broken
     problems.append(_error_rows(valid[none_counted], "members", "按ID-1计入的家庭人口为0",
                                 "no member counts toward household size under ID-1", file))
     problems.append(_error_rows(valid[no_size], "members", "家庭人口为空且成员表中无该户",
                                 "members is blank and the members sheet has no one for this household", file))
     keep = ~(none_counted | no_size)
-    return valid[keep].reset_index(drop=True), pd.concat(problems, ignore_index=True), sizes.reasons
+    reasons = sizes.reasons.astype(object).combine(unreadable, _join_lines) if len(unreadable) else sizes.reasons
+    return valid[keep].reset_index(drop=True), pd.concat(problems, ignore_index=True), reasons
+
+
+def _unreadable_members(errors: pd.DataFrame, lang: str) -> pd.Series:
+    """Household id -> an ID-1 reason naming its member rows that could not be read."""
+    rows = errors[errors["household_id"].astype(str) != ""].groupby("household_id")["row"]
+    listed = rows.agg(lambda r: "、".join(str(int(x)) for x in sorted(set(r))))
+    if lang == "zh":
+        return "ID-1 household_members: 成员表第 " + listed + " 行无法读取（见错误文件），家庭人口待核实"
+    return "ID-1 household_members: member row(s) " + listed + " could not be read (see the errors file): " \
+        "household size to be checked"
+
+
+def _join_lines(a: object, b: object) -> object:
+    present = [x for x in (a, b) if isinstance(x, str) and x]
+    return "；".join(present) if present else None

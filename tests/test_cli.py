@@ -28,7 +28,7 @@ def run(*args: str):
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("score") / "decisions.csv"
-    result = run("score", SAMPLE, "-o", out)
+    result = run("score", SAMPLE, "-o", out, "--lang", "en", "--reasons", "full")
     assert result.exit_code == 0, result.output
     return out
 
@@ -51,7 +51,7 @@ def test_scoring_the_bundled_sample_writes_decisions_and_errors_that_add_up(scor
 
 def test_the_summary_table_and_accounting_are_printed(tmp_path):
     out = tmp_path / "summary.xlsx"
-    result = run("score", SAMPLE, "-o", out, "--lang", "en")
+    result = run("score", SAMPLE, "-o", out, "--lang", "en", "--reasons", "full")
     assert result.exit_code == 0
     assert "identification" in result.output and "unstable_exited" in result.output
     assert "input lines 2000 = decided 2000" not in result.output  # the sample has a few bad rows
@@ -60,9 +60,51 @@ def test_the_summary_table_and_accounting_are_printed(tmp_path):
     assert read_table(out)["reasons"].str.contains("per-capita income").all()
 
 
+def test_a_chinese_workbook_reads_naturally_to_a_clerk(tmp_path):
+    from python_calamine import CalamineWorkbook
+
+    from povertyrules import load_rules
+    from povertyrules.decisions.files import labels
+
+    out = tmp_path / "决定.xlsx"
+    assert run("score", SAMPLE, "-o", out, "--reasons", "full").exit_code == 0
+    book = load_rules()
+    workbook = CalamineWorkbook.from_path(str(out))
+    main, reasons, summary = (labels()["decisions_sheet"], labels()["reason_sheet"]["name"],
+                              labels()["summary_sheet"]["name"])
+    assert workbook.sheet_names == [main, reasons, summary]
+    decisions = read_table(out, main)
+    headers = labels()["columns"]
+    assert list(decisions.columns[:3]) == [headers["household_id"], headers["year"], headers["poverty_line"]]
+    assert "trace" not in decisions and headers["trace"] not in decisions
+    identification = book.decisions["identification"]
+    assert set(decisions[headers["identification"]]) == {identification.label(v, "zh") for v in
+                                                         ("poor", "not_poor", "excluded", "review")}
+    assert not decisions[headers["monitoring"]].isin(list(book.decisions["monitoring"].values)).any()
+    assert decisions[headers["clauses"]].str.startswith("ID-3").all()
+    cited = read_table(out, reasons)
+    assert len(cited) > len(decisions) and set(cited[labels()["reason_sheet"]["columns"]["household_id"]]) == \
+        set(decisions[headers["household_id"]])
+    totals = read_table(out, summary).set_index(labels()["summary_sheet"]["township"])
+    assert int(totals.loc["Σ", labels()["summary_sheet"]["households"]]) == len(decisions)
+    poor = f"{identification.description.zh}·{identification.label('poor', 'zh')}"
+    poor_rows = decisions[headers["identification"]] == identification.label("poor", "zh")
+    assert int(totals.loc["Σ", poor]) == poor_rows.sum()
+
+
+def test_english_output_keeps_every_contract_column_and_its_codes(tmp_path):
+    out = tmp_path / "d.parquet"
+    assert run("score", SAMPLE, "-o", out, "--lang", "en").exit_code == 0
+    decisions = pd.read_parquet(out)
+    assert list(decisions.columns[:len(DECISION_COLUMNS)]) == list(DECISION_COLUMNS)
+    assert set(decisions["identification"]) == {"poor", "not_poor", "excluded", "review"}
+    assert decisions["trace"].str.fullmatch("[0-9a-f]+").all() and decisions["clauses"].notna().all()
+    assert (decisions["reasons"].str.count(";") >= 2).all()  # one main line per decision (and ID-1's)
+
+
 def test_a_what_if_parameter_changes_the_watchlist(scored, tmp_path):
     out = tmp_path / "what_if.csv"
-    assert run("score", SAMPLE, "-o", out, "--set", "monitoring_multiplier=2.0").exit_code == 0
+    assert run("score", SAMPLE, "-o", out, "--lang", "en", "--set", "monitoring_multiplier=2.0").exit_code == 0
     base = pd.read_csv(scored, dtype=str)
     wider = pd.read_csv(out, dtype=str)
     assert (wider["monitoring"] != "none").sum() > (base["monitoring"] != "none").sum()
@@ -137,3 +179,53 @@ def test_the_bundled_sample_is_what_the_generator_makes(tmp_path):
     fresh = tmp_path / "sample.xlsx"
     assert run("datasets", "synth", "--households", 2000, "--seed", 2020, "-o", fresh).exit_code == 0
     pd.testing.assert_frame_equal(read_table(fresh), read_table(SAMPLE))
+
+
+def no_year_sheet(tmp_path: Path) -> Path:
+    from .conftest import households
+
+    path = tmp_path / "county.csv"
+    households({}, {"net_income": "6000", "four_look_score": "40"}).drop(columns=["year"]).to_csv(path, index=False)
+    return path
+
+
+def test_scoring_a_year_with_no_line_stops_with_a_message_in_both_languages(tmp_path):
+    out = tmp_path / "o.csv"
+    result = run("score", no_year_sheet(tmp_path), "-o", out, "--year", "2023")
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    text = " ".join(result.output.split())
+    assert "2023" in text and "poverty_line" in text and "没有取值" in text and "has no value" in text
+    assert "--override" in text and "--set poverty_line=" in text and "--province" in text
+    assert "Traceback" not in result.output and not out.exists()
+
+
+def test_a_county_line_for_the_year_lets_the_run_go_ahead(tmp_path):
+    out = tmp_path / "o.csv"
+    result = run("score", no_year_sheet(tmp_path), "-o", out, "--year", "2023", "--set", "poverty_line=4500")
+    assert result.exit_code == 0, result.output
+    decisions = pd.read_csv(out, dtype=str)
+    assert set(decisions["poverty_line"].astype(float)) == {4500.0}
+    assert list(decisions["identification"]) == ["not_poor", "poor"]
+
+
+def test_rules_check_passes_for_every_year_from_2013():
+    result = run("rules", "check", "--years", "2013-2020")
+    assert result.exit_code == 0, result.output
+
+
+def test_the_earlier_chinese_headers_are_still_read(tmp_path):
+    from .conftest import households
+
+    frame = households({"household_id": "a", "net_income": "6000", "four_look_score": "40", "ex_public_employee": "是",
+                        "ex_vehicle": "否"})
+    old = frame.rename(columns={"ex_public_employee": "有财政供养或国企稳定工资人员",
+                                "ex_vehicle": "有小轿车工程机械或大型农机"})
+    new = frame.rename(columns={"ex_public_employee": "有在国家机关或国有企事业单位工作且有稳定工资收入人员",
+                                "ex_vehicle": "有小轿车（含面包车）工程机械或大型农机具"})
+    from povertyrules import score
+
+    for sheet in (old, new):
+        decided = score(sheet).decisions.iloc[0]
+        assert decided["identification"] == "excluded"
+        assert "在国家机关或国有企事业单位工作且有稳定工资收入" in decided["reasons"]
+        assert "财政供养" not in decided["reasons"]

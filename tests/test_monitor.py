@@ -173,3 +173,20 @@ def test_events_drawn_from_the_synthetic_county_produce_alerts_with_cited_clause
     alerts = list_alerts(connect(db))
     assert len(alerts) > 10
     assert all("MON-5.1" in a.clauses for a, _ in alerts)
+
+
+def test_events_in_a_year_with_no_line_stop_the_monitor_with_a_message_not_silence(county, tmp_path):
+    db = str(tmp_path / "a.db")
+    events = write_events(tmp_path / "e.jsonl", [
+        event("worker", "2020-05-01", "income_report", 9000, "self_report"),
+        event("worker", "2021-05-01", "income_report", 1000, "self_report"),  # 2021: no national line
+    ])
+    result = run("monitor", events, "--households", county, "--db", db)
+    assert (result.exit_code == 2 and result.exception is None) or isinstance(result.exception, SystemExit)
+    assert "poverty_line" in result.output and "2021" in result.output
+    assert "没有取值" in result.output and "has no value" in result.output and "--override" in result.output
+    assert "Traceback" not in result.output
+    from povertyrules.monitor.alerts import list_alerts
+    from povertyrules.store.database import connect
+
+    assert {a.household_id for a, _ in list_alerts(connect(db))} == {"worker"}  # the 2020 alerts are kept

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -107,12 +108,18 @@ def test_a_message_with_a_semicolon_is_rejected(rules_copy):
         load_rules(rules_copy)
 
 
-def test_top_level_rules_that_apply_together_are_an_error_not_a_silent_choice(rules_copy):
+def test_top_level_rules_that_apply_together_are_an_error_row_naming_the_household(rules_copy):
     edit(rules_copy / "identification.yaml",
          lambda d: d["decision"]["outcomes"][0].update(when="income_below_line"))
     book = load_rules(rules_copy)
-    with pytest.raises(RuleError, match="apply together"):
-        score(households({"net_income": "6000", "four_look_score": "10"}), rules=book)
+    frame = pd.concat([households({"net_income": "6000", "four_look_score": "10"}),
+                       households({"net_income": "1000", "four_look_score": "80"}).assign(household_id="fine")])
+    result = score(frame.reset_index(drop=True), rules=book)
+    assert list(result.decisions["household_id"]) == ["fine"]
+    (error,) = result.errors.to_dict("records")
+    assert error["household_id"] == frame["household_id"].iloc[0] and error["row"] == 2
+    assert "apply together" in error["error"] and "id_criteria_not_met" in error["error"]
+    assert result.accounting() == {"input_rows": 2, "decided": 1, "error_rows": 1}
 
 
 def test_an_override_file_changes_a_parameter_and_the_version(tmp_path, book):
@@ -145,3 +152,31 @@ def test_parameters_carry_unit_source_and_confidence(book):
     entry = line.entry(2013)
     assert entry and entry[1].value == 2736 and entry[1].confidence == "checked" and "2736" in entry[1].source
     assert line.at(2021) is None  # no national line after 2020: counties override
+
+
+@pytest.mark.parametrize("column", ["members", "net_income", "situation"])
+def test_a_parameter_named_like_a_column_is_refused_at_load(rules_copy, column):
+    source = rules_copy / "parameters" / "exit" / "exit_margin.yaml"
+    (rules_copy / "parameters" / "exit" / f"{column}.yaml").write_text(source.read_text(encoding="utf-8"),
+                                                                       encoding="utf-8")
+    with pytest.raises(RuleErrors) as caught:
+        load_rules(rules_copy)
+    assert f"parameter '{column}' has the name of an input column" in str(caught.value)
+    assert "与输入列同名" in str(caught.value)
+
+
+def test_a_rule_named_like_a_column_is_refused_at_load(rules_copy):
+    path = rules_copy / "identification.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("id: four_look_total", "id: able_bodied")
+                    .replace("{four_look_total}", "{able_bodied}"), encoding="utf-8")
+    with pytest.raises(RuleErrors) as caught:
+        load_rules(rules_copy)
+    assert "definition 'able_bodied' has the name of an input column" in str(caught.value)
+
+
+def test_every_clause_of_the_policy_texts_is_encoded_or_declared_not_encoded(book):
+    from povertyrules.lang.clauses import clauses
+
+    declared = {n.clause for n in book.not_encoded}
+    assert set(clauses()) - book.cited_clauses() - declared == set()
+    assert {"MON-4.4", "MON-4.5"} <= declared

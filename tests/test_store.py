@@ -88,7 +88,7 @@ def test_explain_gives_reasons_clause_text_and_what_would_change(db, small_count
     assert ("identification", "poor", ["hardship_approved"]) in changes
     assert ("identification", "poor", ["ex_2_3_4_vehicle"]) in changes
     hints = [x["hint"] for c in data["what_would_change"] for x in c["conditions"]]
-    assert "per_capita_income >= 4,000 (now 3,000)" in hints
+    assert "per_capita_income > 4,000 (now 3,000)" in hints  # 以下 includes the line: only above it moves
 
 
 def test_explain_of_a_rich_household_says_how_low_income_would_have_to_be(db, small_county, tmp_path):
@@ -96,7 +96,7 @@ def test_explain_of_a_rich_household_says_how_low_income_would_have_to_be(db, sm
     data = json.loads(run("explain", "poor1", "--db", db, "--json").output)
     assert data["decision"]["identification"] == "poor"
     hints = {x["hint"] for c in data["what_would_change"] if c["outcome"] == "not_poor" for x in c["conditions"]}
-    assert "per_capita_income >= 4,000 (now 3,000)" in hints and "four_look_total >= 60 (now 40)" in hints
+    assert "per_capita_income > 4,000 (now 3,000)" in hints  # 以下 includes the line: only above it moves and "four_look_total >= 60 (now 40)" in hints
 
 
 def test_explain_of_an_unknown_household_fails_clearly(db, small_county, tmp_path):
@@ -115,11 +115,11 @@ def test_explain_gives_the_same_answer_after_the_rule_files_change(db, small_cou
     data["values"][next(k for k in data["values"] if str(k) == "2020-01-01")]["value"] = 10000
     line.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     identification = rules / "identification.yaml"
-    changed = identification.read_text(encoding="utf-8").replace("须低于标准线", "CHANGED")
+    changed = identification.read_text(encoding="utf-8").replace("在标准线以下，含本数", "CHANGED")
     identification.write_text(changed, encoding="utf-8")
     after = json.loads(run("explain", "car1", "--db", db, "--json").output)
     assert after == before
-    assert "per_capita_income >= 4,000 (now 3,000)" in json.dumps(after, ensure_ascii=False)
+    assert "per_capita_income > 4,000 (now 3,000)" in json.dumps(after, ensure_ascii=False)
 
 
 def test_no_api_path_changes_a_stored_decision(db, small_county, tmp_path):
@@ -180,6 +180,9 @@ def test_watchlist_lists_monitored_households_by_risk_with_assistance_and_scale(
     assert weak["monitoring"] == "unstable_exited" and weak["monitoring_triggers"] == "low_income;rigid_expenditure"
     assert "MON-4.3" in weak["assistance"] and "MON-4.3" in weak["assistance_cause"]
     assert "MON-4.2" in edge["assistance"] and edge["assistance_cause"] == "原因不明"  # no cause given: unknown
+    # the household's own columns come from its stored input row, row by row (not by a reset index)
+    columns = watch[["members", "able_bodied", "expenditure_cause"]].fillna("")
+    assert columns.values.tolist() == [["2", "", ""], ["2", "0", "因病"], ["2", "1", ""]]
     scale = read_table(out, sheet="scale")
     row = scale[scale["county"] == "甲县"].iloc[0]
     assert (row["monitored_people"], row["registered_people"]) == ("6", "4") and row["check"].startswith("WARNING")
@@ -187,6 +190,26 @@ def test_watchlist_lists_monitored_households_by_risk_with_assistance_and_scale(
     only = tmp_path / "one.xlsx"
     assert run("watchlist", "-o", only, "--db", db, "--township", "一镇").exit_code == 0
     assert list(read_table(only, sheet="watchlist")["household_id"]) == ["car1"]
+
+
+def test_the_watchlist_of_the_sample_has_every_households_columns(db, tmp_path):
+    score_and_store(db, SAMPLE, tmp_path / "d.csv")
+    out = tmp_path / "watch.xlsx"
+    assert run("watchlist", "-o", out, "--db", db).exit_code == 0
+    watch = read_table(out, sheet="watchlist")
+    assert len(watch) > 20
+    assert watch["members"].notna().all() and watch["able_bodied"].notna().mean() > 0.8
+    assert watch["expenditure_cause"].notna().any()
+
+
+def test_diff_with_an_unknown_run_is_an_error_not_a_list_of_changes(db, small_county, tmp_path):
+    first = score_and_store(db, small_county, tmp_path / "a.csv")
+    for args in ((first, 9), (9, first)):
+        result = run("diff", *args, "--db", db)
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+        text = " ".join(result.output.split())
+        assert "审计库中没有运行 9" in text and "the store holds no run 9" in text
+        assert "changed decisions" not in text and "Traceback" not in text
 
 
 def test_scoring_stores_decisions_in_bulk_not_one_orm_object_per_row(db, tmp_path):

@@ -18,10 +18,15 @@ DbOption = Annotated[str | None, typer.Option("--db", help="SQLite file or postg
 VERDICT = {"true": "✓", "false": "✗", "unknown": "?"}
 
 
-def _engine(db: str | None):
-    from povertyrules.store.database import connect
+def _engine(db: str | None, must_exist: bool = True):
+    """The store; a read-only command never creates a database that does not exist (it says so instead)."""
+    from povertyrules.store.database import MissingStore, connect
 
-    return connect(db)
+    try:
+        return connect(db, must_exist=must_exist)
+    except MissingStore as exc:
+        console.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(1) from None
 
 
 def _not_found(exc: LookupError) -> None:
@@ -136,8 +141,12 @@ def diff(
     """Households whose status changed between two runs, with the rule that made the difference."""
     from povertyrules.io.tables import write_table
     from povertyrules.store.reports import diff_runs
+    from povertyrules.store.runs import NotFound
 
-    changes = diff_runs(_engine(db), run_a, run_b)
+    try:
+        changes = diff_runs(_engine(db), run_a, run_b)
+    except NotFound as exc:
+        _not_found(exc)
     table = Table(*changes.columns)
     for row in changes.head(200).itertuples(index=False):
         table.add_row(*("" if v is None else str(v) for v in row))
@@ -180,3 +189,44 @@ def runs(db: DbOption = None) -> None:
         table.add_row(str(r.id), f"{r.created_at:%Y-%m-%d %H:%M}", r.operator, r.input_file, str(r.year or ""),
                       r.rules_version, str(r.decided), str(r.error_rows))
     console.print(table)
+
+
+@fail_on_errors
+def review(
+    run: Annotated[int | None, typer.Argument(help="Run id (default: the latest).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="核查 workbook (.xlsx) for the county.")] = None,
+    checks: Annotated[Path | None, typer.Option(help="Checks file (default: rules/review/checks.yaml).")] = None,
+    link: Annotated[str | None, typer.Option(help="Base address of `povertyrules serve` (e.g. "
+                                                  "http://127.0.0.1:8000): each household links to its page.")] = None,
+    lang: Annotated[str, typer.Option(help="zh or en.")] = "zh",
+    db: DbOption = None,
+) -> None:
+    """核查: where the county's records disagree with the rules — 疑似错评, 漏评, 错退, 漏监测, risk removals —
+    counted per township and village, each household with its explanation."""
+    from povertyrules.io.tables import write_table
+    from povertyrules.store.review import percent
+    from povertyrules.store.review import review as build
+    from povertyrules.store.runs import NotFound
+
+    try:
+        result = build(_engine(db, must_exist=True), run, checks)
+    except NotFound as exc:
+        _not_found(exc)
+    lang = "en" if lang == "en" else "zh"
+    console.print(f"[bold]{result.labels[lang]['title']}[/bold] — run {result.run.id} ({result.run.input_file})",
+                  highlight=False)
+    for line in result.lines(lang):
+        console.print(f"  {line}", highlight=False, markup=False)
+    places = result.by_place("township", lang)
+    table = Table(*(str(c) for c in places.columns))
+    for row in places.itertuples(index=False):
+        table.add_row(*(percent(v) if isinstance(v, float) else str(v) for v in row))
+    console.print(table)
+    if output:
+        template = (link.rstrip("/") + "/decision/{decision_id}" if link
+                    else "povertyrules explain {household_id} --run {run_id}")
+        sheets = result.sheets(lang, template)
+        first, *rest = sheets.items()
+        write_table(first[1], output, sheet=first[0], sheets=dict(rest))
+        console.print(f"→ {output}", highlight=False)
+

@@ -13,7 +13,8 @@ from rich.table import Table
 
 from povertyrules.cli import audit, datasets, inspect, monitor, notebook, procedure, rules
 from povertyrules.cli.common import fail_on_errors, parse_sets
-from povertyrules.io.tables import TableWriter, write_table
+from povertyrules.decisions.files import DecisionWriter
+from povertyrules.io.tables import write_table
 
 app = typer.Typer(help="Rules-as-code for targeted poverty alleviation: identification, exit, monitoring.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -22,9 +23,10 @@ app.add_typer(datasets.app, name="datasets")
 app.add_typer(procedure.app, name="procedure")
 app.add_typer(notebook.app, name="notebook")
 app.command(name="inspect")(inspect.inspect_file)
-for command in (audit.explain, audit.history, audit.diff, audit.watchlist, audit.runs, monitor.monitor,
-                monitor.alerts, monitor.confirm):
+for command in (audit.explain, audit.history, audit.diff, audit.watchlist, audit.runs, audit.review,
+                monitor.monitor, monitor.alerts, monitor.confirm):
     app.command()(command)
+app.command(name="核查", help="核查：记录与规则对比（同 review）。")(audit.review)
 console = Console(stderr=True)
 
 PROGRESS_FROM = 100_000  # rows; smaller inputs finish before a bar would help
@@ -44,7 +46,10 @@ def score(
     layout: Annotated[str | None, typer.Option(help="Force a layout: a name in rules/layouts, or a file.")] = None,
     join: Annotated[list[Path] | None, typer.Option(help="Side sheet to join by 户编号 or ID number (repeatable), "
                                                     "e.g. a 四看法 sheet onto a roster.")] = None,
-    lang: Annotated[str, typer.Option(help="Language of the reasons: zh or en.")] = "zh",
+    lang: Annotated[str, typer.Option(help="zh: Chinese headers, values and reasons; en: the contract's names and "
+                                           "codes.")] = "zh",
+    reasons: Annotated[str, typer.Option(help="main: one line per household; full: every cited rule (xlsx: a "
+                                              "second sheet, one row per household and rule).")] = "main",
     store: Annotated[bool, typer.Option(help="Record the run in the audit store and print its id.")] = False,
     db: audit.DbOption = None,
     operator: Annotated[str | None, typer.Option(help="Who ran it (default: the login name).")] = None,
@@ -61,13 +66,14 @@ def score(
                   f"{prepared.layout.description.en}; header line(s) {prepared.table.header_rows}", highlight=False)
     members_file = str(members) if members else f"{input}#members"
     with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-                  disable=len(prepared.frame) < PROGRESS_FROM) as bar, TableWriter(output) as writer:
+                  disable=len(prepared.frame) < PROGRESS_FROM) as bar, DecisionWriter(output, book, lang) as writer:
         task = bar.add_task("score", total=len(prepared.frame))
         result = run_score(prepared.frame, year=year, rules=book, members=prepared.members, lang=lang,
                            file=str(input), members_file=members_file, progress=lambda k: bar.advance(task, k),
-                           keep_records=store, sink=None if store else writer.write, rows=prepared.rows)
+                           keep_records=store, sink=None if store else writer.write, rows=prepared.rows,
+                           reasons=reasons, sink_records=reasons == "full" and writer.xlsx)
         if store:  # the store needs every decision in memory anyway
-            writer.write(result.decisions)
+            writer.write(result.decisions, result.records if reasons == "full" else None)
     score_errors = result.errors
     result.errors = pd.concat([e for e in (prepared.errors, result.errors) if len(e)], ignore_index=True) \
         if len(prepared.errors) else result.errors

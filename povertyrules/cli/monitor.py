@@ -33,6 +33,7 @@ def monitor(
     db: DbOption = None,
 ) -> None:
     """Process events; each newly holding trigger is stored as an alert awaiting county confirmation."""
+    from povertyrules.errors import MissingParameters
     from povertyrules.lang.rulebook import load_rulebook
     from povertyrules.monitor.alerts import store_alerts
     from povertyrules.monitor.events import raw_records, validate
@@ -62,7 +63,12 @@ def monitor(
                     console.print(f"[yellow]line {number}: {item.reason}[/yellow]", highlight=False, soft_wrap=True)
                     continue
                 counts["processed"] += 1
-                proposals.extend(watcher.process(item))
+                try:
+                    proposals.extend(watcher.process(item))
+                except MissingParameters:  # keep the alerts raised so far, then stop with the message
+                    if proposals:
+                        store_alerts(engine, proposals, str(events))
+                    raise
             if proposals:
                 store_alerts(engine, proposals, str(events))
                 counts["alerts"] += len(proposals)
@@ -90,7 +96,7 @@ def alerts(pending: Annotated[bool, typer.Option(help="Only alerts the county ha
     from povertyrules.monitor.alerts import list_alerts
     from povertyrules.store.database import connect
 
-    found = list_alerts(connect(db), pending)
+    found = list_alerts(connect(db, must_exist=True), pending)
     for alert, decision in found:
         status = "pending" if decision is None else ("confirmed" if decision.confirmed else "rejected")
         amount = "" if alert.amount is None else f" {alert.amount:g}"

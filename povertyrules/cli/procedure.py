@@ -50,7 +50,7 @@ def show(household_id: Annotated[str, typer.Argument()], procedure: Procedure = 
     from povertyrules.store.procedures import state as procedure_state
 
     book = load_rulebook()
-    state = procedure_state(connect(db), book, household_id, procedure)
+    state = procedure_state(connect(db, must_exist=True), book, household_id, procedure)
     names = {s["id"]: f"{s['zh']} / {s['en']}" for s in book.procedures[procedure]["steps"]}
     table = Table("date", "step", "actor", "objection", "note", title=f"{procedure} ({state.clause})")
     for s in state.steps:

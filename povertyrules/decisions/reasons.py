@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from povertyrules.decisions.trace import codes, encode, main_reasons, trace_rules
 from povertyrules.engines.vectorized import Evaluation
 from povertyrules.lang import expr as ex
 from povertyrules.lang.rulebook import REVIEW, Rule, RuleBook
@@ -80,10 +81,12 @@ def _sub_items(book: RuleBook, name: str, items: list[Item], seen: set[str], dec
 
 
 def decision_frame(result: Evaluation, frame: pd.DataFrame, version: str, lang: str = "zh",
-                   member_reasons: pd.Series | None = None,
-                   with_records: bool = False) -> tuple[pd.DataFrame, pa.Table | None]:
-    """The contract's decision columns (plus grouping columns and `missing_columns`) for every row, and —
-    with `with_records` — one record per cited rule per row for the audit store (see `reason_records`)."""
+                   member_reasons: pd.Series | None = None, with_records: bool = False,
+                   reasons: str = "main") -> tuple[pd.DataFrame, pa.Table | None]:
+    """The contract's decision columns (plus grouping columns, `missing_columns`, the decisive path's
+    `clauses` and the packed `trace`) for every row, and — with `with_records` — one record per cited rule
+    per row (see `reason_records`). `reasons` is ``main`` (one line: the rule that decided each decision) or
+    ``full`` (every cited rule with observed values and thresholds)."""
     n = result.n
     out = pd.DataFrame({"household_id": frame["household_id"].to_numpy()})
     out["year"] = frame["year"].to_numpy(dtype="int64")
@@ -93,24 +96,31 @@ def decision_frame(result: Evaluation, frame: pd.DataFrame, version: str, lang: 
     for decision in ("identification", "exit", "monitoring"):
         out[decision] = result.outcome(decision)
     out["monitoring_triggers"] = _triggers(result)
-    cited = _cited(result)
-    lines = {item.rule.id: _line(result, item.rule, lang) for item, mask in cited}
-    reasons = join_present([pc.if_else(pa.array(mask), lines[item.rule.id], pa.scalar(None, pa.string()))
-                            for item, mask in cited], ";", n)
+    main, clauses = main_reasons(result, decision_order(result.book), lang)
+    if reasons == "full" or with_records:
+        cited = _cited(result)
+        lines = {item.rule.id: _line(result, item.rule, lang) for item, mask in cited}
+    if reasons == "full":
+        text = join_present([pc.if_else(pa.array(mask), lines[item.rule.id], pa.scalar(None, pa.string()))
+                             for item, mask in cited], ";", n)
+    else:
+        text = main
     missing = join_present([pa.array(np.where(mask, leaf, None), type=pa.string())
                             for leaf, mask in _missing_leaves(result).items()], ";", n)
     records = reason_records(result, frame, cited, lines) if with_records else None
     if member_reasons is not None:
-        lines = frame["household_id"].map(member_reasons)
-        reasons = join_present([pa.array(lines.to_numpy(dtype=object), type=pa.string(), from_pandas=True),
-                                reasons], ";", n)
-    out["reasons"] = pd.Series(reasons.to_pandas(types_mapper=pd.ArrowDtype), dtype="string")
+        member_lines = frame["household_id"].map(member_reasons)
+        text = join_present([pa.array(member_lines.to_numpy(dtype=object), type=pa.string(), from_pandas=True),
+                             text], ";", n)
+    out["reasons"] = pd.Series(text.to_pandas(types_mapper=pd.ArrowDtype), dtype="string")
     out["rules_version"] = version
     for column in CARRIED:
         out[column] = pd.array(frame[column].astype(object).to_numpy() if column in frame else [None] * n,
                                dtype="string")
     out["missing_columns"] = pd.Series(missing.to_pandas(types_mapper=pd.ArrowDtype), dtype="string")
     out["row"] = (frame["row"].to_numpy() if "row" in frame else np.arange(2, n + 2)).astype("int64")
+    out["clauses"] = pd.Series(clauses.to_pandas(types_mapper=pd.ArrowDtype), dtype="string")
+    out["trace"] = pd.array(encode(codes(result, trace_rules(result.book))), dtype="string")
     return out, records
 
 

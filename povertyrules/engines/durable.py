@@ -1,15 +1,19 @@
 """The durable_rules engine, compiled from the same rule tree as the batch engine.
 
 Each household is one fact holding its inputs, the parameters in force for its year and its definitions
-(arithmetic such as per-capita income, computed by the row interpreter from the same tree). Every criterion
-becomes two durable rules — one whose condition holds exactly when the criterion is true, one when it is
-false, in Kleene's logic with `$ex` guards for known values — and every outcome path of a decision becomes one
-rule (its rule and ancestors true, its exceptions false). A firing rule adds its result to the fact and
-re-asserts it, so rules that need that result can fire next. A criterion or decision that no rule settles is
-unknown: the decision is ``review``.
+(arithmetic such as per-capita income, computed by the row interpreter from the same tree). Every criterion,
+and every outcome rule's condition, becomes durable rules — one whose condition holds exactly when it is
+true and one when false, in Kleene's logic with ``$ex`` guards for known values — and a third rule, of lower
+priority, that settles it as unknown once everything it names is settled and neither of the first two fired.
+A decision becomes one rule per pattern of its outcome rules' states (`povertyrules.engines.outcomes`,
+the table every engine reads), setting the possible outcomes and, where only one is possible, the outcome.
+A firing rule adds its result to the fact and re-asserts it, so rules that need that result can fire next.
 
 durable_rules 2.0.28 keeps ruleset names per process and swallows exceptions raised in actions: every engine
-gets a unique ruleset name, and action errors are collected and raised after each fact.
+gets a unique ruleset name, and action errors are collected and raised after each fact. Its `Host` also runs
+a timer thread that dispatches pending actions every 0.2 s, racing the thread that asserts a fact: now and
+then an action ran there after `assert_fact` had returned, and the fact read back lacked a result (a flaky
+``review``). `SyncHost` runs no such thread: every action runs inside `assert_fact`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 
 from durable import engine as durable
 
+from povertyrules.engines.outcomes import UNKNOWN, outcome_table, test_values
 from povertyrules.engines.scalar import evaluate_row, outcome_text, parameters_for
 from povertyrules.errors import RuleError
 from povertyrules.lang import expr as ex
@@ -33,6 +38,24 @@ _ARITH = {"+": "$add", "-": "$sub", "*": "$mul", "/": "$div"}
 HOUSEHOLD = {"$ex": {"hid": 1}}  # every rule matches household facts only
 ALWAYS = {"$ex": {"hid": 1}}
 NEVER = {"$nex": {"hid": 1}}
+UNSETTLED = "?"  # the value a rule's field takes on the fact when the rule is unknown
+FALLBACK = 1  # durable_rules priority of the rules that settle a value as unknown (the others have 0: first)
+
+
+class SyncHost(durable.Host):
+    """A durable_rules host without its background dispatch thread (see the module docstring)."""
+
+    def _run(self) -> None:  # the stock host starts timer threads here; facts here need no timers
+        return None
+
+
+def possible_field(name: str) -> str:
+    """The fact field holding a decision's possible outcomes, ``|``-joined."""
+    return f"{name}__possible"
+
+
+def _joined(possible: frozenset[str]) -> str:
+    return "|".join(sorted(possible))
 
 
 class DurableEngine:
@@ -41,7 +64,7 @@ class DurableEngine:
     def __init__(self, book: RuleBook):
         self.book = book
         self.name = f"povertyrules_{next(_NAMES)}_{book.version}"
-        self.host = durable.Host()
+        self.host = SyncHost()
         self._errors: list[str] = []
         self.outputs = [r.id for r in book.rules.values() if r.entity == "household" and r.kind == "criterion"]
         self.outputs += [d for d, v in book.decisions.items() if v.entity == "household"]
@@ -57,43 +80,52 @@ class DurableEngine:
             if name in self.book.decisions:
                 rules.update(self._decision_rules(name))
             elif self.book.rules[name].kind == "criterion":
-                rule = self.book.rules[name]
-                for value in (True, False):
-                    condition = self.condition(rule, rule.expr, value)
-                    rules[f"{name}__{str(value).lower()}"] = {
-                        "all": [{"m": {"$and": [HOUSEHOLD, condition, {"$nex": {name: 1}}]}}],
-                        "run": self._setter(name, value)}
+                rules.update(self._settle(self.book.rules[name]))
+        return rules
+
+    def _settle(self, rule: Rule) -> dict[str, Any]:
+        """Rules setting `rule`'s value on the fact: True or False where its condition is known; UNSETTLED by a
+        rule of lower priority that waits until everything the rule names is settled and fires only if
+        neither of the first two did (nothing learnt later can change a value settled that way)."""
+        rules = {}
+        for value in (True, False):
+            rules[f"{rule.id}__{str(value).lower()}"] = {
+                "all": [{"m": {"$and": [HOUSEHOLD, self.condition(rule, rule.expr, value), {"$nex": {rule.id: 1}}]}}],
+                "run": self._setter({rule.id: value})}
+        waits = [{"$ex": {possible_field(n) if n in self.book.decisions else n: 1}}
+                 for n in ex.names(rule.expr) if self.book.kind_of("household", n) in ("criterion", "decision")]
+        rules[f"{rule.id}__unknown"] = {
+            "pri": FALLBACK, "all": [{"m": {"$and": [HOUSEHOLD, *waits, {"$nex": {rule.id: 1}}]}}],
+            "run": self._setter({rule.id: UNSETTLED})}
         return rules
 
     def _decision_rules(self, name: str) -> dict[str, Any]:
-        decision = self.book.decisions[name]
-        outcome_rules = [self.book.rules[rid] for rid in decision.outcomes]
-        by_id = {r.id: r for r in outcome_rules}
-        rules = {}
-        for rule in outcome_rules:
-            path, cursor = [rule], rule
-            while cursor.exception_of:
-                cursor = by_id[cursor.exception_of]
-                path.append(cursor)
-            exceptions = [r for r in outcome_rules if r.exception_of == rule.id]
-            parts = [self.condition(r, r.expr, True) for r in path]
-            parts += [self.condition(r, r.expr, False) for r in exceptions]
-            rules[f"{name}__{rule.id}"] = {"all": [{"m": {"$and": [HOUSEHOLD, *parts, {"$nex": {name: 1}}]}}],
-                                           "run": self._setter(name, rule.outcome or "")}
+        table = outcome_table(self.book, name)
+        rules: dict[str, Any] = {}
+        for rule in table.rules:
+            rules.update(self._settle(rule))
+        for number, (fixed, res) in enumerate(table.patterns()):
+            parts = [{table.rules[i].id: (UNSETTLED if s == UNKNOWN else bool(s))} for i, s in fixed.items()]
+            result = {possible_field(name): _joined(res.possible)}
+            if res.decided is not None:
+                result[name] = res.decided
+            rules[f"{name}__{number}"] = {
+                "all": [{"m": {"$and": [HOUSEHOLD, *parts, {"$nex": {possible_field(name): 1}}]}}],
+                "run": self._setter(result)}
         return rules
 
-    def _setter(self, name: str, value: Any):
+    def _setter(self, values: dict[str, Any]):
         def action(c) -> None:
             try:
                 fact = dict(c.m._d)
                 c.retract_fact(fact)
                 fact.pop("sid", None)
-                fact[name] = value
+                fact.update(values)
                 c.assert_fact(fact)
             except durable.MessageNotHandledException:
                 pass
             except Exception as exc:  # durable_rules would swallow it
-                self._errors.append(f"{name}: {exc!r}")
+                self._errors.append(f"{sorted(values)}: {exc!r}")
         return action
 
     def condition(self, rule: Rule, node: ex.Node, value: bool) -> Condition:
@@ -120,7 +152,10 @@ class DurableEngine:
         result: dict[str, Any] = {}
         for name in self.outputs:
             value = final.get(name)
-            result[name] = outcome_text(value) if name in self.book.decisions else value
+            if name in self.book.decisions:
+                result[name] = outcome_text(value)
+            else:
+                result[name] = None if value == UNSETTLED else value
         return result
 
     def decide_many(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -142,10 +177,16 @@ class _Compiler:
         self.book = book
 
     def condition(self, rule: Rule, node: ex.Node, value: bool) -> Condition:
-        """A durable condition that holds exactly when `node` is known and equals `value`."""
+        """A durable condition that holds exactly when `node` is known and equals `value` (Kleene's logic).
+
+        Fields a rule sets (criteria, decisions) are matched on their settled value, never on their absence,
+        so a condition cannot hold on a fact that later rules would complete."""
         def fail(why: str) -> RuleError:
             return RuleError(f"cannot compile to durable_rules: {why}", file=rule.file, rule=rule.id,
                              position=node.pos)
+
+        def settled(name: str) -> bool:
+            return self.book.kind_of("household", name) in ("criterion", "decision")
 
         match node:
             case ex.Const(value=bool() as v):
@@ -159,24 +200,45 @@ class _Compiler:
                 combine = "$and" if (op == "and") == value else "$or"
                 return {combine: parts}
             case ex.Known(operand=ex.Name(name=name), negate=negate):
-                if self.book.kind_of("household", name) in ("criterion", "decision"):
+                if settled(name):
                     raise fail(f"'{name} is known' tests a derived value, which is not monotone")
                 return {("$ex" if value != negate else "$nex"): {name: 1}}
+            case ex.In(operand=ex.Name(name=name), values=values, negate=negate) if name in self.book.decisions:
+                return self._decision_test(name, frozenset(values), negate, value)
+            case ex.Compare(op="==" | "!=" as op, left=ex.Name(name=name), right=ex.Const(value=v)) \
+                    if name in self.book.decisions:
+                return self._decision_test(name, frozenset({v}), op == "!=", value)
+            case ex.Compare(op="==" | "!=" as op, left=ex.Const(value=v), right=ex.Name(name=name)) \
+                    if name in self.book.decisions:
+                return self._decision_test(name, frozenset({v}), op == "!=", value)
             case ex.In(operand=ex.Name(name=name), values=values, negate=negate):
                 hit = value != negate
                 parts = [({name: v} if hit else {"$neq": {name: v}}) for v in values]
                 return {"$and": [{"$ex": {name: 1}}, {"$or" if hit else "$and": parts}]}
             case ex.Compare(op=op, left=left, right=right):
+                fields = self._fields(node)
+                if any(settled(f) for f in fields):
+                    raise fail("a comparison may name inputs, parameters and definitions only")
                 if not isinstance(left, ex.Name):
                     if not isinstance(right, ex.Name):
                         raise fail("a comparison needs a plain name on one side")
                     left, right, op = right, left, _FLIP[op]
                 op = op if value else _NEGATE[op]
-                guards = [{"$ex": {n: 1}} for n in self._fields(node)]
+                guards = [{"$ex": {n: 1}} for n in fields]
                 operand = self._operand(rule, right)
                 test = {left.name: operand} if op == "==" else {_OPS[op]: {left.name: operand}}
                 return {"$and": [*guards, test]}
         raise fail(f"{type(node).__name__} is not supported in a durable_rules condition")
+
+    def _decision_test(self, name: str, accepted: frozenset[str], negate: bool, value: bool) -> Condition:
+        """``name in accepted`` (negated) is `value`: the decision's possible outcomes, settled on the fact,
+        are one of the sets for which the test has that value."""
+        def verdict(possible: frozenset[str]) -> bool | None:
+            found = test_values(possible, accepted)
+            return found if found is None or not negate else not found
+
+        sets = sorted(_joined(p) for p in outcome_table(self.book, name).families() if verdict(p) == value)
+        return {"$or": [{possible_field(name): s} for s in sets]} if sets else NEVER
 
     def _operand(self, rule: Rule, node: ex.Node) -> Any:
         match node:
@@ -228,7 +290,7 @@ class DurableTriggers:
     def __init__(self, book: RuleBook, criteria: list[str]):
         self.book, self.criteria = book, criteria
         self.name = f"povertyrules_triggers_{next(_NAMES)}_{book.version}"
-        self.host = durable.Host()
+        self.host = SyncHost()
         self._fired: list[str] = []
         rules: dict[str, Any] = {}
         for name in criteria:

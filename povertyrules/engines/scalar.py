@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from povertyrules.engines.outcomes import UNKNOWN, outcome_table, test_values
 from povertyrules.errors import RuleError
 from povertyrules.lang import expr as ex
 from povertyrules.lang.rulebook import REVIEW, Entity, RuleBook
@@ -88,6 +89,13 @@ def evaluate_node(node: ex.Node, env: dict[str, Value], book: RuleBook, year: in
             if x is None or y is None or (op == "/" and y == 0):
                 return None
             return {"+": x + y, "-": x - y, "*": x * y, "/": x / y if y else None}[op]
+        case ex.Compare(op="==" | "!=" as op, left=ex.Const(value=value), right=ex.Name(name=name)) \
+                if possible_key(name) in env:
+            return ev(ex.Compare(op, ex.Name(name, node.pos), ex.Const(value, node.pos), node.pos))
+        case ex.Compare(op="==" | "!=" as op, left=ex.Name(name=name), right=ex.Const(value=value)) \
+                if possible_key(name) in env:
+            found = test_values(env[possible_key(name)], frozenset({value}))  # type: ignore[arg-type]
+            return found if found is None or op == "==" else not found
         case ex.Compare(op=op, left=a, right=b):
             x, y = ev(a), ev(b)
             if x is None or y is None:
@@ -102,6 +110,9 @@ def evaluate_node(node: ex.Node, env: dict[str, Value], book: RuleBook, year: in
         case ex.Not(operand=o):
             v = ev(o)
             return None if v is None else not v
+        case ex.In(operand=ex.Name(name=name), values=values, negate=negate) if possible_key(name) in env:
+            found = test_values(env[possible_key(name)], frozenset(values))  # type: ignore[arg-type]
+            return found if found is None or not negate else not found
         case ex.In(operand=o, values=values, negate=negate):
             v = ev(o)
             return None if v is None else ((v in values) != negate)
@@ -120,27 +131,26 @@ def evaluate_node(node: ex.Node, env: dict[str, Value], book: RuleBook, year: in
 
 
 def decide(book: RuleBook, name: str, env: dict[str, Value], year: int | None) -> Value:
-    """Catala-style: one applying top-level rule, refined by its exceptions; unknown → None (review)."""
-    rules = [book.rules[rid] for rid in book.decisions[name].outcomes]
-
-    def resolve(parent: str | None) -> tuple[bool, Value]:
-        """(some rule applies, its outcome or None when undecidable)."""
-        siblings = [r for r in rules if r.exception_of == parent]
-        values = [evaluate_node(r.expr, env, book, year) for r in siblings]
-        applying = [r for r, v in zip(siblings, values, strict=True) if v is True]
-        if len(applying) > 1:
-            raise RuleError(f"rules {[r.id for r in applying]} apply together", rule=applying[0].id)
-        if applying:
-            found, outcome = resolve(applying[0].id)
-            return True, outcome if found else applying[0].outcome
-        if None in values:
-            return True, None
-        return False, None
-
-    found, outcome = resolve(None)
-    if not found:
+    """Catala-style exceptions in three-valued logic (`povertyrules.engines.outcomes`): the one possible
+    outcome, or None (review) where the unknown conditions leave more than one. The possible outcomes are kept
+    in `env` under `possible_key(name)` for rules that test this decision's value."""
+    table = outcome_table(book, name)
+    states = []
+    for rule in table.rules:
+        v = evaluate_node(rule.expr, env, book, year)
+        states.append(UNKNOWN if v is None else int(bool(v)))
+    res = table.resolve(table.code(states))
+    if res.conflict:
+        raise RuleError(f"rules {list(res.conflict)} apply together", rule=res.conflict[0])
+    if res.nothing_applies:
         raise RuleError(f"no outcome rule of decision '{name}' applies", file=book.decisions[name].file)
-    return outcome
+    env[possible_key(name)] = res.possible  # type: ignore[assignment]
+    return res.decided
+
+
+def possible_key(name: str) -> str:
+    """Where `evaluate_row` keeps a decision's possible outcomes (not a name a rule can use)."""
+    return f"{name}#possible"
 
 
 def outcome_text(value: Value) -> str:

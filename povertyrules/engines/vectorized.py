@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from povertyrules.engines.outcomes import UNKNOWN, outcome_table
 from povertyrules.errors import RuleError
 from povertyrules.lang import expr as ex
-from povertyrules.lang.rulebook import REVIEW, Decision, Entity, Rule, RuleBook
+from povertyrules.lang.rulebook import REVIEW, Decision, Entity, RuleBook
 
 
 @dataclass
@@ -52,10 +53,29 @@ class Evaluation:
     codes: dict[str, np.ndarray] = field(default_factory=dict)  # decision -> index into outcome_values
     outcome_values: dict[str, list[str]] = field(default_factory=dict)
     cited: dict[str, np.ndarray] = field(default_factory=dict)  # outcome rule id -> on the decisive path
+    possible: dict[str, np.ndarray] = field(default_factory=dict)  # decision -> bit mask of possible outcomes
+    #: decision -> per row "" or why its rules fail there (rules applying together, or none applying)
+    failures: dict[str, np.ndarray] = field(default_factory=dict)
 
     def outcome(self, decision: str) -> np.ndarray:
         """The decision's outcome per row, as text (``review`` where undecidable)."""
         return np.asarray(self.outcome_values[decision], dtype=object)[self.codes[decision]]
+
+    def failed(self) -> np.ndarray:
+        """Rows on which some decision's rules apply together or none applies (a fault of the rule set)."""
+        out = np.zeros(self.n, dtype=bool)
+        for failure in self.failures.values():
+            out |= failure != ""
+        return out
+
+    def failure(self, row: int) -> str:
+        """Why the rule set fails on `row` (Chinese / English), naming the decision and its rules."""
+        return "；".join(f[row] for f in self.failures.values() if f[row])
+
+    def verdict(self, name: str) -> np.ndarray:
+        """A criterion's or outcome rule's verdict per row as a code: 0 false, 1 true, 2 unknown."""
+        v = self.value(name)
+        return np.where(v.known, np.asarray(v.values, dtype=bool), 2).astype(np.int8)
 
     def value(self, name: str) -> Vec:
         return (self.env.get(name) or self.conditions[name]).full(self.n)
@@ -154,6 +174,9 @@ class _Evaluator:
                 return Vec(-v.values, v.known)
             case ex.Arith(op=op, left=a, right=b):
                 return self.arith(op, self.eval(a), self.eval(b))
+            case ex.Compare(op="==" | "!=" as op, left=a, right=b) if self._decision_operand(a, b):
+                name, value = self._decision_operand(a, b)
+                return self.decision_test(name, {value}, negate=op == "!=")
             case ex.Compare(op=op, left=a, right=b):
                 return self.compare(op, self.eval(a), self.eval(b))
             case ex.Logic(op=op, operands=ops):
@@ -166,6 +189,8 @@ class _Evaluator:
             case ex.Not(operand=o):
                 v = self.eval(o)
                 return Vec(~np.asarray(v.values, dtype=bool), v.known)
+            case ex.In(operand=ex.Name(name=name), values=values, negate=negate) if name in self.result.possible:
+                return self.decision_test(name, set(values), negate)
             case ex.In(operand=o, values=values, negate=negate):
                 v = self.eval(o)
                 hit = np.zeros(np.shape(v.values), dtype=bool)
@@ -178,6 +203,13 @@ class _Evaluator:
             case ex.Call(function=fn, args=args):
                 return self.call(fn, args)
         raise AssertionError(f"unhandled node {node!r}")  # pragma: no cover
+
+    def _decision_operand(self, a: ex.Node, b: ex.Node) -> tuple[str, str] | None:
+        """(decision, value) for a comparison of a decided name with a text constant, else None."""
+        for x, y in ((a, b), (b, a)):
+            if isinstance(x, ex.Name) and x.name in self.result.possible and isinstance(y, ex.Const):
+                return x.name, y.value  # type: ignore[return-value]
+        return None
 
     def parameter(self, name: str, offset: int) -> Vec:
         """A parameter's value for each row's year (+ offset); unknown where none is in force."""
@@ -256,61 +288,53 @@ class _Evaluator:
 
     # -- decisions -------------------------------------------------------------------------------
     def decide(self, decision: Decision) -> None:
-        """Resolve the decision's outcome rules for every row (see the module docstring)."""
+        """Resolve the decision's outcome rules for every row (see `povertyrules.engines.outcomes`)."""
         n = self.result.n
+        table = outcome_table(self.book, decision.name)
         values = [*decision.values, REVIEW]
         code = {v: i for i, v in enumerate(values)}
-        none_applies = -1
-        rules = [self.book.rules[rid] for rid in decision.outcomes]
-        children: dict[str | None, list[Rule]] = {}
-        for r in rules:
-            children.setdefault(r.exception_of, []).append(r)
-        for r in rules:
-            self.result.conditions[r.id] = self.eval(r.expr).full(n)
-            self.result.cited[r.id] = np.zeros(n, dtype=bool)
-
-        def resolve(siblings: list[Rule], active: np.ndarray) -> np.ndarray:
-            out = np.full(n, none_applies, dtype=np.int16)
-            true, unknown = [], []
-            count = np.zeros(n, dtype=np.int8)
-            for r in siblings:
-                c = self.result.conditions[r.id]
-                known = np.asarray(c.known, dtype=bool)
-                true.append(active & known & np.asarray(c.values, dtype=bool))
-                unknown.append(active & ~known)
-                count += true[-1]
-            if (count > 1).any():
-                row = int(np.argmax(count > 1))
-                both = [r.id for r, t in zip(siblings, true, strict=True) if t[row]]
-                raise RuleError(f"rules {both} apply together to row {row}; make one an exception of the "
-                                "other or their conditions exclusive", rule=both[0])
-            any_true = count == 1
-            for r, t in zip(siblings, true, strict=True):
-                if t.any():
-                    sub = resolve(children.get(r.id, []), t) if r.id in children else None
-                    value = code[r.outcome or ""] if sub is None else np.where(sub == none_applies,
-                                                                                code[r.outcome or ""], sub)
-                    out = np.where(t, value, out)
-            undecided = np.zeros(n, dtype=bool)
-            for u in unknown:
-                undecided |= u
-            undecided &= ~any_true
-            out[undecided] = code[REVIEW]
-            for r, t, u in zip(siblings, true, unknown, strict=True):
-                cited = t | (u & undecided)
-                if r.exception_of:  # an exception that was checked and did not apply is cited too
-                    cited |= active & ~t & ~u
-                self.result.cited[r.id] |= cited
-            return out
-
-        codes = resolve(children.get(None, []), np.ones(n, dtype=bool))
-        if (codes == none_applies).any():
-            row = int(np.argmax(codes == none_applies))
-            raise RuleError(f"no outcome rule of decision '{decision.name}' applies to row {row}; the "
-                            "top-level rules must cover every case", file=decision.file)
-        self.result.codes[decision.name] = codes
+        codes = np.zeros(n, dtype=np.int64)
+        for i, r in enumerate(table.rules):
+            c = self.eval(r.expr).full(n)
+            self.result.conditions[r.id] = c
+            known = np.asarray(c.known, dtype=bool)
+            state = np.where(known, np.asarray(c.values, dtype=bool).astype(np.int64), UNKNOWN)
+            codes += state * 3 ** i
+        present, inverse = np.unique(codes, return_inverse=True)
+        resolutions = [table.resolve(int(c)) for c in present]
+        failure = np.asarray([_failure(decision.name, res) for res in resolutions], dtype=object)
+        self.result.failures[decision.name] = failure[inverse]
+        bit = {v: 1 << i for i, v in enumerate(decision.values)}
+        possible = np.asarray([sum(bit[v] for v in res.possible) for res in resolutions], dtype=np.int64)
+        outcome = np.asarray([code[res.decided] if res.decided is not None else code[REVIEW]
+                              for res in resolutions], dtype=np.int16)
+        for r in table.rules:
+            self.result.cited[r.id] = np.asarray([r.id in res.cited for res in resolutions], dtype=bool)[inverse]
+        out = outcome[inverse]
+        self.result.codes[decision.name] = out
+        self.result.possible[decision.name] = possible[inverse]
         self.result.outcome_values[decision.name] = values
-        self.result.env[decision.name] = Vec(np.asarray(values, dtype=str)[codes], codes != code[REVIEW])
+        self.result.env[decision.name] = Vec(np.asarray(values, dtype=str)[out], out != code[REVIEW])
+
+    def decision_test(self, name: str, accepted: set[str], negate: bool) -> Vec:
+        """``decision in accepted`` (or not) over the decision's possible outcomes: unknown only where some
+        possible outcome is accepted and another is not."""
+        decision = self.book.decisions[name]
+        wanted = sum(1 << i for i, v in enumerate(decision.values) if v in accepted)
+        possible = self.result.possible[name]
+        inside, outside = (possible & ~wanted) == 0, (possible & wanted) == 0
+        return Vec(outside if negate else inside, inside | outside)
+
+
+def _failure(decision: str, res) -> str:
+    if res.conflict:
+        return (f"决定 {decision} 的规则 {list(res.conflict)} 同时适用（须互斥或设为例外） / rules "
+                f"{list(res.conflict)} of decision '{decision}' apply together; make one an exception of the "
+                "other or their conditions exclusive")
+    if res.nothing_applies:
+        return (f"决定 {decision} 没有任何判定规则适用（须覆盖所有情形） / no outcome rule of decision "
+                f"'{decision}' applies; the top-level rules must cover every case")
+    return ""
 
 
 def _kleene_and(a: Vec, b: Vec) -> Vec:

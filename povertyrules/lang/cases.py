@@ -13,7 +13,8 @@ sentence, cites the clauses it exercises, and gives input and expected output.
         output: {identification: not_poor}
 
 Output keys are decision columns, plus ``reasons_include`` (texts that must appear in the reasons) and
-``error_column`` (the row must instead be listed as an error on that column).
+``error_column`` (the row must instead be listed as an error on that column) and ``stops_with`` (the run must
+stop because this required parameter has no value for the year).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from povertyrules.errors import RuleError
+from povertyrules.errors import MissingParameters, RuleError
 from povertyrules.lang.rulebook import RuleBook
 
 
@@ -67,9 +68,17 @@ def run_case(book: RuleBook, case: Case, lang: str = "en") -> list[str]:
     frame = pd.DataFrame([{k: ("" if v is None else str(v)) for k, v in case.input.items()}])
     members = pd.DataFrame([{k: ("" if v is None else str(v)) for k, v in m.items()} for m in case.members]) \
         if case.members else None
-    result = score(frame, year=case.year, rules=book, overrides=case.overrides or None, members=members,
-                   lang=lang, file=case.file)
     expected = dict(case.output)
+    stops_with = expected.pop("stops_with", None)
+    try:
+        result = score(frame, year=case.year, rules=book, overrides=case.overrides or None, members=members,
+                       lang=lang, file=case.file, reasons="full")
+    except MissingParameters as exc:
+        if stops_with is not None and stops_with in exc.missing:
+            return []
+        raise
+    if stops_with is not None:
+        return [f"expected the run to stop for want of parameter {stops_with}, but it scored"]
     error_column = expected.pop("error_column", None)
     if error_column is not None:
         own = result.errors[result.errors["file"] == case.file]

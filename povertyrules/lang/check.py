@@ -3,8 +3,10 @@ for every year asked. (Expressions, names, types and links are already checked w
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from povertyrules.errors import MissingParameters
 from povertyrules.lang.clauses import clauses
 from povertyrules.lang.rulebook import RuleBook
 
@@ -30,13 +32,30 @@ def check_rulebook(book: RuleBook, years: range | list[int] = DEFAULT_YEARS) -> 
     for where, clause in citations:
         if clause not in known:
             report.problems.append(f"{where} cites clause '{clause}', which is not in the shipped policy text")
+    missing = missing_parameters(book, years)
     for name, parameter in sorted(book.parameters.items()):
         lacking = [y for y in years if parameter.at(y) is None]
-        if lacking and parameter.required:
+        if name in missing:
             report.problems.append(f"parameter {name} has no value in force for year(s) {_span(lacking)}")
         elif lacking:
             report.notes.append(f"parameter {name} (optional) has no value for {_span(lacking)}")
     return report
+
+
+def missing_parameters(book: RuleBook, years: Iterable[int]) -> dict[str, list[int]]:
+    """Required parameters with no value in force for some of `years`: parameter -> those years."""
+    years = sorted({int(y) for y in years})
+    found = {name: [y for y in years if p.at(y) is None] for name, p in sorted(book.parameters.items())
+             if p.required}
+    return {name: lacking for name, lacking in found.items() if lacking}
+
+
+def require_parameters(book: RuleBook, years: Iterable[int]) -> None:
+    """Stop (`MissingParameters`) where a required parameter has no value for a year to be decided."""
+    missing = missing_parameters(book, years)
+    if missing:
+        labels = {n: (book.parameters[n].description.zh, book.parameters[n].description.en) for n in missing}
+        raise MissingParameters(missing, labels)
 
 
 def _span(years: list[int]) -> str:

@@ -224,6 +224,9 @@ def _load(root: Path, overrides: list[Path | str] | None, values: dict[str, Any]
     if steps.exists():
         book.procedures = yaml.safe_load(steps.read_text(encoding="utf-8")) or {}
     errors: list[RuleError] = []
+    for name, parameter in parameters.items():
+        if name in _ALL_COLUMNS:
+            errors.append(_shadows(name, "parameter", parameter.file))
     for path, spec in files:
         _register(book, path, spec, errors)
     if not errors:
@@ -309,6 +312,9 @@ def _register(book: RuleBook, path: Path, spec: RuleFile, errors: list[RuleError
                                         rule=r.id))
             if kind == "outcome" and r.outcome is None:
                 errors.append(RuleError("an outcome rule needs 'outcome'", file=file, rule=r.id))
+            if r.id in _ALL_COLUMNS:
+                errors.append(_shadows(r.id, kind, file))
+                continue
             if r.id in book.rules or r.id in book.decisions or r.id in book.parameters:
                 errors.append(RuleError(f"id '{r.id}' is defined twice", file=file, rule=r.id))
                 continue
@@ -324,6 +330,8 @@ def _register(book: RuleBook, path: Path, spec: RuleFile, errors: list[RuleError
                 cites=tuple(r.cites), decision=spec.decision.name if kind == "outcome" and spec.decision else None)
     if spec.decision:
         d = spec.decision
+        if d.name in _ALL_COLUMNS:
+            errors.append(_shadows(d.name, "decision", file))
         if d.name in book.decisions or d.name in book.rules:
             errors.append(RuleError(f"decision '{d.name}' is defined twice", file=file))
         book.decisions[d.name] = Decision(
@@ -332,6 +340,15 @@ def _register(book: RuleBook, path: Path, spec: RuleFile, errors: list[RuleError
             outcomes=tuple(r.id for r in d.outcomes))
     book.not_encoded.extend(spec.not_encoded)
     book.rulesets[spec.ruleset] = spec.description
+
+
+_ALL_COLUMNS = {c.name for columns in ENTITY_COLUMNS.values() for c in columns}
+
+
+def _shadows(name: str, kind: str, file: str) -> RuleError:
+    """A name that is also an input column would silently replace that column in every rule."""
+    return RuleError(f"{kind} '{name}' has the name of an input column (a column of the contract); rename it "
+                     f"/ {kind} 名称“{name}”与输入列同名，请改名", file=file, rule=name)
 
 
 class _DependencyFailed(Exception):

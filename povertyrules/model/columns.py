@@ -66,11 +66,13 @@ HOUSEHOLD_COLUMNS: tuple[Column, ...] = (
     Column("look_labor", "三看劳动力", "number", minimum=0),
     Column("look_study", "四看读书郎", "number", minimum=0),
     Column("four_look_score", "四看法评分", "number", minimum=0, maximum=100),
-    Column("ex_public_employee", "有财政供养或国企稳定工资人员", "bool"),
+    Column("ex_public_employee", "有在国家机关或国有企事业单位工作且有稳定工资收入人员", "bool",
+           aliases=("有财政供养或国企稳定工资人员",)),  # the earlier header, still read
     Column("ex_village_cadre", "有村支书或村主任", "bool"),
     Column("ex_urban_property", "城镇购房或门市房", "bool"),
     Column("ex_urban_property_rebuild", "因灾重建或拆迁建房", "bool"),
-    Column("ex_vehicle", "有小轿车工程机械或大型农机", "bool"),
+    Column("ex_vehicle", "有小轿车（含面包车）工程机械或大型农机具", "bool",
+           aliases=("有小轿车工程机械或大型农机",)),  # the earlier header, still read
     Column("ex_business", "有注册企业或长期雇工", "bool"),
     Column("ex_costly_schooling", "高费择校私立或自费留学", "bool"),
     Column("hardship_approved", "特殊困难经村民代表会议评议通过", "bool"),

@@ -54,7 +54,8 @@ def parse_records(raw: pd.DataFrame, columns: tuple[Column, ...], file: str,
     """Type every contract column of `raw`; `optional` lists required columns a caller will derive.
 
     `rows` gives each row's line in the original sheet (default: the header is line 1, data from line 2)."""
-    frame = rename_headers(raw, columns, file)
+    # positions, not labels: a slice, a shuffled or a filtered frame reads exactly like a fresh one
+    frame = rename_headers(raw, columns, file).reset_index(drop=True)
     for column in columns:
         if column.required and column.name not in frame and column.name not in optional:
             raise InputError(f"缺少必填列“{column.zh}”", f"required column '{column.name}' is missing",
@@ -102,7 +103,8 @@ def _arrow_text(series: pd.Series) -> pa.Array:
 
 def _text(series: pd.Series) -> pd.Series:
     """Cells as stripped text, blank → NA."""
-    return pd.Series(_arrow_text(series).to_pandas(types_mapper=pd.ArrowDtype), index=series.index, dtype="string")
+    return pd.Series(_arrow_text(series).to_pandas(types_mapper=pd.ArrowDtype).array, index=series.index,
+                     dtype="string")
 
 
 def _numbers(series: pd.Series) -> tuple[pd.Series, pd.Series]:

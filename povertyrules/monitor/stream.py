@@ -9,6 +9,7 @@ from typing import Any
 
 from povertyrules.engines.durable import DurableTriggers, household_fact
 from povertyrules.lang import expr as ex
+from povertyrules.lang.check import require_parameters
 from povertyrules.lang.rulebook import RuleBook
 from povertyrules.monitor.events import RIGID, Event
 
@@ -50,6 +51,7 @@ class Monitor:
             self.criteria.append(NO_LABOUR)
         self.rules = DurableTriggers(book, self.criteria)
         self.years: dict[tuple[str, int], Year] = {}
+        self._years_checked: set[int] = set()
 
     def snapshot(self, household_id: str, year: int) -> dict[str, Any]:
         """The household as the events of `year` leave it, as a typed row for the rules."""
@@ -73,6 +75,9 @@ class Monitor:
     def process(self, event: Event) -> list[Proposal]:
         """Apply one event; return the alerts it raises (each trigger once per household and year)."""
         year = event.date.year
+        if year not in self._years_checked:  # a year with no line stops the monitor: no silent "no alert"
+            require_parameters(self.book, [year])
+            self._years_checked.add(year)
         state = self.years.setdefault((event.household_id, year), Year())
         if event.kind in RIGID:
             state.rigid += event.amount or 0.0

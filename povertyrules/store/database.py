@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy import Engine, event, text
 from sqlmodel import SQLModel, create_engine
 
+from povertyrules.errors import PovertyRulesError
 from povertyrules.store.models import APPEND_ONLY
 
 DEFAULT_DB = "povertyrules.db"
@@ -28,9 +29,21 @@ def database_url(db: str | Path | None = None) -> str:
 _ENGINES: dict[str, Engine] = {}
 
 
-def connect(db: str | Path | None = None) -> Engine:
-    """An engine with the tables and append-only triggers in place (created on first use)."""
+class MissingStore(PovertyRulesError):
+    """A read-only command was pointed at an SQLite file that does not exist (it is never created for it)."""
+
+
+def connect(db: str | Path | None = None, must_exist: bool = False) -> Engine:
+    """An engine with the tables and append-only triggers in place (created on first use).
+
+    `must_exist` (read-only commands and the web pages): an SQLite file that does not exist is an error naming
+    it, never an empty new store."""
     url = database_url(db)
+    if must_exist and url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.is_file():
+            raise MissingStore(f"审计库文件不存在：{path}（先用 score --store 建立）/ "
+                               f"no audit store at {path} (create one with score --store)")
     if url not in _ENGINES:
         engine = create_engine(url)
         if engine.dialect.name == "sqlite":

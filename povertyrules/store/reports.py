@@ -41,9 +41,8 @@ def watchlist(engine: Engine, run_id: int | None = None, county: str | None = No
         watched["assistance"] = [book.decisions["assistance"].label(v) for v in result.outcome("assistance")]
         watched["assistance_cause"] = [book.decisions["assistance_cause"].label(v)
                                        for v in result.outcome("assistance_cause")]
-        watched["able_bodied"] = typed.get("able_bodied")
-        watched["expenditure_cause"] = typed.get("expenditure_cause")
-        watched["members"] = typed.get("members")
+        for column in ("able_bodied", "expenditure_cause", "members"):  # by position: `typed` has a fresh index
+            watched[column] = typed[column].to_numpy() if column in typed else None
     watched["income_to_monitoring_line"] = (watched["per_capita_income"] / watched["monitoring_line"]).round(3)
     watched["trigger_count"] = watched["monitoring_triggers"].fillna("").str.count("[a-z_]+")
     watched = watched.sort_values(["trigger_count", "income_to_monitoring_line"], ascending=[False, True])
@@ -76,6 +75,8 @@ def _scale(book, decisions: pd.DataFrame, members: pd.Series, deep_poverty: tupl
 
 def diff_runs(engine: Engine, run_a: int, run_b: int) -> pd.DataFrame:
     """Households whose identification, exit or monitoring differ between two runs, and the rules that did it."""
+    for run in (run_a, run_b):  # an unknown run is an error, not a run with no decisions
+        get_run(engine, run)
     a, b = decisions_frame(engine, run_a), decisions_frame(engine, run_b)
     columns = ["identification", "exit", "monitoring"]
     joined = a[["household_id", *columns]].merge(b[["household_id", *columns]], on="household_id",

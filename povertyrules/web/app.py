@@ -55,7 +55,7 @@ def mask(value: Any) -> Any:
 
 
 def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
-    engine = connect(db)
+    engine = connect(db, must_exist=True)
     app = FastAPI(title="povertyrules inspector", description="Read-only decisions, reasons and runs.",
                   version="1")
     templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))

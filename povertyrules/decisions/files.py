@@ -1,0 +1,210 @@
+"""Decision files for people and for programs.
+
+``lang="en"`` writes the contract's English column names and status codes, stable for programs (every
+contract column kept, extensions after them). ``lang="zh"`` writes what a county clerk reads: Chinese headers
+(`columns.yaml`) and Chinese values — decision outcomes and monitoring triggers labelled from the rule files,
+other coded values from `columns.yaml` — and leaves out the packed trace. Nothing here names a policy
+outcome: labels come from data files.
+
+An xlsx decisions file is written as it is produced (xlsxwriter's constant-memory mode, one chunk at a time):
+the decisions sheet with a frozen header, column widths and filters; with full reasons, a second sheet with
+one row per household and cited rule; and a summary sheet of households per township and status.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import yaml
+
+from povertyrules.lang.rulebook import RuleBook
+
+DECISIONS = ("identification", "exit", "monitoring")
+
+
+@cache
+def labels() -> dict[str, Any]:
+    return yaml.safe_load((Path(__file__).with_name("columns.yaml")).read_text(encoding="utf-8"))
+
+
+def localize(frame: pd.DataFrame, book: RuleBook, lang: str) -> pd.DataFrame:
+    """A decisions frame as a reader of `lang` sees it (``en``: unchanged)."""
+    if lang != "zh":
+        return frame
+    out = frame.drop(columns=[c for c in ("trace",) if c in frame])
+    for name in DECISIONS:
+        if name in out:
+            decision = book.decisions[name]
+            codes = pd.Series(out[name], dtype=object)
+            mapping = {v: decision.label(v, "zh") for v in [*decision.values, "review"]}
+            out[name] = codes.map(mapping).fillna(codes)
+    if "monitoring_triggers" in out:
+        names = {t: r.description.zh for t, r in book.triggers().items()}
+        out["monitoring_triggers"] = _map_joined(out["monitoring_triggers"], names, "；")
+    for column, mapping in labels()["values"].items():
+        if column in out:
+            values = pd.Series(out[column], dtype=object)
+            out[column] = values.map(mapping).where(values.isin(list(mapping)), values)
+    return out.rename(columns=labels()["columns"])
+
+
+def _map_joined(series: pd.Series, names: dict[str, str], separator: str) -> pd.Series:
+    values = pd.Series(series, dtype=object)
+    unique = {v: separator.join(names.get(p, p) for p in v.split(";")) for v in values.dropna().unique() if v}
+    return values.map(unique).where(values.notna() & (values != ""), values)
+
+
+def reason_sheet(records: pa.Table, book: RuleBook, lang: str) -> pd.DataFrame:
+    """One row per household and cited rule (from the reason records), headers in `lang`."""
+    frame = records.select(["household_id", "decision", "clause", "rule_id", "verdict", "message"]).to_pandas()
+    frame = frame.rename(columns={"rule_id": "rule"})
+    if lang == "zh":
+        sheet = labels()["reason_sheet"]
+        frame["decision"] = frame["decision"].map(
+            {n: d.description.zh for n, d in book.decisions.items()}).fillna(frame["decision"])
+        frame["rule"] = frame["rule"].map({r: v.description.zh for r, v in book.rules.items()}).fillna(frame["rule"])
+        frame["verdict"] = frame["verdict"].map(labels()["verdicts"]).fillna(frame["verdict"])
+        frame = frame.rename(columns=sheet["columns"])
+    return frame
+
+
+class Summary:
+    """Households per township and status of each decision, accumulated chunk by chunk."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str, str], int] = {}
+
+    def add(self, frame: pd.DataFrame) -> None:
+        township = frame["township"].astype(object).fillna("") if "township" in frame else \
+            pd.Series([""] * len(frame))
+        for name in DECISIONS:
+            grouped = pd.DataFrame({"t": township.to_numpy(), "s": frame[name].astype(object).to_numpy()}) \
+                .value_counts()
+            for (t, s), k in grouped.items():
+                self.counts[(name, t, s)] = self.counts.get((name, t, s), 0) + int(k)
+
+    def table(self, book: RuleBook, lang: str) -> pd.DataFrame:
+        """Township rows; a column per (decision, status) label; a total row."""
+        if not self.counts:
+            return pd.DataFrame()
+        rows = pd.DataFrame([(d, t, s, k) for (d, t, s), k in self.counts.items()],
+                            columns=["decision", "township", "status", "count"])
+        def header(d: str, s: str) -> str:
+            decision = book.decisions[d]
+            return f"{getattr(decision.description, lang)}·{decision.label(s, lang) if lang == 'zh' else s or '-'}"
+        rows["column"] = [header(d, s) for d, s in zip(rows["decision"], rows["status"], strict=True)]
+        order = list(dict.fromkeys(header(d, s) for d in DECISIONS for s in [*book.decisions[d].values, "review"]))
+        table = rows.pivot_table(index="township", columns="column", values="count", aggfunc="sum", fill_value=0)
+        table = table.reindex(columns=[c for c in order if c in table.columns])
+        households = rows[rows["decision"] == DECISIONS[0]].groupby("township")["count"].sum()
+        table.insert(0, "households", households.reindex(table.index).fillna(0).astype(int))
+        table.loc["Σ"] = table.sum()
+        names = labels()["summary_sheet"]
+        table = table.reset_index()
+        if lang == "zh":
+            table = table.rename(columns={"township": names["township"], "households": names["households"]})
+        return table
+
+
+class XlsxWriter:
+    """A decisions workbook written chunk by chunk in constant memory (see the module docstring)."""
+
+    def __init__(self, path: Path | str, book: RuleBook, lang: str, sheet: str = "decisions"):
+        import xlsxwriter
+
+        self.path, self.book, self.lang = Path(path), book, lang
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.workbook = xlsxwriter.Workbook(str(self.path), {"constant_memory": True, "strings_to_numbers": False,
+                                                              "strings_to_formulas": False, "strings_to_urls": False})
+        self.header = self.workbook.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1})
+        self.sheets: dict[str, Any] = {}
+        self.rows: dict[str, int] = {}
+        self.columns: dict[str, list[str]] = {}
+        self.summary = Summary()
+        self.main = labels()["decisions_sheet"] if lang == "zh" else sheet
+
+    def write(self, frame: pd.DataFrame, records: pa.Table | None = None) -> None:
+        self.summary.add(frame)
+        self._append(self.main, localize(frame, self.book, self.lang))
+        if records is not None and records.num_rows:
+            name = labels()["reason_sheet"]["name"] if self.lang == "zh" else "reasons"
+            self._append(name, reason_sheet(records, self.book, self.lang))
+
+    def _append(self, name: str, frame: pd.DataFrame) -> None:
+        if name not in self.sheets:
+            sheet = self.workbook.add_worksheet(name)
+            self.sheets[name], self.rows[name], self.columns[name] = sheet, 1, list(frame.columns)
+            for j, column in enumerate(frame.columns):
+                sheet.write_string(0, j, str(column), self.header)
+                sheet.set_column(j, j, _width(column, frame[column]))
+            sheet.freeze_panes(1, 0)
+        sheet, start = self.sheets[name], self.rows[name]
+        columns = [_cells(frame[c]) for c in self.columns[name]]
+        for i in range(len(frame)):
+            sheet.write_row(start + i, 0, [col[i] for col in columns])
+        self.rows[name] = start + len(frame)
+
+    def close(self) -> None:
+        for name, sheet in self.sheets.items():
+            sheet.autofilter(0, 0, max(self.rows[name] - 1, 0), len(self.columns[name]) - 1)
+        if self.main not in self.sheets:
+            self._append(self.main, localize(pd.DataFrame(columns=_empty_columns()), self.book, self.lang))
+        table = self.summary.table(self.book, self.lang)
+        if len(table):
+            name = labels()["summary_sheet"]["name"] if self.lang == "zh" else "summary"
+            self._append(name, table)
+            sheet = self.sheets[name]
+            sheet.autofilter(0, 0, len(table), len(table.columns) - 1)
+        self.workbook.close()
+
+
+class DecisionWriter:
+    """Decisions to .csv, .parquet (streamed, via `TableWriter`) or .xlsx (`XlsxWriter`), in `lang`."""
+
+    def __init__(self, path: Path | str, book: RuleBook, lang: str):
+        from povertyrules.io.tables import TableWriter
+
+        self.book, self.lang = book, lang
+        self.xlsx = Path(path).suffix.lower() == ".xlsx"
+        self.writer: Any = XlsxWriter(path, book, lang) if self.xlsx else TableWriter(path)
+
+    def write(self, frame: pd.DataFrame, records: pa.Table | None = None) -> None:
+        if self.xlsx:
+            self.writer.write(frame, records)
+        else:
+            self.writer.write(localize(frame, self.book, self.lang))
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def __enter__(self) -> DecisionWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _cells(series: pd.Series) -> list:
+    """A column as plain Python cells (blank where missing)."""
+    values = series.astype(object).to_numpy()
+    return [None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else
+            (v.item() if hasattr(v, "item") else v) for v in values]
+
+
+def _empty_columns() -> list[str]:
+    return list(labels()["columns"])
+
+
+def _width(header: object, values: pd.Series) -> float:
+    """A column width from the header and the first values (CJK characters count double)."""
+    sample = [str(header), *(str(v) for v in values.head(200) if not pd.isna(v))]
+    def width(text: str) -> int:
+        return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)
+    return float(min(max(width(t) for t in sample) + 2, 60))
+
+
+__all__ = ["Summary", "XlsxWriter", "localize", "reason_sheet"]
