@@ -81,9 +81,13 @@ def explain(
         console.print(f"  [{clause}] {text}", highlight=False)
     for name, state in procedures.items():
         final = ("程序完成，结果生效" if zh else "procedure complete: the status is final") if state["complete"] else (
-            f"程序未完成（下一步：{state['next_step']}），结果尚未生效" if zh
+            f"程序未完成（下一步：{state['next_label']['zh']}），结果尚未生效" if zh
             else f"procedure in progress (next step: {state['next_step']}): the status is not final")
         console.print(f"{name} ({state['clause']}): {final}", highlight=False)
+        for step in state["steps"]:
+            objection = ("（有异议）" if zh else " (objection)") if step["objection"] else ""
+            console.print(f"  ✓ {step['date']} {step['label']['zh' if zh else 'en']} — {step['actor']}{objection}",
+                          highlight=False)
     console.print(f"\n[bold]{'改变结果的条件' if zh else 'What would change the outcome'}[/bold]")
     if not explanation.changes:
         console.print("  —")
@@ -93,21 +97,10 @@ def explain(
 
 
 def _procedures(engine, decision) -> dict[str, dict]:
-    """The procedure each decision's outcome needs before it is final (ID-4, EX-2, MON-3), and its state."""
     from povertyrules.lang.rulebook import load_rulebook
-    from povertyrules.store.procedures import state
+    from povertyrules.store.procedures import procedures_of
 
-    needed = {"identification": decision.identification == "poor", "exit": decision.exit == "eligible",
-              "monitoring": decision.monitoring in ("unstable_exited", "edge")}
-    book = load_rulebook()
-    found = {}
-    for name, applies in needed.items():
-        if applies and name in book.procedures:
-            s = state(engine, book, decision.household_id, name)
-            found[name] = {"clause": s.clause, "complete": s.complete, "next_step": s.next_step,
-                           "steps": [{"step": x.step, "date": x.date, "actor": x.actor, "objection": x.objection}
-                                     for x in s.steps]}
-    return found
+    return procedures_of(engine, load_rulebook(), decision)
 
 
 @fail_on_errors

@@ -106,7 +106,10 @@ def serve(
 
     from povertyrules.web.app import create_app
 
-    uvicorn.run(create_app(db, show_identities), host=host, port=port, log_level="warning")
+    app = create_app(db, show_identities)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"povertyrules 查询页面 / inspector pages: http://{shown}:{port}/", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 def _print_summary(result, prepared, score_errors, output: Path, errors_path: Path, extra: dict[str, Path],

@@ -21,7 +21,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, field_validator
 from sqlalchemy import Engine
 
-from povertyrules.engines.vectorized import Evaluation, evaluate, evaluate_expression
+from povertyrules.engines.vectorized import Evaluation, column_vec, evaluate_columns, evaluate_expression
 from povertyrules.errors import ExpressionError, RuleError
 from povertyrules.lang import expr as ex
 from povertyrules.lang.parameters import Text
@@ -197,9 +197,17 @@ def review(engine: Engine, run_id: int | None = None, checks: Path | str | None 
     run = get_run(engine, int(decisions["run_id"].iloc[0]) if len(decisions) else (run_id or 0))
     book = snapshot_rulebook(run)
     inputs = typed_inputs(decisions, book)
-    evaluation = evaluate(book, inputs) if len(inputs) else None
+    evaluation = _evaluate(book, inputs) if len(inputs) else None
     results = [_check(book, evaluation, inputs, c, str(checks or CHECKS_FILE)) for c in spec.checks]
     return Review(run, decisions.reset_index(drop=True), results, spec.labels, inputs)
+
+
+def _evaluate(book: RuleBook, inputs: pd.DataFrame) -> Evaluation:
+    """Every rule on the stored rows, with every recorded column the input held (also those no rule reads,
+    such as 脱贫年度: a check may compare them)."""
+    columns = {name: column_vec(inputs[name], column.type)
+               for name, column in book.columns("household").items() if name in inputs}
+    return evaluate_columns(book, columns, len(inputs), years=inputs["year"].to_numpy())
 
 
 def typed_inputs(decisions: pd.DataFrame, book: RuleBook) -> pd.DataFrame:
@@ -226,7 +234,8 @@ def _check(book: RuleBook, evaluation: Evaluation | None, inputs: pd.DataFrame, 
     contract = {c.name: c.zh for c in HOUSEHOLD_COLUMNS}
     absent = [c for c in spec.recorded if c not in inputs or not inputs[c].notna().any()]
     if absent:
-        return CheckResult(spec, False, Text(zh=f"本次运行的输入没有“{'”“'.join(contract.get(c, c) for c in absent)}”列",
+        names = "”“".join(contract.get(c, c) for c in absent)
+        return CheckResult(spec, False, Text(zh=f"本次运行的输入没有“{names}”列",
                                              en=f"the run's input has no {', '.join(absent)} column"))
     if evaluation is None:
         empty = np.zeros(0, dtype=bool)
