@@ -226,7 +226,7 @@ def test_the_earlier_chinese_headers_are_still_read(tmp_path):
     from povertyrules import score
 
     for sheet in (old, new):
-        decided = score(sheet).decisions.iloc[0]
+        decided = score(sheet, reasons="full").decisions.iloc[0]
         assert decided["identification"] == "excluded"
         assert "在国家机关或国有企事业单位工作且有稳定工资收入" in decided["reasons"]
         assert "财政供养" not in decided["reasons"]
