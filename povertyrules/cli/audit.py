@@ -63,13 +63,27 @@ def explain(
     console.print(f"[bold]{'户' if zh else 'household'} {d.household_id}[/bold] — run {stored_run.id} "
                   f"({stored_run.created_at:%Y-%m-%d %H:%M}, {stored_run.input_file}), rules_version "
                   f"{stored_run.rules_version}", highlight=False)
-    console.print(f"{'年度' if zh else 'year'} {d.year}: identification [bold]{d.identification}[/bold], "
-                  f"exit [bold]{d.exit or '—'}[/bold], monitoring [bold]{d.monitoring}[/bold]"
-                  f"{' (' + d.monitoring_triggers + ')' if d.monitoring_triggers else ''}; per-capita income "
-                  f"{d.per_capita_income}, line {d.poverty_line}, monitoring line {d.monitoring_line}, "
-                  f"四看法 {d.four_look_score}", highlight=False)
+    from povertyrules.store.changes import decision_name, number
+    from povertyrules.store.explain import snapshot_rulebook
+
+    book, lang = snapshot_rulebook(stored_run), "zh" if zh else "en"
+    statuses = "，".join(f"{decision_name(x, lang)}：{book.decisions[x].label(getattr(d, x) or '', lang)}"
+                         for x in ("identification", "exit", "monitoring"))
+    console.print(f"{'年度' if zh else 'year'} {d.year}：{statuses}" if zh else
+                  f"year {d.year}: identification [bold]{d.identification}[/bold], exit [bold]{d.exit or '—'}[/bold], "
+                  f"monitoring [bold]{d.monitoring}[/bold]", highlight=False)
+    money = "元" if zh else "yuan"
+    console.print(f"{'人均纯收入' if zh else 'per-capita income'} {number(d.per_capita_income)} {money} · "
+                  f"{'标准线' if zh else 'line'} {number(d.poverty_line)} {money} · "
+                  f"{'监测线' if zh else 'monitoring line'} {number(d.monitoring_line)} {money} · "
+                  f"四看法 {number(d.four_look_score)}", highlight=False)
     if d.missing_columns:
         console.print(f"{'缺失' if zh else 'missing'}: {d.missing_columns}", highlight=False)
+    from povertyrules.store.changes import readable_changes
+
+    console.print(f"\n[bold]{'改变结果的条件' if zh else 'What would change the outcome'}[/bold]")
+    for line in readable_changes(book, explanation.to_dict(), lang):
+        console.print(f"  {line['text']}", highlight=False, markup=False)
     decision_name = None
     for r in explanation.reasons:
         if r.decision != decision_name:
@@ -88,12 +102,7 @@ def explain(
             objection = ("（有异议）" if zh else " (objection)") if step["objection"] else ""
             console.print(f"  ✓ {step['date']} {step['label']['zh' if zh else 'en']} — {step['actor']}{objection}",
                           highlight=False)
-    console.print(f"\n[bold]{'改变结果的条件' if zh else 'What would change the outcome'}[/bold]")
-    if not explanation.changes:
-        console.print("  —")
-    for change in explanation.changes:
-        conditions = " and ".join(f"{c['clause']} {c['name']}: {c['hint']}" for c in change.conditions)
-        console.print(f"  {change.decision} → {change.outcome}: {conditions}", highlight=False)
+
 
 
 def _procedures(engine, decision) -> dict[str, dict]:

@@ -24,6 +24,7 @@ from sqlmodel import Session
 
 from povertyrules.io.tables import write_table
 from povertyrules.lang.rulebook import load_rulebook
+from povertyrules.store.changes import readable_changes
 from povertyrules.store.database import connect
 from povertyrules.store.explain import explain_stored, snapshot_rulebook
 from povertyrules.store.models import Decision, Run
@@ -143,6 +144,7 @@ def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
                             "labels": {x: label(r.id, x, getattr(d, x), lang) for x in DECISIONS},
                             "per_capita_income": d.per_capita_income} for r, d in history_of(engine, hid)]
         data["procedures"] = procedures_of(engine, load_rulebook(), decision)
+        data["changes"] = readable_changes(book_of(decision.run_id), data, lang)
         return protect(data)
 
     def run_summary(run_id: int, lang: str = "zh") -> dict[str, Any]:
