@@ -33,3 +33,9 @@ def test_the_store_benchmark_prints_store_time_and_explain_latency():
 def test_the_monitor_benchmark_prints_events_per_second_and_the_ratio():
     out = run("bench_monitor.py", "--households", "300", "--events", "500")
     assert "events/s" in out and "ratio batch/monitor" in out
+
+
+def test_the_web_benchmark_prints_latencies_under_load_and_during_downloads():
+    out = run("bench_web.py", "--households", "200", "--readers", "3", "--requests", "2", "--downloads", "1")
+    assert "(a) one reader" in out and "(b) 3 concurrent readers" in out and "p99" in out
+    assert "(c) the same while 1 decisions.xlsx downloads run" in out and "download:" in out

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 import tempfile
 import threading
 from pathlib import Path
@@ -22,35 +21,22 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import func, or_, select
 from sqlmodel import Session
 
-from povertyrules.io.tables import write_table
 from povertyrules.lang.rulebook import load_rulebook
 from povertyrules.store.changes import readable_changes
 from povertyrules.store.database import connect
 from povertyrules.store.explain import explain_stored, snapshot_rulebook
 from povertyrules.store.models import Decision, Run
 from povertyrules.store.procedures import procedures_of
-from povertyrules.store.reports import watchlist
 from povertyrules.store.review import Review, percent
 from povertyrules.store.review import review as build_review
 from povertyrules.store.runs import NotFound, decision_of, decisions_frame, get_run, history_of, reasons_of
+from povertyrules.web.exports import build as build_export
+from povertyrules.web.exports import mask, pool
 
 PAGE_SIZE = 50
-ID_NUMBER = re.compile(r"(?<!\d)(\d{6})\d{8}(\d{3}[\dXx])(?!\d)")
-PHONE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
 TEXT: dict[str, dict[str, str]] = yaml.safe_load((Path(__file__).with_name("labels.yaml")).read_text("utf-8"))
 DECISIONS = ("identification", "exit", "monitoring")
 RECENT_RUNS = 10
-
-
-def mask(value: Any) -> Any:
-    """Mask identity-card numbers (keep 6 + 4) and mobile numbers (keep 3 + 4) in text, lists and dicts."""
-    if isinstance(value, str):
-        return PHONE.sub(r"\1****\2", ID_NUMBER.sub(r"\1********\2", value))
-    if isinstance(value, dict):
-        return {k: mask(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask(v) for v in value]
-    return value
 
 
 def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
@@ -258,42 +244,29 @@ def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
                       households=protect(_cells(shown)), links=links, total=len(flagged), page=page,
                       pages=pages, pager=pager(page, pages), checks=checks, check=check if chosen else "")
 
-    def export(run_id: int, kind: str, lang: str, build) -> FileResponse:
-        """Build a run's workbook once (under a lock, so concurrent requests wait for one build), then stream it
-        from disk: a stored run never changes, and a download never holds the interpreter while it is sent."""
+    def export(run_id: int, kind: str, lang: str, link: str = "") -> FileResponse:
+        """A run's workbook: built once, in a worker process (see `povertyrules.web.exports`), then streamed."""
+        get_run_or_404(run_id)
         name = f"{kind}-run{run_id}{'' if lang == 'zh' else '-' + lang}.xlsx"
         path = exports / name
         with once(("export", name)):
             if not path.exists():
-                sheets = build()
-                first, *rest = sheets.items()
-                partial = path.with_suffix(".part.xlsx")
-                write_table(_masked_frame(first[1], show_identities), partial, sheet=first[0],
-                            sheets={k: _masked_frame(v, show_identities) for k, v in rest})
-                partial.rename(path)
+                pool().submit(build_export, str(engine.url.render_as_string(hide_password=False)), run_id, kind,
+                              lang, link, show_identities, str(path)).result()
         return FileResponse(path, filename=name,
                             media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
     @app.get("/run/{run_id}/decisions.xlsx", summary="A run's decisions as xlsx")
     def download_decisions(run_id: int):
-        get_run_or_404(run_id)
-        return export(run_id, "decisions", "en",
-                      lambda: {"data": decisions_frame(engine, run_id).drop(columns=["inputs", "run_id"])})
+        return export(run_id, "decisions", "en")
 
     @app.get("/run/{run_id}/watchlist.xlsx", summary="A run's watchlist and MON-2 scale check as xlsx")
     def download_watchlist(run_id: int):
-        get_run_or_404(run_id)
-
-        def build() -> dict[str, pd.DataFrame]:
-            households, scale = watchlist(engine, run_id)
-            return {"data": households, "scale": scale}
-        return export(run_id, "watchlist", "en", build)
+        return export(run_id, "watchlist", "en")
 
     @app.get("/run/{run_id}/review.xlsx", summary="核查: a run's records against its rules as xlsx")
     def download_review(request: Request, run_id: int, lang: str = "zh"):
-        lang = _lang(lang)
-        base = str(request.base_url).rstrip("/")
-        return export(run_id, "review", lang, lambda: review_of(run_id).sheets(lang, base + "/decision/{decision_id}"))
+        return export(run_id, "review", _lang(lang), str(request.base_url).rstrip("/") + "/decision/{decision_id}")
 
     def get_run_or_404(run_id: int) -> None:
         try:
@@ -324,10 +297,3 @@ def _cells(frame: pd.DataFrame) -> dict[str, Any]:
     rows = [[None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else v for v in row]
             for row in frame.astype(object).itertuples(index=False, name=None)]
     return {"columns": [str(c) for c in frame.columns], "rows": rows}
-
-
-def _masked_frame(frame: pd.DataFrame, show: bool) -> pd.DataFrame:
-    if show:
-        return frame
-    return frame.apply(lambda column: column.map(mask) if column.dtype == object or
-                       pd.api.types.is_string_dtype(column) else column)
