@@ -272,3 +272,53 @@ def test_utf16_without_bom_and_bom_prefixed_csv_decode(tmp_path):
         path.write_bytes(data)
         prepared = prepare(path, BOOK)
         assert list(score(prepared.frame, year=2020).decisions["household_id"]) == ["h1"]
+
+
+def test_xls_ods_and_a_workbook_named_csv_are_read_by_their_content(county, tmp_path):
+    xlwt = pytest.importorskip("xlwt")
+    frame = national_export(county, seed=11).head(25).astype(str)
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("Sheet1")
+    sheet.write(0, 0, "示范县防止返贫监测对象信息")  # a title line above the header
+    for j, name in enumerate(frame.columns):
+        sheet.write(1, j, name)
+    for i, row in enumerate(frame.itertuples(index=False)):
+        for j, value in enumerate(row):
+            sheet.write(i + 2, j, value)
+    xls = tmp_path / "export.xls"
+    book.save(str(xls))
+    ods = tmp_path / "export.ods"
+    frame.to_excel(ods, index=False, engine="odf")
+    named_csv = tmp_path / "export.csv"
+    frame.to_excel(named_csv.with_suffix(".xlsx"), index=False)
+    named_csv.write_bytes(named_csv.with_suffix(".xlsx").read_bytes())
+    for path, header in ((xls, [2]), (ods, [1]), (named_csv, [1])):
+        prepared = prepare(path, BOOK)
+        assert prepared.layout.name == "national_export", path
+        assert prepared.table.header_rows == header
+        assert len(prepared.frame) == frame["户编号"].nunique()
+
+
+def test_a_clerks_gbk_sheet_with_titles_unit_headers_marks_a_total_and_a_signature_scores_every_line(tmp_path):
+    lines = [
+        "XX县XX乡2019年建档立卡贫困户花名册,,,,,,,,",
+        "填报单位：XX乡人民政府（盖章）,,,,填报日期：2019年12月,,,,",
+        "序号,乡(镇),村,户 编 号,户主姓名,家庭人口(人),家庭年纯收入(元),四看法评分,有小轿车工程机械或大型农机",
+        '1,XX乡,石桥村,5223010001,王明,3,"8,100元",45,×',
+        "2,XX乡,石桥村,5223010002,李华,2,７０００,55,√",
+        "3,XX乡,石桥村,5223010003,张强,4,12000,72,×",
+        "4,XX乡,石桥村,,,,,",
+        '合计,,,,,9,"27,100",,',
+        "填表人：赵某,,审核人：钱某,,,,,,",
+    ]
+    path = tmp_path / "roster_gbk.csv"
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode("gbk"))
+    code, output = run("score", str(path), "--year", "2019", "-o", str(tmp_path / "out.xlsx"))
+    assert code == 0, output
+    assert lines_add_up(output) == (8, 3, 4, 1)  # 2 titles + 合计 + signature skipped; the id-less line an error
+    decisions = read_table(tmp_path / "out.xlsx").set_index("household_id")
+    assert decisions.loc["5223010001", "per_capita_income"] == "2700"
+    assert decisions.loc["5223010002", "per_capita_income"] == "3500"  # full-width digits
+    assert list(decisions["row"]) == ["4", "5", "6"]  # the sheet's own line numbers
+    errors = read_table(tmp_path / "out.errors.xlsx")
+    assert set(errors["row"]) == {"7"}

@@ -144,7 +144,8 @@ def _contract_fast(path: Path, sheet: str | int, table: Table) -> Prepared:
     skip = pd.notna(reasons)
     skipped = pd.DataFrame({"row": rows[skip], "reason": [_reason(r) for r in reasons[skip]],
                             "text": joined.to_numpy()[skip], "file": str(path)})
-    kept = frame[~skip].reset_index(drop=True)
+    kept = frame[~skip].iloc[:, list(table.columns.values())].set_axis(list(table.columns), axis=1)
+    kept = kept.reset_index(drop=True)
     return Prepared(kept, rows[~skip], table.layout, table, str(path), len(frame), skipped,
                     _empty(ERROR_COLUMNS), _empty(CHECK_COLUMNS))
 
@@ -171,9 +172,7 @@ def _from_grid(grid: Grid, table: Table, book: RuleBook) -> Prepared:
     rows = rows[~skip]
     skipped_frame = pd.DataFrame(sorted(skipped), columns=["row", "reason", "text"]).assign(file=grid.file)
     if _is_pass_through(layout):  # the contract's own columns: let `score` parse them under their headers
-        frame = data.rename(columns=dict(enumerate(table.headers)))
-        frame = frame.loc[:, [h for h in frame.columns if h]].astype("string")
-        frame = frame.loc[:, ~frame.columns.duplicated()]
+        frame = data[list(table.columns.values())].set_axis(list(table.columns), axis=1).astype("string")
         return Prepared(frame.reset_index(drop=True), rows, layout, table, grid.file, len(lines) + len(table.skipped),
                         skipped_frame, _empty(ERROR_COLUMNS), _empty(CHECK_COLUMNS))
     return _households(data, rows, table, book, grid.file, len(lines) + len(table.skipped), skipped_frame)
