@@ -113,6 +113,11 @@ def main() -> None:
     e2e_s, e2e_mb = run_cli(["score", str(source), "-o", str(folder / "decisions.csv"), "--lang", "en"])
     report("2. povertyrules score, CSV → CSV", f"{e2e_s:.2f} s", f"{e2e_s / floor:.1f}× the floor (target ≤ 2×)")
     report("   peak RSS end to end", f"{e2e_mb:,.0f} MB", "target ≤ 2,500 MB at 1M")
+    parquet_s, parquet_mb = run_cli(["score", str(source), "-o", str(folder / "decisions.parquet"), "--lang", "en"])
+    report("   povertyrules score, CSV → Parquet", f"{parquet_s:.2f} s",
+           f"{parquet_s / floor:.1f}× the floor (target ≤ 1.5×); peak RSS {parquet_mb:,.0f} MB")
+    full_s, _ = run_cli(["score", str(source), "-o", str(folder / "full.csv"), "--lang", "en", "--reasons", "full"])
+    report("   CSV → CSV with --reasons full", f"{full_s:.2f} s", f"{full_s / floor:.1f}× the floor")
 
     # 3. rules only, on an in-memory typed frame, in the cache-sized chunks `score` uses
     typed = parse_records(read_table(source), HOUSEHOLD_COLUMNS, "bench", unique="household_id").valid

@@ -40,7 +40,7 @@ def _get(url: str) -> tuple[float, int]:
 
 def _quantiles(times: list[float]) -> tuple[float, float]:
     ordered = sorted(times)
-    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
 
 
 def _readers(base: str, ids: list[str], readers: int, requests: int) -> list[float]:

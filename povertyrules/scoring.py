@@ -71,8 +71,8 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
           members: pd.DataFrame | None = None, lang: str = "zh", file: str = "<households>",
           members_file: str = "<members>", chunk_size: int = 50_000,
           progress: Callable[[int], None] | None = None, keep_records: bool = False,
-          sink: Callable[[pd.DataFrame, pa.Table | None], None] | None = None, reasons: str = "main",
-          sink_records: bool = False, rows: np.ndarray | None = None) -> ScoreResult:
+          sink: Callable[[pd.DataFrame, pa.Table | None], None] | None = None, rows: np.ndarray | None = None,
+          reasons: str = "main", sink_records: bool = False) -> ScoreResult:
     """Score household rows (English or Chinese headers) and return decisions and errors.
 
     :param year: evaluation year for rows without a ``year``/``年度`` value.

@@ -201,8 +201,8 @@ def test_scoring_a_year_with_no_line_stops_with_a_message_in_both_languages(tmp_
 
 def test_a_county_line_for_the_year_lets_the_run_go_ahead(tmp_path):
     out = tmp_path / "o.csv"
-    result = run("score", no_year_sheet(tmp_path), "-o", out, "--year", "2023", "--set", "poverty_line=4500",
-                 "--lang", "en")
+    result = run("score", no_year_sheet(tmp_path), "-o", out, "--lang", "en", "--year", "2023", "--set",
+                 "poverty_line=4500")
     assert result.exit_code == 0, result.output
     decisions = pd.read_csv(out, dtype=str)
     assert set(decisions["poverty_line"].astype(float)) == {4500.0}

@@ -58,7 +58,7 @@ def lines_add_up(output: str) -> tuple[int, int, int, int]:
 @pytest.mark.parametrize(("name", "layout"), [("national.xlsx", "national_export"), ("national.csv", "national_export"),
                                               ("monitoring.xlsx", "monitoring_export")])
 def test_person_row_exports_score_as_they_are_one_decision_per_household(files, tmp_path, name, layout):
-    code, output = run("score", str(files[name]), "--year", "2020", "-o", str(tmp_path / "out.csv"))
+    code, output = run("score", "--lang", "en", str(files[name]), "--year", "2020", "-o", str(tmp_path / "out.csv"))
     assert code == 0, output
     assert f"layout: {layout}" in output
     decisions = read_table(tmp_path / "out.csv")
@@ -72,7 +72,8 @@ def test_person_row_exports_score_as_they_are_one_decision_per_household(files, 
 
 
 def test_per_capita_income_agrees_with_the_files_own_within_one_yuan(files, tmp_path):
-    code, output = run("score", str(files["national.csv"]), "--year", "2020", "-o", str(tmp_path / "out.csv"))
+    code, output = run("score", "--lang", "en",
+                       str(files["national.csv"]), "--year", "2020", "-o", str(tmp_path / "out.csv"))
     assert code == 0, output
     decisions = read_table(tmp_path / "out.csv").set_index("household_id")
     own = read_table(files["national.csv"]).drop_duplicates("户编号").set_index("户编号")
@@ -99,7 +100,8 @@ def test_household_size_follows_the_annual_count_and_every_difference_with_the_p
 def test_a_roster_with_title_lines_merged_headers_and_a_total_line_scores_with_the_four_look_sheet_joined(
         files, tmp_path):
     out = tmp_path / "roster.xlsx"
-    code, output = run("score", str(files["roster.xlsx"]), "--join", str(files["four_look.xlsx"]), "--year", "2020",
+    code, output = run("score", "--lang", "en",
+                       str(files["roster.xlsx"]), "--join", str(files["four_look.xlsx"]), "--year", "2020",
                        "-o", str(out))
     assert code == 0, output
     assert "layout: township_roster" in output and "four_look_sheet" in output
@@ -127,7 +129,8 @@ def test_without_a_four_look_sheet_the_roster_says_once_what_it_cannot_decide(fi
     assert code == 0, output
     assert "national_export" in output and "✗" in output and "六不评" not in output.split("✗")[0]
     assert not list(tmp_path.iterdir())
-    code, output = run("score", str(files["national.xlsx"]), "--year", "2020", "-o", str(tmp_path / "o.csv"))
+    code, output = run("score", "--lang", "en",
+                       str(files["national.xlsx"]), "--year", "2020", "-o", str(tmp_path / "o.csv"))
     assert output.count("本表无“统筹考虑“六不评”") == 1
 
 
@@ -213,7 +216,7 @@ def test_a_bad_check_digit_is_an_error_and_masking_covers_every_written_form():
 def test_a_corrupt_or_mislabelled_file_gets_a_clear_message_and_no_decisions_file(tmp_path, content, suffix, message):
     path = tmp_path / f"bad{suffix}"
     path.write_bytes(content)
-    code, output = run("score", str(path), "--year", "2020", "-o", str(tmp_path / "out.xlsx"))
+    code, output = run("score", "--lang", "en", str(path), "--year", "2020", "-o", str(tmp_path / "out.xlsx"))
     assert code == 2, output
     assert "error:" in output and "Traceback" not in output and message in output
     assert not (tmp_path / "out.xlsx").exists()
@@ -257,10 +260,11 @@ def test_person_rows_in_any_order_with_any_bad_cells_give_the_same_decisions_and
 
 
 def test_a_county_layout_file_can_be_forced(files, tmp_path):
-    code, output = run("score", str(files["national.xlsx"]), "--layout", "national_export", "--year", "2020", "-o",
+    code, output = run("score", "--lang", "en",
+                       str(files["national.xlsx"]), "--layout", "national_export", "--year", "2020", "-o",
                        str(tmp_path / "o.parquet"))
     assert code == 0, output
-    code, output = run("score", str(files["national.xlsx"]), "--layout", "nope", "--year", "2020", "-o",
+    code, output = run("score", "--lang", "en", str(files["national.xlsx"]), "--layout", "nope", "--year", "2020", "-o",
                        str(tmp_path / "o.parquet"))
     assert code == 2 and "unknown layout" in output
 
@@ -313,7 +317,7 @@ def test_a_clerks_gbk_sheet_with_titles_unit_headers_marks_a_total_and_a_signatu
     ]
     path = tmp_path / "roster_gbk.csv"
     path.write_bytes(("\r\n".join(lines) + "\r\n").encode("gbk"))
-    code, output = run("score", str(path), "--year", "2019", "-o", str(tmp_path / "out.xlsx"))
+    code, output = run("score", "--lang", "en", str(path), "--year", "2019", "-o", str(tmp_path / "out.xlsx"))
     assert code == 0, output
     assert lines_add_up(output) == (8, 3, 4, 1)  # 2 titles + 合计 + signature skipped; the id-less line an error
     decisions = read_table(tmp_path / "out.xlsx").set_index("household_id")

@@ -2,9 +2,10 @@
 
 Every value is a `Vec`: values plus a `known` mask. A blank input cell is unknown, never "no" and never 0;
 ``and``/``or``/``not`` follow Kleene's logic (false and unknown = false; true or unknown = true), so an
-unknown value changes a decision only when it could. Decisions resolve their outcome rules Catala-style:
-exactly one top-level rule applies, an exception refines its base, and where an unknown condition could
-change the result the outcome is ``review``.
+unknown value changes a decision only when it could. Decisions resolve their outcome rules Catala-style in
+the same logic (`povertyrules.engines.outcomes`): exactly one top-level rule applies, an exception refines its
+base, and the outcome is ``review`` only where the unknown conditions leave more than one outcome possible.
+Each row's combination of outcome-rule states is looked up in the decision's table.
 """
 
 from __future__ import annotations
@@ -300,7 +301,10 @@ class _Evaluator:
             known = np.asarray(c.known, dtype=bool)
             state = np.where(known, np.asarray(c.values, dtype=bool).astype(np.int64), UNKNOWN)
             codes += state * 3 ** i
-        present, inverse = np.unique(codes, return_inverse=True)
+        present = np.flatnonzero(np.bincount(codes, minlength=table.size))  # the combinations that occur
+        position = np.zeros(table.size, dtype=np.int64)
+        position[present] = np.arange(len(present))
+        inverse = position[codes]
         resolutions = [table.resolve(int(c)) for c in present]
         failure = np.asarray([_failure(decision.name, res) for res in resolutions], dtype=object)
         self.result.failures[decision.name] = failure[inverse]

@@ -1,7 +1,8 @@
 """Explanations of stored decisions: the reasons given then, the clause texts, and what would change the outcome.
 
-Everything comes from the run as it was stored — its reasons, its clause texts and a snapshot of its rule files —
-so an explanation months later gives the answer that was given then, whatever the rule files say today.
+Everything comes from the run as it was stored — each decision's trace and input row, its clause texts and a
+snapshot of its rule files — so an explanation months later gives the answer that was given then, whatever the
+rule files say today. Reasons are re-derived from the snapshot (and checked against the stored trace).
 Counterfactuals re-run the stored rule set on the stored input row with one (or two) conditions flipped, all
 variants in one batch, and keep the smallest changes that move the outcome.
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from povertyrules.engines.vectorized import Evaluation, Vec, evaluate_columns, evaluate_expression
 from povertyrules.lang import expr as ex
@@ -86,6 +88,22 @@ def explain_stored(run: Run, decision: Decision, reasons: list[Reason]) -> Expla
     explanation = Explanation(run, decision, reasons, clause_texts)
     explanation.changes = counterfactuals(snapshot_rulebook(run), decision, reasons)
     return explanation
+
+
+def typed_inputs(book: RuleBook, decisions: list[Decision]) -> pd.DataFrame:
+    """Stored decisions' input rows as a typed frame the batch engine reads (bool, number and text columns)."""
+    frame = pd.DataFrame([json.loads(d.inputs) for d in decisions])
+    for name, column in book.columns("household").items():
+        if name not in frame:
+            continue
+        if column.type == "bool":
+            frame[name] = frame[name].astype("boolean")
+        elif column.type == "number":
+            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
+    frame["household_id"] = [d.household_id for d in decisions]
+    frame["year"] = np.asarray([int(d.year) for d in decisions], dtype="int64")
+    frame["row"] = np.asarray([int(d.row) for d in decisions], dtype="int64")
+    return frame
 
 
 def input_columns(decision: Decision, book: RuleBook) -> dict[str, Vec]:

@@ -29,6 +29,8 @@ class Run(SQLModel, table=True):
     rules_snapshot: str = Field(sa_column=Column(Text, nullable=False))
     #: the text of every clause the rules cite, word for word (JSON)
     clauses: str = Field(sa_column=Column(Text, nullable=False))
+    #: the rule ids a decision's `trace` holds a verdict for, in order (JSON list)
+    trace_rules: str = Field(default="[]", sa_column=Column(Text, nullable=False))
 
 
 class Decision(SQLModel, table=True):
@@ -57,15 +59,16 @@ class Decision(SQLModel, table=True):
     missing_columns: str | None = None
     row: int
     inputs: str = Field(sa_column=Column(Text, nullable=False))  # the typed input row (JSON)
+    clauses: str | None = None  # the clause ids of the decisive path, per decision (`;`-joined)
+    trace: str = ""  # every criterion's and outcome rule's verdict, packed (`povertyrules.decisions.trace`)
 
 
-class Reason(SQLModel, table=True):
-    """One rule cited in one decision: verdict, observed values, thresholds and the rendered message."""
+class Reason(SQLModel):
+    """One rule cited in one decision: verdict, observed values, thresholds and the rendered message.
 
-    __table_args__ = (Index("ix_reason_run_household", "run_id", "household_id"),)
+    Not stored: re-derived from the decision's trace, its input row and the run's rule snapshot."""
 
-    id: int | None = Field(default=None, primary_key=True)
-    run_id: int = Field(foreign_key="run.id")
+    run_id: int
     household_id: str
     seq: int
     decision: str
@@ -136,4 +139,4 @@ class AlertDecision(SQLModel, table=True):
     note: str | None = None
 
 
-APPEND_ONLY = ("run", "decision", "reason", "runerror", "procedurestep", "alert", "alertdecision")
+APPEND_ONLY = ("run", "decision", "runerror", "procedurestep", "alert", "alertdecision")

@@ -6,13 +6,11 @@ import json
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, select
-from sqlmodel import Session
+from sqlalchemy import Engine
 
 from povertyrules.engines.vectorized import evaluate
 from povertyrules.store.explain import snapshot_rulebook
-from povertyrules.store.models import Reason
-from povertyrules.store.runs import decisions_frame, get_run
+from povertyrules.store.runs import decisions_frame, get_run, reasons_for
 
 MONITORED = ("unstable_exited", "edge")
 REGISTERED = ("poor", "exited")
@@ -108,14 +106,10 @@ def diff_runs(engine: Engine, run_a: int, run_b: int) -> pd.DataFrame:
 def _reasons(engine: Engine, run_id: int, ids: list[str]) -> dict[tuple[str, str], dict[str, str]]:
     """(household, decision) -> {rule_id: verdict, '_decisive': the deepest applying outcome rule}."""
     found: dict[tuple[str, str], dict[str, str]] = {}
-    with Session(engine) as session:
-        for start in range(0, len(ids), 500):
-            query = (select(Reason).where(Reason.run_id == run_id, Reason.household_id.in_(ids[start:start + 500]))
-                     .order_by(Reason.household_id, Reason.seq))
-            for r in session.execute(query).scalars():
-                entry = found.setdefault((r.household_id, r.decision), {})
-                entry[r.rule_id] = r.verdict
-                if r.kind == "outcome" and r.verdict == "true":
-                    entry["_decisive"] = r.rule_id
+    for household, records in reasons_for(engine, run_id, ids).items():
+        for r in records:
+            entry = found.setdefault((household, r["decision"]), {})
+            entry[r["rule_id"]] = r["verdict"]
+            if r["kind"] == "outcome" and r["verdict"] == "true":
+                entry["_decisive"] = r["rule_id"]
     return found
-

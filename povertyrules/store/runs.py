@@ -9,10 +9,10 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
+from povertyrules.decisions.trace import trace_rules
 from povertyrules.lang.clauses import clauses
 from povertyrules.lang.rulebook import RuleBook
 from povertyrules.scoring import ScoreResult
@@ -20,7 +20,6 @@ from povertyrules.store.database import bulk_insert
 from povertyrules.store.models import Decision, Reason, Run, RunError
 
 DECISION_FIELDS = [c for c in Decision.model_fields if c != "id"]
-REASON_FIELDS = [c for c in Reason.model_fields if c != "id"]
 ERROR_FIELDS = [c for c in RunError.model_fields if c != "id"]
 BATCH = 50_000
 
@@ -62,8 +61,10 @@ def rules_snapshot(book: RuleBook) -> dict:
 
 def record_run(engine: Engine, result: ScoreResult, input_file: str | Path, operator: str | None = None,
                lang: str = "zh") -> int:
-    """Append one run (decisions, reasons, errors) and return its id. Re-scoring makes a new run."""
-    if result.records is None or result.inputs is None:
+    """Append one run (one row per household: its typed input, outcomes and trace; errors) and return its id.
+    Reasons are not stored: `reasons_of` re-derives them from the trace, the input and the run's snapshot.
+    Re-scoring makes a new run."""
+    if result.inputs is None:
         raise ValueError("score with keep_records=True to store a run")
     book, decisions = result.book, result.decisions
     years = sorted({int(y) for y in decisions["year"].unique()}) if len(decisions) else []
@@ -77,6 +78,7 @@ def record_run(engine: Engine, result: ScoreResult, input_file: str | Path, oper
         parameters=json.dumps(parameter_snapshot(book, years), ensure_ascii=False),
         rules_snapshot=json.dumps(rules_snapshot(book), ensure_ascii=False),
         clauses=json.dumps({c: known.get(c) for c in cited}, ensure_ascii=False),
+        trace_rules=json.dumps(trace_rules(book)),
     )
     with Session(engine) as session:
         session.add(run)
@@ -84,7 +86,6 @@ def record_run(engine: Engine, result: ScoreResult, input_file: str | Path, oper
         run_id = int(run.id)
         connection = session.connection()
         bulk_insert(connection, "decision", DECISION_FIELDS, _decision_rows(run_id, decisions, result.inputs))
-        bulk_insert(connection, "reason", REASON_FIELDS, _reason_rows(run_id, result.records))
         errors = result.errors.assign(run_id=run_id)
         bulk_insert(connection, "runerror", ERROR_FIELDS,
                     _rows(errors[ERROR_FIELDS].astype(object).where(errors[ERROR_FIELDS].notna(), None)))
@@ -102,13 +103,6 @@ def _decision_rows(run_id: int, decisions: pd.DataFrame, inputs: pd.DataFrame):
     frame = decisions.assign(run_id=run_id, inputs=inputs_json.splitlines())
     frame = frame[DECISION_FIELDS].astype(object)
     yield from _rows(frame.where(frame.notna(), None))
-
-
-def _reason_rows(run_id: int, records: pa.Table):
-    table = records.append_column("run_id", pa.array([run_id] * records.num_rows, type=pa.int64()))
-    table = table.sort_by([("household_id", "ascending"), ("seq", "ascending")])  # index-friendly order
-    for batch in table.select(REASON_FIELDS).to_batches(BATCH):
-        yield from zip(*(column.to_pylist() for column in batch.columns), strict=True)
 
 
 # -- reading ------------------------------------------------------------------------------------------
@@ -139,10 +133,42 @@ def decision_of(engine: Engine, household_id: str, run_id: int | None = None) ->
 
 
 def reasons_of(engine: Engine, household_id: str, run_id: int) -> list[Reason]:
+    """The reasons of a stored decision, re-derived from its input row and the run's rule snapshot."""
+    records = reasons_for(engine, run_id, [household_id])
+    return [Reason(run_id=run_id, **r) for r in records.get(household_id, [])]
+
+
+def reasons_for(engine: Engine, run_id: int, ids: list[str]) -> dict[str, list[dict]]:
+    """Household id -> its reason records in one run (every cited rule with verdict, observed values,
+    thresholds and message), re-derived in one batch; the stored trace must agree with the re-derivation."""
+    from povertyrules.decisions.reasons import decision_frame
+    from povertyrules.decisions.trace import decode
+    from povertyrules.engines.vectorized import evaluate
+    from povertyrules.store.explain import snapshot_rulebook, typed_inputs
+
+    run = get_run(engine, run_id)
+    book = snapshot_rulebook(run)
     with Session(engine) as session:
-        query = (select(Reason).where(Reason.run_id == run_id, Reason.household_id == household_id)
-                 .order_by(Reason.seq))
-        return list(session.execute(query).scalars())
+        rows = []
+        for start in range(0, len(ids), 500):
+            rows += session.execute(select(Decision).where(Decision.run_id == run_id,
+                                                           Decision.household_id.in_(ids[start:start + 500]))).scalars()
+    if not rows:
+        return {}
+    typed = typed_inputs(book, rows)
+    frame, records = decision_frame(evaluate(book, typed), typed, book.version, run.lang, with_records=True)
+    stored = decode([d.trace for d in rows], len(json.loads(run.trace_rules)))
+    derived = decode(list(frame["trace"]), len(json.loads(run.trace_rules)))
+    if stored.shape == derived.shape and not (stored == derived).all():
+        raise ValueError(f"run {run_id}: the stored trace differs from the one re-derived from its snapshot")
+    out: dict[str, list[dict]] = {}
+    fields = ["household_id", "seq", "decision", "rule_id", "kind", "clause", "verdict", "observed", "thresholds",
+              "message"]
+    if records is None or not records.num_rows:
+        return out
+    for record in records.select(fields).sort_by([("household_id", "ascending"), ("seq", "ascending")]).to_pylist():
+        out.setdefault(record["household_id"], []).append(record)
+    return out
 
 
 def history_of(engine: Engine, household_id: str) -> list[tuple[Run, Decision]]:
@@ -162,3 +188,13 @@ def decisions_frame(engine: Engine, run_id: int | None = None, with_id: bool = F
         query = select(*(getattr(Decision, c) for c in fields)).where(Decision.run_id == run_id)
         query = query.order_by(Decision.id) if with_id else query
         return pd.read_sql(query, session.connection())
+
+
+def decision_chunks(engine: Engine, run_id: int, size: int = BATCH):
+    """A stored run's decisions as DataFrames of `size` rows each, in household order (bounded memory)."""
+    query = (select(*(getattr(Decision, c) for c in DECISION_FIELDS)).where(Decision.run_id == run_id)
+             .order_by(Decision.id))
+    with engine.connect() as connection:
+        result = connection.execution_options(stream_results=True, max_row_buffer=size).execute(query)
+        while rows := result.fetchmany(size):
+            yield pd.DataFrame(rows, columns=DECISION_FIELDS)

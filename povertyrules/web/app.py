@@ -256,9 +256,9 @@ def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
         return FileResponse(path, filename=name,
                             media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
-    @app.get("/run/{run_id}/decisions.xlsx", summary="A run's decisions as xlsx")
-    def download_decisions(run_id: int):
-        return export(run_id, "decisions", "en")
+    @app.get("/run/{run_id}/decisions.xlsx", summary="A run's decisions as xlsx (zh: Chinese headers and values)")
+    def download_decisions(run_id: int, lang: str = "zh"):
+        return export(run_id, "decisions", _lang(lang))
 
     @app.get("/run/{run_id}/watchlist.xlsx", summary="A run's watchlist and MON-2 scale check as xlsx")
     def download_watchlist(run_id: int):

@@ -43,11 +43,19 @@ def build(db: str, run_id: int, kind: str, lang: str, link: str, show_identities
     from povertyrules.store.database import connect
 
     engine = connect(db, must_exist=True)
-    if kind == "decisions":
-        from povertyrules.store.runs import decisions_frame
+    partial = Path(f"{path}.{os.getpid()}.part.xlsx")
+    if kind == "decisions":  # read from the store in chunks into a constant-memory workbook
+        from povertyrules.decisions.files import XlsxWriter
+        from povertyrules.store.explain import snapshot_rulebook
+        from povertyrules.store.runs import decision_chunks, get_run
 
-        sheets = {"data": decisions_frame(engine, run_id).drop(columns=["inputs", "run_id"])}
-    elif kind == "watchlist":
+        writer = XlsxWriter(partial, snapshot_rulebook(get_run(engine, run_id)), lang)
+        for chunk in decision_chunks(engine, run_id):
+            writer.write(masked_frame(chunk.drop(columns=["inputs", "run_id"]), show_identities))
+        writer.close()
+        partial.rename(path)
+        return path
+    if kind == "watchlist":
         from povertyrules.store.reports import watchlist
 
         households, scale = watchlist(engine, run_id)
@@ -57,7 +65,6 @@ def build(db: str, run_id: int, kind: str, lang: str, link: str, show_identities
 
         sheets = review(engine, run_id).sheets(lang, link)
     first, *rest = sheets.items()
-    partial = Path(f"{path}.{os.getpid()}.part.xlsx")
     write_table(masked_frame(first[1], show_identities), partial, sheet=first[0],
                 sheets={k: masked_frame(v, show_identities) for k, v in rest})
     partial.rename(path)
