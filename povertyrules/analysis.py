@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from povertyrules.engines.vectorized import evaluate
+from povertyrules.errors import require
 from povertyrules.io.tables import read_table
 from povertyrules.lang.check import require_parameters
 from povertyrules.lang.rulebook import RuleBook
@@ -91,14 +92,31 @@ def criteria(frame: pd.DataFrame, year: int | None = None, rules: RuleBook | str
 
 def use_cjk_font() -> str:
     """Make matplotlib draw Chinese text with an installed CJK font (so no boxes appear); return its name."""
+    require("charts (povertyrules.analysis.use_cjk_font)", "analysis", "matplotlib")
     import matplotlib
-    from matplotlib import font_manager
 
-    installed = {f.name for f in font_manager.fontManager.ttflist}
-    found = next((name for name in CJK_FONTS if name in installed), None)
+    found = find_cjk_font()
     if found is None:
         raise RuntimeError("no CJK font found: install one (Debian: apt-get install fonts-wqy-microhei)")
     matplotlib.rcParams["font.sans-serif"] = [found, *matplotlib.rcParams["font.sans-serif"]]
     matplotlib.rcParams["font.family"] = "sans-serif"
     matplotlib.rcParams["axes.unicode_minus"] = False
+    return found
+
+
+def find_cjk_font() -> str | None:
+    """The name of an installed CJK font matplotlib can use, or None. matplotlib caches the fonts it saw when
+    its cache was built, so a font installed since then is found by rebuilding the cache (once per process)."""
+    from matplotlib import font_manager
+
+    def known() -> str | None:
+        installed = {f.name for f in font_manager.fontManager.ttflist}
+        return next((name for name in CJK_FONTS if name in installed), None)
+
+    found = known()
+    if found is None:
+        # as matplotlib itself does on a missing font file: rebuild, then update the shared instance in place
+        vars(font_manager.fontManager).update(vars(font_manager._load_fontmanager(try_read_cache=False)))
+        font_manager.fontManager._findfont_cached.cache_clear()
+        found = known()
     return found

@@ -71,3 +71,21 @@ class MissingParameters(PovertyRulesError):
               f"or set it (--set {example}=VALUE; Python: overrides={{'{example}': …}})")
         self.zh, self.en = zh, en
         super().__init__(f"{zh} / {en}")
+
+
+class MissingExtra(PovertyRulesError):
+    """A command needs an optional extra (``pip install 'povertyrules[EXTRA]'``) that is not installed."""
+
+    def __init__(self, what: str, extra: str, module: str):
+        self.what, self.extra, self.module = what, extra, module
+        super().__init__(f"{what} needs the optional extra '{extra}' (module {module} is missing): "
+                         f"pip install 'povertyrules[{extra}]'")
+
+
+def require(what: str, extra: str, *modules: str) -> None:
+    """Raise `MissingExtra` naming `extra` unless every module in `modules` can be imported."""
+    import importlib.util
+
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            raise MissingExtra(what, extra, module)

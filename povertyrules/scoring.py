@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,12 +15,13 @@ from povertyrules.decisions.reasons import OUTPUT_VALUES, decision_frame
 from povertyrules.engines.vectorized import evaluate
 from povertyrules.errors import RuleError
 from povertyrules.lang.check import require_parameters
-from povertyrules.lang.rulebook import RuleBook, load_rulebook
+from povertyrules.lang.rulebook import RuleBook, load_rulebook, province_file
 from povertyrules.model.columns import ERROR_COLUMNS, HOUSEHOLD_COLUMNS
 from povertyrules.model.members import household_sizes, parse_members
 from povertyrules.model.records import parse_records
 
 DECISIONS = ("identification", "exit", "monitoring")
+REPORTED_EXTRA = ("risk_removal",)  # reported where the rule set defines it (from 2021, M21-5)
 
 
 @dataclass
@@ -47,7 +48,7 @@ class ScoreResult:
     def summary(self) -> pd.DataFrame:
         """Counts per status of each decision, plus the row accounting."""
         parts = [self.decisions[d].replace("", "(blank)").value_counts().rename_axis("status").reset_index()
-                 .assign(decision=d) for d in DECISIONS]
+                 .assign(decision=d) for d in (*DECISIONS, *REPORTED_EXTRA) if d in self.decisions]
         table = pd.concat(parts, ignore_index=True)[["decision", "status", "count"]]
         return table
 
@@ -56,8 +57,11 @@ class ScoreResult:
 
 
 def resolve_rules(rules: RuleBook | str | Path | None = None, overrides: dict[str, Any] | None = None,
-                  override_files: list[str | Path] | None = None) -> RuleBook:
-    """A `RuleBook` from a loaded one, a rules folder (default: the shipped rules) and overrides."""
+                  override_files: list[str | Path] | None = None, province: str | None = None) -> RuleBook:
+    """A `RuleBook` from a loaded one, a rules folder (default: the shipped rules), a province and overrides."""
+    if province:
+        root = rules.root if isinstance(rules, RuleBook) else rules
+        override_files = [province_file(root, province), *(override_files or [])]
     if isinstance(rules, RuleBook):
         if overrides or override_files:
             return load_rulebook(rules.root, [*rules.override_files, *(override_files or [])],
@@ -72,12 +76,14 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
           members_file: str = "<members>", chunk_size: int = 50_000,
           progress: Callable[[int], None] | None = None, keep_records: bool = False,
           sink: Callable[[pd.DataFrame, pa.Table | None], None] | None = None, rows: np.ndarray | None = None,
-          reasons: str = "main", sink_records: bool = False) -> ScoreResult:
+          province: str | None = None, reasons: str = "main", sink_records: bool = False,
+          duplicated_elsewhere: Collection[str] = ()) -> ScoreResult:
     """Score household rows (English or Chinese headers) and return decisions and errors.
 
     :param year: evaluation year for rows without a ``year``/``年度`` value.
     :param rules: a `RuleBook`, a rules folder, or None for the shipped rules.
     :param overrides: parameter name -> value (all years) or ``{date: value}``, for what-if runs.
+    :param province: a shipped province file (e.g. ``"云南省"``) whose monitoring lines apply (M21-4).
     :param members: a members sheet; household size is then derived by the ID-1 rules.
     :param progress: called with the number of rows finished after each chunk.
     :param keep_records: also return one record per cited rule per household (for the audit store).
@@ -88,11 +94,14 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
     :param sink: called with each chunk of decisions (and its reason records, or None) as it is made (to
         stream them to a file); the result's
         `decisions` then leave out the long text columns (`reasons`, `missing_columns`) to save memory.
+    :param duplicated_elsewhere: household ids that also occur in another partition of the same input; their
+        rows are errors (duplicate id), as they would be in one file.
     """
-    book = resolve_rules(rules, overrides, override_files)
+    book = resolve_rules(rules, overrides, override_files, province)
     _check_outputs(book)
     parsed = parse_records(frame, HOUSEHOLD_COLUMNS, file, optional=frozenset({"members"}) if members is not None
-                           else frozenset(), unique="household_id", rows=rows)
+                           else frozenset(), unique="household_id", rows=rows,
+                           duplicated_elsewhere=duplicated_elsewhere)
     valid, errors = parsed.valid, [parsed.errors]
     valid, year_errors = _fill_year(valid, year, file)
     errors.append(year_errors)

@@ -47,7 +47,8 @@ def postgres_url():
         with postgres_server() as url:
             yield url
     except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
-        pytest.skip(f"no PostgreSQL server could be started: {exc}")
+        pytest.skip(f"no PostgreSQL server could be started ({exc}); to run these cases install PostgreSQL "
+                    f"(`apt-get install postgresql`) or point POVERTYRULES_TEST_PG at a server you may write to")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -27,12 +27,22 @@ def _as_postgres(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
 
+def _binary(name: str) -> str | None:
+    """On PATH, or where Debian's postgresql package puts it (/usr/lib/postgresql/N/bin, not on PATH)."""
+    found = shutil.which(name)
+    if found is None:
+        candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), key=lambda p: int(p.parts[-3]))
+        found = str(candidates[-1]) if candidates else None
+    return found
+
+
 @contextmanager
 def postgres_server() -> Iterator[str]:
     """Yield a ``postgresql://`` URL of a fresh server; skip-worthy RuntimeError when none can start."""
-    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
     if not (initdb and pg_ctl):
-        raise RuntimeError("initdb/pg_ctl not found")
+        raise RuntimeError("initdb/pg_ctl not found: run `apt-get install postgresql` (as root), then "
+                           "`python -m pytest tests/test_store.py`")
     folder = Path(tempfile.mkdtemp(prefix="povertyrules-pg-"))
     data = folder / "data"
     if os.geteuid() == 0:

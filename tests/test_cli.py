@@ -146,14 +146,14 @@ def test_rules_check_fails_on_a_clause_that_is_not_in_the_policy_text(tmp_path):
 
 
 def test_rules_check_fails_when_parameters_do_not_cover_the_years_asked():
-    result = run("rules", "check", "--years", "2019-2021")
-    assert result.exit_code == 1 and "poverty_line has no value in force for year(s) 2021" in result.output
+    result = run("rules", "check", "--years", "2019-2021")  # from 2021 the monitoring line is the province's
+    assert result.exit_code == 1 and "province_monitoring_line has no value in force for year(s) 2021" in result.output
 
 
 def test_rules_check_accepts_a_county_override_that_covers_2021(tmp_path):
     override = tmp_path / "province.yaml"
-    override.write_text("name: 某省\nparameters:\n  poverty_line:\n    2021-01-01: {value: 4100, source: 某省标准}\n",
-                        encoding="utf-8")
+    override.write_text("name: 某省\nparameters:\n  province_monitoring_line:\n"
+                        "    2021-01-01: {value: 6100, source: 某省标准}\n", encoding="utf-8")
     result = run("rules", "check", "--years", "2019-2021", "--override", override)
     assert result.exit_code == 0, result.output
 
@@ -194,15 +194,16 @@ def test_scoring_a_year_with_no_line_stops_with_a_message_in_both_languages(tmp_
     result = run("score", no_year_sheet(tmp_path), "-o", out, "--year", "2023")
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
     text = " ".join(result.output.split())
-    assert "2023" in text and "poverty_line" in text and "没有取值" in text and "has no value" in text
-    assert "--override" in text and "--set poverty_line=" in text and "--province" in text
+    # from 2021 the line a run needs is the province's monitoring line (M21-4)
+    assert "2023" in text and "province_monitoring_line" in text and "没有取值" in text and "has no value" in text
+    assert "--override" in text and "--set province_monitoring_line=" in text and "--province" in text
     assert "Traceback" not in result.output and not out.exists()
 
 
 def test_a_county_line_for_the_year_lets_the_run_go_ahead(tmp_path):
     out = tmp_path / "o.csv"
     result = run("score", no_year_sheet(tmp_path), "-o", out, "--lang", "en", "--year", "2023", "--set",
-                 "poverty_line=4500")
+                 "poverty_line=4500", "--province", "云南省")
     assert result.exit_code == 0, result.output
     decisions = pd.read_csv(out, dtype=str)
     assert set(decisions["poverty_line"].astype(float)) == {4500.0}

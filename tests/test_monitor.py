@@ -183,7 +183,7 @@ def test_events_in_a_year_with_no_line_stop_the_monitor_with_a_message_not_silen
     ])
     result = run("monitor", events, "--households", county, "--db", db)
     assert (result.exit_code == 2 and result.exception is None) or isinstance(result.exception, SystemExit)
-    assert "poverty_line" in result.output and "2021" in result.output
+    assert "province_monitoring_line" in result.output and "2021" in result.output  # M21-4: the province's line
     assert "没有取值" in result.output and "has no value" in result.output and "--override" in result.output
     assert "Traceback" not in result.output
     from povertyrules.monitor.alerts import list_alerts

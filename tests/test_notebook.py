@@ -13,10 +13,12 @@ import povertyrules.analysis as pa
 from povertyrules.cli.notebook import DEFAULT, execute
 from povertyrules.io.tables import member_sheet, read_table
 
+from . import system
 from .conftest import SAMPLE, households
 
 
 def test_the_notebook_runs_and_its_html_shows_every_chart_with_chinese_labels(tmp_path):
+    system.cjk_font("tests/test_notebook.py")
     html = tmp_path / "at_risk_cohorts.html"
     nb = execute(DEFAULT, html=html)
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
@@ -80,3 +82,12 @@ def test_criteria_gives_every_criterion_per_household():
                                    {"ex_business": ""}))
     assert table.loc[0, "ex_2_3_4_vehicle"] == True and table.loc[0, "identification"] == "excluded"  # noqa: E712
     assert pd.isna(table.loc[1, "ex_2_3_5_business"])
+
+
+def test_a_cjk_font_installed_after_matplotlibs_cache_was_built_is_found(monkeypatch):
+    from matplotlib import font_manager
+
+    system.cjk_font("tests/test_notebook.py")
+    stale = [f for f in font_manager.fontManager.ttflist if f.name not in pa.CJK_FONTS]  # the cache before
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", stale)
+    assert pa.find_cjk_font() in pa.CJK_FONTS

@@ -10,10 +10,14 @@ from povertyrules import load_rules, score
 
 BOOLS = ["food_secure", "clothing_secure", "education_secured", "medical_secured", "housing_secured",
          "ex_public_employee", "ex_village_cadre", "ex_urban_property", "ex_urban_property_rebuild", "ex_vehicle",
-         "ex_business", "ex_costly_schooling", "hardship_approved"]
+         "ex_business", "ex_costly_schooling", "hardship_approved", "water_secured", "risk_removed"]
 #: columns the rules never read through `is known`/`coalesce`, so filling one in may only settle a review
-MONOTONE = [*BOOLS, "rigid_expenditure", "registered_status", "expenditure_cause"]
-DECISIONS = ["identification", "exit", "monitoring", "monitoring_triggers"]
+MONOTONE = [*BOOLS, "rigid_expenditure", "registered_status", "expenditure_cause", "compliant_spending",
+            "assistance_measures"]
+DECISIONS = ["identification", "exit", "monitoring", "monitoring_triggers", "risk_removal"]
+ALL_DECISIONS = ("identification", "exit", "monitoring", "risk_removal", "assistance", "assistance_cause")
+#: every property runs on 2020-era years and on years of the regime from 2021, with Yunnan's lines (M21-4a/b)
+PROVINCE = "云南省"
 
 settings.register_profile("default", max_examples=60, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -27,7 +31,7 @@ def _maybe_none(strategy):
 #: one household as typed values (None = unknown), fed to both engines directly, without the spreadsheet layer
 typed_household = st.fixed_dictionaries({
     "household_id": st.just("h"),
-    "year": st.sampled_from([2016, 2019, 2020]),
+    "year": st.sampled_from([2016, 2019, 2020, 2023, 2025]),  # Yunnan has lines for 2023 and 2025 only
     "members": st.integers(1, 7).map(float),
     "net_income": st.integers(-2_000, 60_000).map(float),
     "net_income_last_year": _maybe_none(st.integers(-2_000, 60_000).map(float)),
@@ -41,6 +45,11 @@ typed_household = st.fixed_dictionaries({
     "registered_status": _maybe_none(st.sampled_from(["none", "poor", "exited"])),
     "expenditure_cause": _maybe_none(st.sampled_from(["因病", "因残", "因灾", "因疫情", "其他"])),
     "poverty_cause": _maybe_none(st.sampled_from(["因病", "缺技术", "其他"])),
+    "compliant_spending": _maybe_none(st.integers(0, 40_000).map(float)),
+    "monitoring_start": _maybe_none(st.builds(lambda y, m: float(y * 100 + m), st.integers(2020, 2025),
+                                              st.integers(1, 12))),
+    "assistance_measures": _maybe_none(st.integers(0, 3).map(float)),
+    "county_category": _maybe_none(st.sampled_from(["unstable_exited", "edge", "sudden_hardship", "none"])),
     **{c: st.sampled_from([True, False, True, False, None]) for c in BOOLS},
 })
 
@@ -63,7 +72,7 @@ county = st.lists(household, min_size=1, max_size=25).map(
 
 
 def decided(frame: pd.DataFrame) -> pd.DataFrame:
-    result = score(frame)
+    result = score(frame, province=PROVINCE)
     assert result.errors.empty
     return result.decisions.set_index("household_id")[DECISIONS]
 
@@ -87,7 +96,7 @@ def test_row_order_does_not_change_any_decision(frame, random):
 
 @given(county)
 def test_the_same_input_and_rules_give_the_same_version_and_output(frame):
-    first, second = score(frame), score(frame, rules=load_rules())
+    first, second = score(frame, province=PROVINCE), score(frame, rules=load_rules(province=PROVINCE))
     assert first.rules_version == second.rules_version
     pd.testing.assert_frame_equal(first.decisions, second.decisions)
 
@@ -102,13 +111,14 @@ def test_filling_in_a_blank_never_changes_a_decided_outcome(frame, data):
     row = data.draw(st.sampled_from(list(blanks)))
     values = {"rigid_expenditure": st.integers(0, 80_000).map(str),
               "registered_status": st.sampled_from(["none", "poor", "exited"]),
-              "expenditure_cause": st.sampled_from(["因病", "其他"])}
+              "expenditure_cause": st.sampled_from(["因病", "其他"]),
+              "compliant_spending": st.integers(0, 40_000).map(str), "assistance_measures": st.integers(0, 3).map(str)}
     value = data.draw(values.get(column, st.sampled_from(["是", "否"])))
     filled = frame.copy()
     filled.loc[row, column] = value
     after = decided(filled)
     hid = frame.loc[row, "household_id"]
-    for decision in ("identification", "exit", "monitoring"):
+    for decision in ("identification", "exit", "monitoring", "risk_removal"):
         if before.loc[hid, decision] != "review":
             assert after.loc[hid, decision] == before.loc[hid, decision], (decision, column, value)
 
@@ -134,13 +144,13 @@ def test_the_batch_engine_and_the_row_interpreter_agree(frame):
     from povertyrules.model.columns import HOUSEHOLD_COLUMNS
     from povertyrules.model.records import parse_records
 
-    book = load_rules()
+    book = load_rules(province=PROVINCE)
     typed = parse_records(frame, HOUSEHOLD_COLUMNS, "<t>", unique="household_id").valid
     batch = evaluate(book, typed)
     criteria = [r.id for r in book.rules.values() if r.kind == "criterion" and r.entity == "household"]
     for i, row in enumerate(typed.to_dict("records")):
         scalar = evaluate_row(book, row)
-        for decision in ("identification", "exit", "monitoring", "assistance", "assistance_cause"):
+        for decision in ALL_DECISIONS:
             assert batch.outcome(decision)[i] == outcome_text(scalar[decision]), (decision, row)
         for name in criteria:
             v = batch.value(name)
@@ -157,7 +167,7 @@ def test_the_batch_engine_and_the_durable_rules_engine_agree(row):
     from povertyrules.engines.durable import DurableEngine
     from povertyrules.engines.vectorized import evaluate
 
-    book = load_rules()
+    book = load_rules(province=PROVINCE)
     if book.version not in _DURABLE:  # one ruleset per process: durable_rules keeps names globally
         _DURABLE[book.version] = DurableEngine(book)
     durable = _DURABLE[book.version]
@@ -166,7 +176,7 @@ def test_the_batch_engine_and_the_durable_rules_engine_agree(row):
         frame[column] = frame[column].astype("boolean")
     batch = evaluate(book, frame)
     decided = durable.decide(row)
-    for decision in ("identification", "exit", "monitoring", "assistance", "assistance_cause"):
+    for decision in ALL_DECISIONS:
         assert decided[decision] == batch.outcome(decision)[0], (decision, row)
     for name in durable.outputs:
         if name not in book.decisions:
@@ -187,7 +197,7 @@ def test_the_monitors_trigger_ruleset_agrees_with_the_row_interpreter(row):
     from povertyrules.engines.durable import DurableTriggers, household_fact
     from povertyrules.engines.scalar import evaluate_row
 
-    book = load_rules()
+    book = load_rules(province=PROVINCE)
     criteria = [r.id for r in book.triggers().values()] + ["no_labour_capacity_left"]
     if book.version not in _TRIGGERS:
         _TRIGGERS[book.version] = DurableTriggers(book, criteria)
@@ -250,8 +260,9 @@ def test_any_index_and_row_order_give_the_same_decisions_per_household(frame, ra
     for what, variant in variants.items():
         got = decided(variant).sort_index()
         pd.testing.assert_frame_equal(got, base.loc[got.index], obj=what)
-    plain = criteria(frame).set_index("household_id").sort_index()
-    moved = criteria(variants["shuffled, index kept"]).set_index("household_id").sort_index()
+    book = load_rules(province=PROVINCE)
+    plain = criteria(frame, rules=book).set_index("household_id").sort_index()
+    moved = criteria(variants["shuffled, index kept"], rules=book).set_index("household_id").sort_index()
     pd.testing.assert_frame_equal(moved, plain)
 
 

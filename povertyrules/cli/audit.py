@@ -7,30 +7,34 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from povertyrules.cli.common import fail_on_errors
+from povertyrules.cli.common import MaskingConsole, fail_on_errors
 
-console = Console()
+console = MaskingConsole()
 DbOption = Annotated[str | None, typer.Option("--db", help="SQLite file or postgresql:// URL "
                                                            "(default: $POVERTYRULES_DB or ./povertyrules.db).")]
 VERDICT = {"true": "✓", "false": "✗", "unknown": "?"}
 
 
-def _engine(db: str | None, must_exist: bool = True):
-    """The store; a read-only command never creates a database that does not exist (it says so instead)."""
+def _engine(db: str | None, household_id: str | None = None, must_exist: bool = True):
+    """The store; a read-only command never creates a database that does not exist (it says so instead), and
+    warns when the store fails its integrity check."""
+    from povertyrules.cli.store import warn_if_tampered
     from povertyrules.store.database import MissingStore, connect
 
     try:
-        return connect(db, must_exist=must_exist)
+        engine = connect(db, must_exist=must_exist)
     except MissingStore as exc:
-        console.print(f"[red]{exc}[/red]", highlight=False)
+        console.print(f"[red]{escape(str(exc))}[/red]", highlight=False)
         raise typer.Exit(1) from None
+    warn_if_tampered(engine, household_id)
+    return engine
 
 
 def _not_found(exc: LookupError) -> None:
-    console.print(f"[red]{exc}[/red]", highlight=False)
+    console.print(f"[red]{escape(str(exc))}[/red]", highlight=False)
     raise typer.Exit(1)
 
 
@@ -46,7 +50,7 @@ def explain(
     from povertyrules.store.explain import explain_stored
     from povertyrules.store.runs import NotFound, decision_of, get_run, reasons_of
 
-    engine = _engine(db)
+    engine = _engine(db, household_id)
     try:
         decision = decision_of(engine, household_id, run)
     except NotFound as exc:
@@ -55,13 +59,15 @@ def explain(
     explanation = explain_stored(stored_run, decision, reasons_of(engine, household_id, decision.run_id))
     procedures = _procedures(engine, decision)
     if as_json:
-        print(json.dumps({**explanation.to_dict(), "procedures": procedures}, ensure_ascii=False, indent=2,
+        from povertyrules.privacy import protect
+
+        print(json.dumps(protect({**explanation.to_dict(), "procedures": procedures}), ensure_ascii=False, indent=2,
                          default=str))
         return
     zh = lang == "zh"
     d = explanation.decision
-    console.print(f"[bold]{'户' if zh else 'household'} {d.household_id}[/bold] — run {stored_run.id} "
-                  f"({stored_run.created_at:%Y-%m-%d %H:%M}, {stored_run.input_file}), rules_version "
+    console.print(f"[bold]{'户' if zh else 'household'} {escape(d.household_id)}[/bold] — run {stored_run.id} "
+                  f"({stored_run.created_at:%Y-%m-%d %H:%M}, {escape(stored_run.input_file)}), rules_version "
                   f"{stored_run.rules_version}", highlight=False)
     from povertyrules.store.changes import decision_name, number
     from povertyrules.store.explain import snapshot_rulebook
@@ -78,7 +84,7 @@ def explain(
                   f"{'监测线' if zh else 'monitoring line'} {number(d.monitoring_line)} {money} · "
                   f"四看法 {number(d.four_look_score)}", highlight=False)
     if d.missing_columns:
-        console.print(f"{'缺失' if zh else 'missing'}: {d.missing_columns}", highlight=False)
+        console.print(f"{'缺失' if zh else 'missing'}: {escape(d.missing_columns)}", highlight=False)
     from povertyrules.store.changes import readable_changes
 
     console.print(f"\n[bold]{'改变结果的条件' if zh else 'What would change the outcome'}[/bold]")
@@ -89,10 +95,10 @@ def explain(
         if r.decision != decision_name:
             decision_name = r.decision
             console.print(f"\n[bold]{decision_name}[/bold]")
-        console.print(f"  {VERDICT.get(r.verdict, r.verdict)} {r.message}", highlight=False)
+        console.print(f"  {VERDICT.get(r.verdict, r.verdict)} {escape(r.message)}", highlight=False)
     console.print(f"\n[bold]{'条款原文' if zh else 'Clause texts'}[/bold]")
     for clause, text in explanation.clauses.items():
-        console.print(f"  [{clause}] {text}", highlight=False)
+        console.print(escape(f"  [{clause}] {text}"), highlight=False)
     for name, state in procedures.items():
         final = ("程序完成，结果生效" if zh else "procedure complete: the status is final") if state["complete"] else (
             f"程序未完成（下一步：{state['next_label']['zh']}），结果尚未生效" if zh
@@ -101,15 +107,17 @@ def explain(
         for step in state["steps"]:
             objection = ("（有异议）" if zh else " (objection)") if step["objection"] else ""
             console.print(f"  ✓ {step['date']} {step['label']['zh' if zh else 'en']} — {step['actor']}{objection}",
-                          highlight=False)
-
+                          highlight=False, markup=False)
 
 
 def _procedures(engine, decision) -> dict[str, dict]:
-    from povertyrules.lang.rulebook import load_rulebook
+    """The procedure each decision's outcome needs before it is final (ID-4, EX-2, MON-3), and its state,
+    by the procedure steps of the rules the decision's run was scored with."""
     from povertyrules.store.procedures import procedures_of
+    from povertyrules.store.rulebooks import rulebook_for
 
-    return procedures_of(engine, load_rulebook(), decision)
+    book, _ = rulebook_for(engine, run_id=decision.run_id)
+    return procedures_of(engine, book, decision)
 
 
 @fail_on_errors
@@ -117,7 +125,7 @@ def history(household_id: Annotated[str, typer.Argument(help="户编号 / househ
     """How a household's decisions changed across runs and years."""
     from povertyrules.store.runs import history_of
 
-    rows = history_of(_engine(db), household_id)
+    rows = history_of(_engine(db, household_id), household_id)
     if not rows:
         _not_found(LookupError(f"户 {household_id} 不在审计库中 / household {household_id} is not in the store"))
     table = Table("run", "time", "year", "rules_version", "per-capita", "identification", "exit", "monitoring",
@@ -151,7 +159,7 @@ def diff(
         _not_found(exc)
     table = Table(*changes.columns)
     for row in changes.head(200).itertuples(index=False):
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*("" if v is None else escape(str(v)) for v in row))
     console.print(table)
     console.print(f"{len(changes)} changed decisions", highlight=False)
     if output:
@@ -173,10 +181,11 @@ def watchlist(
 
     households, scale = build(_engine(db), run, county, township, tuple(deep_poverty or ()))
     write_table(households, output, sheet="watchlist", sheets={"scale": scale})
-    console.print(f"{len(households)} monitored households → {output}", highlight=False)
+    console.print(f"{len(households)} monitored households → {escape(str(output))}", highlight=False)
     for row in scale.itertuples(index=False):
         style = "red" if row.check.startswith("WARNING") else "green"
-        console.print(f"[{style}]{row.county}: {row.monitored_people:.0f} monitored / {row.registered_people:.0f} "
+        console.print(f"[{style}]{escape(str(row.county))}: {row.monitored_people:.0f} monitored / "
+                      f"{row.registered_people:.0f} "
                       f"registered people = {row.share:.1%} (limit {row.limit:.0%}) — {row.check}[/{style}]",
                       highlight=False)
 
@@ -188,8 +197,8 @@ def runs(db: DbOption = None) -> None:
 
     table = Table("run", "time", "operator", "input", "year", "rules_version", "decided", "errors")
     for r in all_runs(_engine(db)):
-        table.add_row(str(r.id), f"{r.created_at:%Y-%m-%d %H:%M}", r.operator, r.input_file, str(r.year or ""),
-                      r.rules_version, str(r.decided), str(r.error_rows))
+        table.add_row(str(r.id), f"{r.created_at:%Y-%m-%d %H:%M}", escape(r.operator), escape(r.input_file),
+                      str(r.year or ""), r.rules_version, str(r.decided), str(r.error_rows))
     console.print(table)
 
 
@@ -211,7 +220,7 @@ def review(
     from povertyrules.store.runs import NotFound
 
     try:
-        result = build(_engine(db, must_exist=True), run, checks)
+        result = build(_engine(db), run, checks)
     except NotFound as exc:
         _not_found(exc)
     lang = "en" if lang == "en" else "zh"

@@ -4,15 +4,32 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
-import yaml
 from rich.console import Console
+from rich.markup import escape
 
 from povertyrules.errors import PovertyRulesError
+from povertyrules.lang import safeyaml
 
-console = Console(stderr=True)
+
+class MaskingConsole(Console):
+    """A rich console that masks identity and mobile numbers in everything it prints (tables too), unless
+    the operator started the command with ``--show-identities``."""
+
+    def render_str(self, text: str, *args: Any, **kwargs: Any):
+        from povertyrules.privacy import protect
+
+        return super().render_str(protect(text), *args, **kwargs)
+
+
+console = MaskingConsole(stderr=True)
+
+#: ``--province 云南省``: the shipped province file whose monitoring lines apply from 2021 (M21-4)
+ProvinceOption = Annotated[str | None, typer.Option(
+    help="Province (Chinese name, e.g. 云南省) whose monitoring line applies: rules/provinces/<name>.yaml.")]
 
 
 def fail_on_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -23,10 +40,16 @@ def fail_on_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except PovertyRulesError as exc:
-            console.print(f"[red]error:[/red] {exc}", highlight=False)
+            console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+RulesOption = Annotated[Path | None, typer.Option("--rules", help="Rules folder (default: the rules the run was "
+                                                                  "scored with).")]
+OverrideOption = Annotated[list[Path] | None, typer.Option(help="County override file or folder (repeatable).")]
+SetOption = Annotated[list[str] | None, typer.Option("--set", help="What-if: PARAMETER=VALUE (repeatable).")]
 
 
 def parse_sets(items: list[str] | None) -> dict[str, Any]:
@@ -36,5 +59,7 @@ def parse_sets(items: list[str] | None) -> dict[str, Any]:
         name, sep, raw = item.partition("=")
         if not sep:
             raise typer.BadParameter(f"expected PARAMETER=VALUE, got {item!r}")
-        values[name.strip()] = yaml.safe_load(raw)
+        if not name.strip():
+            raise typer.BadParameter(f"expected PARAMETER=VALUE, got {item!r}")
+        values[name.strip()] = safeyaml.loads(raw, file=f"--set {name.strip()}")
     return values

@@ -20,7 +20,8 @@ def synth(
     output: Annotated[Path, typer.Option("--output", "-o", help=".xlsx (with a members sheet), .csv or .parquet")],
     households: Annotated[int, typer.Option(help="Number of households.")] = 2000,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same county.")] = 0,
-    year: Annotated[int, typer.Option(help="Evaluation year written in 年度.")] = 2020,
+    year: Annotated[int, typer.Option(help="Evaluation year written in 年度 (from 2021 the columns of the "
+                                           "monitoring regime from 2021 are added).")] = 2020,
     county: Annotated[str, typer.Option(help="County name.")] = "示范县",
     members: Annotated[bool, typer.Option(help="Also write a members sheet/file (ID-1).")] = True,
     headers: Annotated[str, typer.Option(help="zh (Chinese headers) or en.")] = "zh",
@@ -47,6 +48,26 @@ def synth(
 
 @app.command()
 @fail_on_errors
+def sample(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Copy it here (default: print its path).")]
+    = None,
+) -> None:
+    """The bundled sample county (2,000 households, Chinese headers, a members sheet): copy it, or print its path."""
+    import shutil
+
+    from povertyrules.shipped import sample_county
+
+    source = sample_county()
+    if output is None:
+        print(source)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, output)
+    console.print(f"wrote {output}")
+
+
+@app.command()
+@fail_on_errors
 def events(
     households: Annotated[Path, typer.Argument(help="The county spreadsheet the events are about.")],
     output: Annotated[Path, typer.Option("--output", "-o", help=".jsonl or .csv")],
@@ -67,9 +88,11 @@ def events(
 
     frame = rename_headers(read_table(households), HOUSEHOLD_COLUMNS, str(households))
     made = synth_events(frame, count, seed=seed, year=year, bad_rate=bad_rate)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if output.suffix.lower() == ".csv":
-        pd.DataFrame(made).to_csv(output, index=False)
-    else:
-        output.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in made), encoding="utf-8")
+    from povertyrules.io.tables import atomic_output
+
+    with atomic_output(output) as temporary:
+        if output.suffix.lower() == ".csv":
+            pd.DataFrame(made).to_csv(temporary, index=False)
+        else:
+            temporary.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in made), encoding="utf-8")
     console.print(f"wrote {len(made)} events to {output}")

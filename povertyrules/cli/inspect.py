@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from povertyrules.cli.common import fail_on_errors
+from povertyrules.cli.common import MaskingConsole, fail_on_errors
 
-console = Console(soft_wrap=True)
+console = MaskingConsole(soft_wrap=True)  # a file's cells may hold identity numbers
 
 
 @fail_on_errors

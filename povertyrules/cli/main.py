@@ -7,13 +7,13 @@ from typing import Annotated
 
 import pandas as pd
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from povertyrules.cli import audit, datasets, inspect, monitor, notebook, procedure, rules
-from povertyrules.cli.common import fail_on_errors, parse_sets
+from povertyrules.cli import access, audit, datasets, inspect, monitor, notebook, procedure, rules, store
+from povertyrules.cli.common import MaskingConsole, ProvinceOption, fail_on_errors, parse_sets
 from povertyrules.decisions.files import DecisionWriter
+from povertyrules.errors import PovertyRulesError
 from povertyrules.io.tables import write_table
 
 app = typer.Typer(help="Rules-as-code for targeted poverty alleviation: identification, exit, monitoring.",
@@ -22,12 +22,25 @@ app.add_typer(rules.app, name="rules")
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(procedure.app, name="procedure")
 app.add_typer(notebook.app, name="notebook")
+app.add_typer(store.app, name="store")
+app.add_typer(access.users, name="users")
+app.command("access-log")(access.access_log)
 app.command(name="inspect")(inspect.inspect_file)
 for command in (audit.explain, audit.history, audit.diff, audit.watchlist, audit.runs, audit.review,
                 monitor.monitor, monitor.alerts, monitor.confirm):
     app.command()(command)
 app.command(name="核查", help="核查：记录与规则对比（同 review）。")(audit.review)
-console = Console(stderr=True)
+console = MaskingConsole(stderr=True)
+
+
+@app.callback()
+def main(show_identities: Annotated[bool, typer.Option(
+        "--show-identities", help="Show identity-card and phone numbers unmasked in every output of this "
+                                  "command (files, printed text, JSON). Masked by default.")] = False) -> None:
+    """Rules-as-code for targeted poverty alleviation: identification, exit, monitoring."""
+    from povertyrules.privacy import reveal
+
+    reveal(show_identities)
 
 PROGRESS_FROM = 100_000  # rows; smaller inputs finish before a bar would help
 
@@ -43,6 +56,7 @@ def score(
     rules_dir: Annotated[Path | None, typer.Option("--rules", help="Rules folder (default: shipped).")] = None,
     override: Annotated[list[Path] | None, typer.Option(help="County override file or folder (repeatable).")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="What-if: PARAMETER=VALUE (repeatable).")] = None,
+    province: ProvinceOption = None,
     layout: Annotated[str | None, typer.Option(help="Force a layout: a name in rules/layouts, or a file.")] = None,
     join: Annotated[list[Path] | None, typer.Option(help="Side sheet to join by 户编号 or ID number (repeatable), "
                                                     "e.g. a 四看法 sheet onto a roster.")] = None,
@@ -53,15 +67,27 @@ def score(
     store: Annotated[bool, typer.Option(help="Record the run in the audit store and print its id.")] = False,
     db: audit.DbOption = None,
     operator: Annotated[str | None, typer.Option(help="Who ran it (default: the login name).")] = None,
+    dask: Annotated[bool, typer.Option(help="Score the files INPUT names ('dir/*.parquet') on Dask, one task per "
+                                            "file; OUT becomes a folder of Parquet parts.")] = False,
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address (implies --dask; default: a "
+                                                       "LocalCluster on this machine).")] = None,
+    workers: Annotated[int | None, typer.Option(help="LocalCluster workers (default: one per core).")] = None,
 ) -> None:
     """Score every household and write decisions with cited reasons; unreadable rows go to an errors file,
     lines that are not households (titles, 合计, signatures) to a skipped file."""
+    if dask or scheduler:
+        from povertyrules.cli.cluster import score_on_dask
+
+        if layout or join:
+            raise PovertyRulesError("--layout/--join are not supported with --dask: partitions are contract tables")
+        return score_on_dask(input, output, members, year, rules_dir, override, parse_sets(set_), lang, store, db,
+                             operator, scheduler, workers)
     from povertyrules.layouts.prepare import prepare
     from povertyrules.scoring import resolve_rules
     from povertyrules.scoring import score as run_score
 
-    book = resolve_rules(rules_dir, parse_sets(set_), override)
-    prepared = prepare(input, book, layout, join, members)
+    book = resolve_rules(rules_dir, parse_sets(set_), override, province)
+    prepared = _prepare(prepare, input, book, layout, join, members)
     console.print(f"layout: {prepared.layout.name} — {prepared.layout.description.zh} / "
                   f"{prepared.layout.description.en}; header line(s) {prepared.table.header_rows}", highlight=False)
     members_file = str(members) if members else f"{input}#members"
@@ -85,11 +111,17 @@ def score(
             extra[name] = write_table(table, output.with_name(f"{output.stem}.{name}{output.suffix}"))
     _print_summary(result, prepared, score_errors, output, errors_path, extra, book)
     if store:
+        from sqlmodel import Session
+
         from povertyrules.store.database import connect
+        from povertyrules.store.integrity import RunDigest
         from povertyrules.store.runs import record_run
 
-        run_id = record_run(connect(db), result, input, operator, lang)
-        console.print(f"stored as run {run_id}")
+        engine = connect(db)
+        run_id = record_run(engine, result, input, operator, lang)
+        with Session(engine) as session:
+            sealed = session.get(RunDigest, run_id)
+        console.print(f"stored as run {run_id}; chain digest {sealed.digest if sealed else '—'}")
         print(run_id)
 
 
@@ -101,15 +133,41 @@ def serve(
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     show_identities: Annotated[bool, typer.Option(help="Show identity-card and phone numbers unmasked.")] = False,
 ) -> None:
-    """Serve the read-only inspector pages and JSON API over the audit store."""
+    """Serve the read-only inspector pages and JSON API over the audit store. Beyond loopback every request
+    needs a user of the store (`povertyrules users add`); every read is logged (`povertyrules access-log`)."""
     import uvicorn
 
-    from povertyrules.web.app import create_app
+    from povertyrules.errors import PovertyRulesError
+    from povertyrules.privacy import revealing
+    from povertyrules.store.access import has_users
+    from povertyrules.store.database import connect
+    from povertyrules.web.app import create_app, is_loopback
 
-    app = create_app(db, show_identities)
+    show_identities = show_identities or revealing()
+    require_login = not is_loopback(host)
+    if require_login and not has_users(connect(db, must_exist=True)):
+        raise PovertyRulesError(f"serving on {host} (beyond this machine) needs users: add one with `povertyrules "
+                                "users add NAME` / 对外提供服务须先添加用户")
+    app = create_app(db, show_identities, require_login)
     shown = f"[{host}]" if ":" in host else host
     print(f"povertyrules 查询页面 / inspector pages: http://{shown}:{port}/", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def _prepare(prepare, input: Path, *args):
+    """The prepared input; a file that cannot be decoded or parsed is a clean error, not a traceback."""
+    import pyarrow as pa
+
+    from povertyrules.errors import InputError
+
+    try:
+        return prepare(input, *args)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"文件编码无法识别（第 {exc.start} 字节）：请另存为 UTF-8",
+                         f"the file is not in a readable encoding (byte {exc.start}); save it as UTF-8",
+                         file=str(input)) from None
+    except pa.ArrowInvalid as exc:
+        raise InputError("文件无法读取", f"the file cannot be read: {str(exc)[:200]}", file=str(input)) from None
 
 
 def _print_summary(result, prepared, score_errors, output: Path, errors_path: Path, extra: dict[str, Path],

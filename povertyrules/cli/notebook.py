@@ -8,15 +8,23 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from povertyrules import shipped
 from povertyrules.cli.common import fail_on_errors
+from povertyrules.errors import require
 
 app = typer.Typer(help="Analysis notebooks.", no_args_is_help=True)
 console = Console(stderr=True)
-DEFAULT = Path(__file__).resolve().parents[2] / "notebooks" / "at_risk_cohorts.ipynb"
+
+
+def __getattr__(name: str):
+    if name == "DEFAULT":  # the shipped notebook (checkout, else package data)
+        return shipped.notebook()
+    raise AttributeError(name)
 
 
 def execute(notebook: Path, html: Path | None = None, executed: Path | None = None, timeout: int = 600):
     """Run every cell (in the notebook's folder) and optionally write the executed copy and an HTML export."""
+    require("notebook run", "analysis", "nbclient", "nbformat", "nbconvert", "ipykernel", "matplotlib")
     import nbclient
     import nbformat
     from nbconvert import HTMLExporter
@@ -36,11 +44,12 @@ def execute(notebook: Path, html: Path | None = None, executed: Path | None = No
 @app.command()
 @fail_on_errors
 def run(
-    notebook: Annotated[Path, typer.Argument(help="The notebook (default: notebooks/at_risk_cohorts.ipynb).")]
-    = DEFAULT,
+    notebook: Annotated[Path | None, typer.Argument(help="The notebook (default: the shipped at_risk_cohorts.ipynb).")]
+    = None,
     html: Annotated[Path | None, typer.Option(help="Write an HTML export here.")] = None,
     executed: Annotated[Path | None, typer.Option(help="Write the executed notebook here.")] = None,
 ) -> None:
     """Execute the notebook end to end; export it to HTML with every chart embedded."""
+    notebook = notebook or shipped.notebook()
     execute(notebook, html, executed)
     console.print(f"ran {notebook}" + (f"; HTML: {html}" if html else ""))

@@ -94,10 +94,34 @@ def synth(households: int, seed: int = 0, year: int = 2020, county: str = "示�
     frame["exit_year"] = np.where(status == "exited", rng.integers(2016, year + 1, n), None)
     frame["able_bodied"] = np.minimum(size, rng.binomial(size, 0.55))
     frame["poverty_cause"] = np.where(status != "none", rng.choice(CAUSES, n), None)
+    if book.parameters["regime_2021"].at(year) if "regime_2021" in book.parameters else False:
+        _regime_2021_columns(rng, frame, year, ratio, rigid, dropped | big, status, insecure)
+        # illustrative: a county of the regime years is made of 脱贫户 and 一般农户 (the drawn poor ones count
+        # as exited, their exit year not recorded)
+        frame["registered_status"] = np.where(status == "poor", "exited", status)
     frame = _as_text(frame)
     _blank_and_spoil(rng, frame, blank_rate, bad_rate)
     member_frame = _members(rng, frame, size) if members else pd.DataFrame(columns=[c.name for c in MEMBER_COLUMNS])
     return County(frame, member_frame)
+
+
+def _regime_2021_columns(rng: np.random.Generator, frame: pd.DataFrame, year: int, ratio: np.ndarray,
+                         rigid: np.ndarray, shocked: np.ndarray, status: np.ndarray, insecure: np.ndarray) -> None:
+    """The columns the monitoring regime from 2021 reads (M21-3, M21-5), for years where the rules apply it:
+    compliant out-of-pocket spending, drinking water, and for households already under monitoring the month
+    it began, the measures in place, and the county's own category and removal flag."""
+    n = len(frame)
+    frame["compliant_spending"] = np.where(rigid > 0, np.round(rigid * rng.uniform(0.3, 0.9, n)), 0.0)
+    frame["water_secured"] = np.where(rng.random(n) < insecure / 3, "否", "是")
+    monitored = ((ratio < 2.3) | shocked) & (rng.random(n) < 0.6) | (rng.random(n) < 0.01)
+    months_back = rng.integers(0, 36, n)  # began 0-35 months before December of the year
+    start = (year * 12 + 11 - months_back) // 12 * 100 + (year * 12 + 11 - months_back) % 12 + 1
+    frame["monitoring_start"] = np.where(monitored, start, None)
+    frame["assistance_measures"] = np.where(monitored, rng.choice(np.arange(4), n, p=[0.1, 0.4, 0.3, 0.2]), None)
+    frame["risk_removed"] = np.where(monitored, np.where(rng.random(n) < 0.3, "是", "否"), None)
+    category = np.select([status == "exited", status == "none"], ["脱贫不稳定户", "边缘易致贫户"], "突发严重困难户")
+    category = np.where(rng.random(n) < 0.15, "突发严重困难户", category)
+    frame["county_category"] = np.where(monitored, category, None)
 
 
 def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
@@ -131,7 +155,8 @@ def _looks(rng: np.random.Generator, ratio: np.ndarray, book: RuleBook, year: in
 def _blank_and_spoil(rng: np.random.Generator, frame: pd.DataFrame, blank_rate: float, bad_rate: float) -> None:
     """Blank a few optional cells and spoil a few cells, as real county sheets have."""
     n = len(frame)
-    optional = [c.name for c in HOUSEHOLD_COLUMNS if not c.required and c.name not in ("county", "year")]
+    optional = [c.name for c in HOUSEHOLD_COLUMNS if not c.required and c.name not in ("county", "year")
+                and c.kind != "id_number" and c.name in frame]  # the synthetic county holds no identity numbers
     for column in optional:
         frame.loc[rng.random(n) < blank_rate / 4, column] = None
     spoil = np.flatnonzero(rng.random(n) < bad_rate)
@@ -183,10 +208,10 @@ def write_county(county: County, path: Path | str, headers: str = "zh") -> list[
         households, members = chinese_headers(households), chinese_headers(members, MEMBER_COLUMNS)
     if path.suffix.lower() == ".xlsx":
         sheets = {"members": members} if len(members) else None
-        return [write_table(households, path, sheet="households", sheets=sheets)]
-    written = [write_table(households, path)]
+        return [write_table(households, path, sheet="households", sheets=sheets, mask=False)]  # synthetic
+    written = [write_table(households, path, mask=False)]
     if len(members):
-        written.append(write_table(members, path.with_name(f"{path.stem}.members{path.suffix}")))
+        written.append(write_table(members, path.with_name(f"{path.stem}.members{path.suffix}"), mask=False))
     return written
 
 

@@ -28,8 +28,13 @@ OUTPUT_VALUES = {
     "per_capita_income": "per_capita_income",
     "four_look_score": "four_look_total",
 }
-#: Columns carried from the input for grouping (an extension of the contract).
-CARRIED = ("county", "township", "village", "registered_status")
+#: Columns carried from the input for grouping (an extension of the contract); the county's own monitoring
+#: category and risk-removal flag are carried for comparison with what the rules decide (no rule reads them).
+CARRIED = ("county", "township", "village", "registered_status", "county_category", "risk_removed")
+#: The decisions a decision row reports and cites: the contract's three, then extensions (columns after the
+#: contract's).
+CONTRACT_DECISIONS = ("identification", "exit", "monitoring")
+REPORTED = (*CONTRACT_DECISIONS, "risk_removal")
 
 WORDS = {
     "zh": {True: "是", False: "否", None: "未知", "missing": "缺失"},
@@ -68,8 +73,8 @@ def reason_items(book: RuleBook) -> list[Item]:
 
 
 def decision_order(book: RuleBook) -> list[str]:
-    """The decisions a decision row reports and cites: the contract's three."""
-    return [d for d in ("identification", "exit", "monitoring") if d in book.decisions]
+    """The decisions a decision row reports and cites: the contract's three, and risk removal where defined."""
+    return [d for d in REPORTED if d in book.decisions]
 
 
 def _sub_items(book: RuleBook, name: str, items: list[Item], seen: set[str], decision: str) -> None:
@@ -93,7 +98,7 @@ def decision_frame(result: Evaluation, frame: pd.DataFrame, version: str, lang: 
     for column, name in OUTPUT_VALUES.items():
         v = result.value(name)
         out[column] = np.where(v.known, np.round(np.asarray(v.values, dtype=float), 2), np.nan)
-    for decision in ("identification", "exit", "monitoring"):
+    for decision in CONTRACT_DECISIONS:
         out[decision] = result.outcome(decision)
     out["monitoring_triggers"] = _triggers(result)
     main, clauses = main_reasons(result, decision_order(result.book), lang)
@@ -114,9 +119,14 @@ def decision_frame(result: Evaluation, frame: pd.DataFrame, version: str, lang: 
                              text], ";", n)
     out["reasons"] = pd.Series(text.to_pandas(types_mapper=pd.ArrowDtype), dtype="string")
     out["rules_version"] = version
+    for decision in decision_order(result.book):  # extensions, after the contract's columns
+        if decision not in CONTRACT_DECISIONS:
+            out[decision] = result.outcome(decision)
     for column in CARRIED:
-        out[column] = pd.array(frame[column].astype(object).to_numpy() if column in frame else [None] * n,
-                               dtype="string")
+        values = frame[column] if column in frame else pd.Series([None] * n, dtype=object)
+        if pd.api.types.is_bool_dtype(values.dtype):
+            values = values.map({True: WORDS[lang][True], False: WORDS[lang][False]})
+        out[column] = pd.array(values.astype(object).to_numpy(), dtype="string")
     out["missing_columns"] = pd.Series(missing.to_pandas(types_mapper=pd.ArrowDtype), dtype="string")
     out["row"] = (frame["row"].to_numpy() if "row" in frame else np.arange(2, n + 2)).astype("int64")
     out["clauses"] = pd.Series(clauses.to_pandas(types_mapper=pd.ArrowDtype), dtype="string")

@@ -6,6 +6,7 @@ benchmarks, and what computes definitions for the durable_rules engine's facts.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pandas as pd
@@ -126,7 +127,9 @@ def evaluate_node(node: ex.Node, env: dict[str, Value], book: RuleBook, year: in
             values = [ev(a) for a in args]
             if None in values:
                 return None
-            return abs(values[0]) if fn == "abs" else (min(values) if fn == "min" else max(values))
+            if fn in ("abs", "floor"):
+                return abs(values[0]) if fn == "abs" else float(math.floor(values[0]))
+            return min(values) if fn == "min" else max(values)
     raise AssertionError(f"unhandled node {node!r}")  # pragma: no cover
 
 

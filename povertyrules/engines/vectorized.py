@@ -276,6 +276,8 @@ class _Evaluator:
         vecs = [self.eval(a) for a in args]
         if fn == "abs":
             return Vec(np.abs(vecs[0].values), vecs[0].known)
+        if fn == "floor":
+            return Vec(np.floor(np.asarray(vecs[0].values, dtype=float)), vecs[0].known)
         if fn == "coalesce":
             out = vecs[-1]
             for v in reversed(vecs[:-1]):

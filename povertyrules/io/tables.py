@@ -5,7 +5,11 @@ Cells are read as text so the contract's own parsing decides what is valid; noth
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import os
+import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -87,11 +91,58 @@ def _cell_text(value: object) -> object:
     return str(value)
 
 
-def write_table(frame: pd.DataFrame, path: Path | str, sheet: str = "Sheet1",
-                sheets: dict[str, pd.DataFrame] | None = None) -> Path:
-    """Write `frame` by the file's suffix; for xlsx it goes to `sheet`, and `sheets` adds further ones."""
+def _temporary(path: Path) -> Path:
+    """A hidden file beside `path` (same folder, so the final rename is atomic), with the same suffix."""
+    return path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.tmp{path.suffix}")
+
+
+def _publish(temporary: Path, path: Path) -> None:
+    with contextlib.suppress(OSError):  # the data reach the disk before the name does
+        fd = os.open(temporary, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    os.replace(temporary, path)
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path | str) -> Iterator[Path]:
+    """Write to a temporary file beside `path`, renamed to `path` only when the block succeeds: a killed or
+    failed write never leaves a partial file under the final name."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = _temporary(path)
+    try:
+        yield temporary
+        _publish(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _masked(frame: pd.DataFrame, mask: bool) -> pd.DataFrame:
+    from povertyrules.privacy import mask_frame, revealing
+
+    return mask_frame(frame) if mask and not revealing() else frame
+
+
+def write_table(frame: pd.DataFrame, path: Path | str, sheet: str = "Sheet1",
+                sheets: dict[str, pd.DataFrame] | None = None, mask: bool = True) -> Path:
+    """Write `frame` by the file's suffix; for xlsx it goes to `sheet`, and `sheets` adds further ones.
+    The file appears complete or not at all (see `atomic_output`). Identity and phone numbers are masked
+    (`povertyrules.privacy`) unless `mask` is False (synthetic data) or the operator asked to see them."""
+    path = Path(path)
+    frame = _masked(frame, mask)
+    sheets = {name: _masked(extra, mask) for name, extra in (sheets or {}).items()}
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".xlsx"):
+        raise InputError("不支持的输出格式（csv/xlsx/parquet）", f"unsupported output type '{suffix}'", file=str(path))
+    with atomic_output(path) as temporary:
+        _write_now(frame, temporary, sheet, sheets)
+    return path
+
+
+def _write_now(frame: pd.DataFrame, path: Path, sheet: str, sheets: dict[str, pd.DataFrame] | None) -> None:
     suffix = path.suffix.lower()
     if suffix == ".csv":
         table = pa.Table.from_pandas(frame, preserve_index=False)
@@ -105,17 +156,16 @@ def write_table(frame: pd.DataFrame, path: Path | str, sheet: str = "Sheet1",
             frame.to_excel(writer, index=False, sheet_name=sheet)
             for name, extra in (sheets or {}).items():
                 extra.to_excel(writer, index=False, sheet_name=name)
-    else:
-        raise InputError("不支持的输出格式（csv/xlsx/parquet）", f"unsupported output type '{suffix}'", file=str(path))
-    return path
 
 
 class TableWriter:
     """Write a table in chunks: streamed for .csv and .parquet (one chunk in memory at a time), gathered
-    and written at the end for .xlsx."""
+    and written at the end for .xlsx. Chunks go to a temporary file beside the target, renamed to it when the
+    writer closes without an error; a killed or failed run leaves no partial file under the target's name."""
 
-    def __init__(self, path: Path | str):
-        self.path = Path(path)
+    def __init__(self, path: Path | str, mask: bool = True):
+        self.path, self.mask = Path(path), mask
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.suffix = self.path.suffix.lower()
         if self.suffix not in (".csv", ".parquet", ".xlsx"):
@@ -125,8 +175,10 @@ class TableWriter:
         self._schema: pa.Schema | None = None
         self._chunks: list[pd.DataFrame] = []
         self._sink = None
+        self._temporary = _temporary(self.path)
 
     def write(self, frame: pd.DataFrame) -> None:
+        frame = _masked(frame, self.mask)
         if self.suffix == ".xlsx":
             self._chunks.append(frame)
             return
@@ -134,20 +186,38 @@ class TableWriter:
         if self._writer is None:
             self._schema = table.schema
             if self.suffix == ".csv":
-                self._sink = open(self.path, "wb")  # noqa: SIM115 - closed in close()
+                self._sink = open(self._temporary, "wb")  # noqa: SIM115 - closed in close()
                 self._sink.write("\ufeff".encode())
                 self._writer = pacsv.CSVWriter(self._sink, table.schema)
             else:
-                self._writer = pq.ParquetWriter(self.path, table.schema)
+                self._writer = pq.ParquetWriter(self._temporary, table.schema)
         self._writer.write_table(table)
 
     def close(self) -> None:
+        """Finish the file and give it its name."""
         if self.suffix == ".xlsx":
-            write_table(pd.concat(self._chunks, ignore_index=True) if self._chunks else pd.DataFrame(), self.path)
-        elif self._writer is not None:
-            self._writer.close()
-            if self._sink:
-                self._sink.close()
+            write_table(pd.concat(self._chunks, ignore_index=True) if self._chunks else pd.DataFrame(), self.path,
+                        mask=False)  # masked chunk by chunk already
+            return
+        if self._writer is not None:
+            self._close_streams()
+            _publish(self._temporary, self.path)
+
+    def abort(self) -> None:
+        """Drop what was written: the target is left as it was."""
+        self._chunks.clear()
+        with contextlib.suppress(Exception):
+            self._close_streams()
+        self._temporary.unlink(missing_ok=True)
+
+    def _close_streams(self) -> None:
+        writer, sink, self._writer, self._sink = self._writer, self._sink, None, None
+        try:
+            if writer is not None:
+                writer.close()
+        finally:
+            if sink is not None:
+                sink.close()
 
     def __enter__(self) -> TableWriter:
         return self
@@ -155,9 +225,5 @@ class TableWriter:
     def __exit__(self, kind: object, *exc: object) -> None:
         if kind is None:
             self.close()
-            return
-        if self._writer is not None:  # a failed run leaves no decisions file that looks complete
-            self._writer.close()
-            if self._sink:
-                self._sink.close()
-            self.path.unlink(missing_ok=True)
+        else:
+            self.abort()

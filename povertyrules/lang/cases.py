@@ -12,9 +12,10 @@ sentence, cites the clauses it exercises, and gives input and expected output.
         input: {net_income: 6436}
         output: {identification: not_poor}
 
-Output keys are decision columns, plus ``reasons_include`` (texts that must appear in the reasons) and
-``error_column`` (the row must instead be listed as an error on that column) and ``stops_with`` (the run must
-stop because this required parameter has no value for the year).
+A case may name a ``province`` (a shipped province file, as ``--province`` does). Output keys are decision
+columns, plus ``reasons_include`` (texts that must appear in the reasons) and ``error_column`` (the row must
+instead be listed as an error on that column) and ``stops_with`` (the run must stop because this required
+parameter has no value for the year).
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from povertyrules.errors import MissingParameters, RuleError
+from povertyrules.lang import safeyaml
 from povertyrules.lang.rulebook import RuleBook
 
 
@@ -40,15 +41,22 @@ class Case:
     file: str
     members: list[dict[str, Any]] | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    province: str | None = None
 
 
 def load_cases(folder: Path) -> list[Case]:
     cases: list[Case] = []
     for path in sorted(folder.glob("*.yaml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = safeyaml.load(path) or {}
+        if not isinstance(data, dict) or not isinstance(data.get("defaults", {}), dict) \
+                or not isinstance(data.get("cases", []), list):
+            raise RuleError("expected a mapping with 'defaults' (a mapping) and 'cases' (a list)", file=str(path))
         defaults = data.get("defaults", {})
         for raw in data.get("cases", []):
-            unknown = set(raw) - {"name", "clause", "year", "input", "output", "members", "overrides"}
+            if not isinstance(raw, dict):
+                raise RuleError(f"a test case must be a mapping, got {raw!r:.60}", file=str(path))
+            unknown = set(raw) - {"name", "clause", "year", "input", "output", "members", "overrides",
+                                   "province"}
             if unknown or "name" not in raw or "output" not in raw:
                 raise RuleError(f"bad test case {raw.get('name')!r}: unexpected keys {sorted(unknown)} or no "
                                 "name/output", file=str(path))
@@ -57,7 +65,8 @@ def load_cases(folder: Path) -> list[Case]:
                 name=raw["name"], clauses=[clause] if isinstance(clause, str) else list(clause),
                 year=raw.get("year", defaults.get("year")),
                 input={**defaults.get("input", {}), **raw.get("input", {})}, output=raw["output"],
-                file=str(path), members=raw.get("members"), overrides=raw.get("overrides", {})))
+                file=str(path), members=raw.get("members"), overrides=raw.get("overrides", {}),
+                province=raw.get("province", defaults.get("province"))))
     return cases
 
 
@@ -72,7 +81,7 @@ def run_case(book: RuleBook, case: Case, lang: str = "en") -> list[str]:
     stops_with = expected.pop("stops_with", None)
     try:
         result = score(frame, year=case.year, rules=book, overrides=case.overrides or None, members=members,
-                       lang=lang, file=case.file, reasons="full")
+                       lang=lang, file=case.file, province=case.province, reasons="full")
     except MissingParameters as exc:
         if stops_with is not None and stops_with in exc.missing:
             return []

@@ -36,7 +36,7 @@ def check_rulebook(book: RuleBook, years: range | list[int] = DEFAULT_YEARS) -> 
     for name, parameter in sorted(book.parameters.items()):
         lacking = [y for y in years if parameter.at(y) is None]
         if name in missing:
-            report.problems.append(f"parameter {name} has no value in force for year(s) {_span(lacking)}")
+            report.problems.append(f"parameter {name} has no value in force for year(s) {_span(missing[name])}")
         elif lacking:
             report.notes.append(f"parameter {name} (optional) has no value for {_span(lacking)}")
     return report
@@ -45,8 +45,8 @@ def check_rulebook(book: RuleBook, years: range | list[int] = DEFAULT_YEARS) -> 
 def missing_parameters(book: RuleBook, years: Iterable[int]) -> dict[str, list[int]]:
     """Required parameters with no value in force for some of `years`: parameter -> those years."""
     years = sorted({int(y) for y in years})
-    found = {name: [y for y in years if p.at(y) is None] for name, p in sorted(book.parameters.items())
-             if p.required}
+    found = {name: [y for y in years if p.at(y) is None and p.required_at(y)]
+             for name, p in sorted(book.parameters.items())}
     return {name: lacking for name, lacking in found.items() if lacking}
 
 

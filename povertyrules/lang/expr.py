@@ -12,6 +12,7 @@ definitions, other rules), arithmetic (+ - * /, unary -), comparisons (< <= > >=
 from __future__ import annotations
 
 import ast
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -25,6 +26,7 @@ FUNCTIONS: dict[str, tuple[int | None, str]] = {
     "min": (None, "number"),
     "max": (None, "number"),
     "abs": (1, "number"),
+    "floor": (1, "number"),  # the largest whole number not above (e.g. the year of a YYYYMM month)
     "coalesce": (None, "same"),  # first known argument
     "last_year": (1, "same"),  # a parameter's value in force for the year before the evaluated one
 }
@@ -105,22 +107,68 @@ _ARITH = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 _COMPARE = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
 _BOOL_NAMES = {"true": True, "false": False, "True": True, "False": False}
 
+#: Limits that keep a hostile rule file from hanging or crashing the loader (the shipped rules stay far below).
+MAX_CHARS = 2_000
+MAX_DEPTH = 100
+MAX_NODES = 500
+MAX_DIGITS = 15  # significant digits in a number literal
+MAX_NUMBER = 1e12
+
 
 def parse(text: str) -> Node:
     """Parse one expression into the typed tree, or raise ExpressionError naming the position."""
     source = str(text).replace("\r", " ").replace("\n", " ")  # keeps every character's offset
+    if len(source) > MAX_CHARS:
+        raise ExpressionError(f"expression longer than {MAX_CHARS} characters ({len(source)})", MAX_CHARS)
+    depth, deepest = 0, 0
+    for i, char in enumerate(source):  # brackets first: Python's own parser overflows on deep nesting
+        depth += (char in "([{") - (char in ")]}")
+        deepest = max(deepest, depth)
+        if deepest > MAX_DEPTH:
+            raise ExpressionError(f"brackets nested deeper than {MAX_DEPTH} levels", i)
     try:
         tree = ast.parse(source.strip() and source, mode="eval")
     except SyntaxError as exc:
         raise ExpressionError(f"syntax error: {exc.msg}", (exc.offset or 1) - 1) from None
+    except (RecursionError, MemoryError, ValueError):
+        raise ExpressionError(f"expression nested too deeply (limit {MAX_DEPTH} levels)", 0) from None
+    _check_size(tree.body)
     return _convert(tree.body)
+
+
+def _check_size(root: ast.AST) -> None:
+    """Depth and node count, without recursion (so a hostile tree cannot overflow the stack)."""
+    stack, count = [(root, 1)], 0
+    while stack:
+        node, level = stack.pop()
+        count += 1
+        pos = getattr(node, "col_offset", 0)
+        if level > MAX_DEPTH:
+            raise ExpressionError(f"expression nested deeper than {MAX_DEPTH} levels", pos)
+        if count > MAX_NODES:
+            raise ExpressionError(f"expression has more than {MAX_NODES} parts", pos)
+        stack.extend((child, level + 1) for child in ast.iter_child_nodes(node)
+                     if not isinstance(child, ast.expr_context | ast.operator | ast.cmpop | ast.boolop
+                                       | ast.unaryop))
+
+
+def _number(value: int | float, pos: int) -> float:
+    digits = len(str(abs(value)).lstrip("0")) if isinstance(value, int) else None
+    if digits is not None and digits > MAX_DIGITS:
+        raise ExpressionError(f"number literal has more than {MAX_DIGITS} digits", pos)
+    number = float(value)
+    if not math.isfinite(number) or abs(number) > MAX_NUMBER:
+        raise ExpressionError(f"number literal out of range (at most {MAX_NUMBER:g})", pos)
+    return number
 
 
 def _convert(node: ast.AST) -> Node:
     pos = getattr(node, "col_offset", 0)
     match node:
-        case ast.Constant(value=bool() | int() | float() as v) if not isinstance(v, complex):
-            return Const(v if isinstance(v, bool) else float(v), pos)
+        case ast.Constant(value=bool() as v):
+            return Const(v, pos)
+        case ast.Constant(value=int() | float() as v):
+            return Const(_number(v, pos), pos)
         case ast.Constant(value=str() as v):
             return Const(v, pos)
         case ast.Name(id=name) if name in _BOOL_NAMES:
@@ -167,7 +215,8 @@ def _convert_compare(left: ast.AST, ops: list[ast.cmpop], comparators: list[ast.
                 if not (isinstance(element, ast.Constant) and isinstance(element.value, str | int | float)):
                     raise ExpressionError("'in' lists may hold only literal text or numbers",
                                           getattr(element, "col_offset", pos))
-                values.append(element.value if isinstance(element.value, str) else float(element.value))
+                values.append(element.value if isinstance(element.value, str)
+                              else _number(element.value, element.col_offset))
             return In(_convert(left), tuple(values), isinstance(op, ast.NotIn), pos)
         if type(op) not in _COMPARE:
             raise ExpressionError(f"comparison {type(op).__name__} is not allowed", pos)

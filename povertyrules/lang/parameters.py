@@ -7,13 +7,16 @@ convention for yearly periods). A ``null`` value ends a parameter: no value is i
 from __future__ import annotations
 
 import datetime as dt
+import math
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from povertyrules.errors import RuleError
+from povertyrules.lang import safeyaml
+
+MAX_VALUE = 1e12  # no policy figure comes near; larger values are typing errors or attacks
 
 
 class _Strict(BaseModel):
@@ -33,6 +36,13 @@ class DatedValue(_Strict):
     confidence: str | None = None
     note: str | None = None
 
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, v: Any) -> Any:
+        if isinstance(v, float) and not (math.isfinite(v) and abs(v) <= MAX_VALUE):
+            raise ValueError(f"a parameter value must be a finite number of at most {MAX_VALUE:g}, got {v}")
+        return v
+
 
 class Parameter(_Strict):
     name: str
@@ -40,8 +50,9 @@ class Parameter(_Strict):
     clause: list[str] = Field(min_length=1)
     unit: str
     reference: str
-    #: False where the rules handle the parameter's absence themselves (tested with `is known`)
-    required: bool = True
+    #: False where the rules handle the parameter's absence themselves (tested with `is known`); or dated, e.g.
+    #: ``{2010-01-01: true, 2021-01-01: false}``: required in the years from a date on (as values are dated)
+    required: bool | dict[dt.date, bool] = True
     values: dict[dt.date, DatedValue] = Field(min_length=1)
     file: str = ""
 
@@ -63,6 +74,13 @@ class Parameter(_Strict):
             return None
         start = max(past)
         return (start, self.values[start]) if self.values[start].value is not None else None
+
+    def required_at(self, year: int) -> bool:
+        """Whether a run for `year` needs a value (a run stops where a required parameter has none)."""
+        if isinstance(self.required, bool):
+            return self.required
+        past = [d for d in self.required if d <= dt.date(year, 1, 1)]
+        return self.required[max(past)] if past else False
 
     def at(self, year: int) -> float | bool | None:
         """The value in force for the evaluation year, or None."""
@@ -124,10 +142,7 @@ def parse_override_values(raw: Any, file: str, name: str) -> tuple[dict[dt.date,
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise RuleError(f"not valid YAML: {exc}", file=str(path)) from None
+    data = safeyaml.load(path)
     if not isinstance(data, dict):
         raise RuleError("expected a mapping at the top level", file=str(path))
     return data

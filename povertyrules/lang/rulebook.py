@@ -22,19 +22,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from povertyrules.errors import ExpressionError, RuleError, RuleErrors
 from povertyrules.lang import expr as ex
+from povertyrules.lang import safeyaml
 from povertyrules.lang.parameters import Parameter, Text, load_parameters, parse_override_values
 from povertyrules.model.columns import HOUSEHOLD_COLUMNS, MEMBER_COLUMNS, Column
+from povertyrules.shipped import rules_folder
 
 Entity = Literal["household", "member"]
 ENTITY_COLUMNS: dict[str, tuple[Column, ...]] = {"household": HOUSEHOLD_COLUMNS, "member": MEMBER_COLUMNS}
 _COLUMN_MAPS: dict[str, dict[str, Column]] = {e: {c.name: c for c in cs} for e, cs in ENTITY_COLUMNS.items()}
 REVIEW = "review"
-DEFAULT_RULES = Path(__file__).resolve().parents[2] / "rules"
+MAX_MESSAGE = 1_000
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DEFAULT_RULES":  # the shipped rules folder, found when asked (checkout, else package data)
+        return rules_folder()
+    raise AttributeError(name)
 
 
 class _Strict(BaseModel):
@@ -81,6 +88,20 @@ class RuleFile(_Strict):
     criteria: list[RuleSpec] = []
     decision: DecisionSpec | None = None
     not_encoded: list[NotEncoded] = []
+
+
+class StepSpec(_Strict):
+    id: str
+    zh: str
+    en: str
+    publicity: bool = False
+    objection_returns_to: str | None = None
+    sources: list[str] | None = None
+
+
+class ProcedureSpec(_Strict):
+    clause: str
+    steps: list[StepSpec]
 
 
 class OverrideFile(_Strict):
@@ -180,16 +201,36 @@ class RuleBook:
         return {r.trigger: r for r in self.rules.values() if r.trigger}
 
 
+def shipped_provinces(root: Path | str | None = None) -> list[str]:
+    """The province files shipped in ``RULES/provinces/`` (Chinese province names)."""
+    folder = Path(root or rules_folder()) / "provinces"
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def province_file(root: Path | str | None, province: str) -> Path:
+    """The override file of a shipped province (``RULES/provinces/云南省.yaml``); an unknown name is an error."""
+    shipped = shipped_provinces(root)
+    if province not in shipped:
+        listed_zh, listed_en = "、".join(shipped) or "无", ", ".join(shipped) or "none"
+        raise RuleError(f"未提供省份“{province}”的监测线文件，已提供：{listed_zh}（其他省份请用 --override 提供）"
+                        f" / no province file for '{province}'; shipped: {listed_en} (supply others with --override)",
+                        file=str(Path(root or rules_folder()) / "provinces"))
+    return Path(root or rules_folder()) / "provinces" / f"{province}.yaml"
+
+
 def load_rulebook(root: Path | str | None = None, overrides: list[Path | str] | None = None,
-                  values: dict[str, Any] | None = None) -> RuleBook:
+                  values: dict[str, Any] | None = None, province: str | None = None) -> RuleBook:
     """Load, check and version the rule set in `root` (default: the shipped ``rules/``).
 
     `overrides` are override files or folders of them, applied in order; `values` maps a parameter name to
-    a bare value (all years) or to ``{date: value}`` and is applied last (for what-if runs).
+    a bare value (all years) or to ``{date: value}`` and is applied last (for what-if runs). `province` picks a
+    shipped province file (``RULES/provinces/<name>.yaml``), applied before `overrides`.
     Raises `RuleErrors` listing every problem found. A rule set whose files have not changed since it was
     last loaded is returned from a cache (treat a `RuleBook` as read-only).
     """
-    root = Path(root) if root else DEFAULT_RULES
+    root = Path(root) if root else rules_folder()
+    if province:
+        overrides = [province_file(root, province), *(overrides or [])]
     sources = [root, *(Path(o) for o in overrides or [])]
     stamp = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size)
                   for source in sources if source.exists()
@@ -222,7 +263,7 @@ def _load(root: Path, overrides: list[Path | str] | None, values: dict[str, Any]
                     override_values=dict(values or {}))
     steps = root / "procedures" / "steps.yaml"
     if steps.exists():
-        book.procedures = yaml.safe_load(steps.read_text(encoding="utf-8")) or {}
+        book.procedures = _read_procedures(steps)
     errors: list[RuleError] = []
     for name, parameter in parameters.items():
         if name in _ALL_COLUMNS:
@@ -240,6 +281,28 @@ def _load(root: Path, overrides: list[Path | str] | None, values: dict[str, Any]
     return book
 
 
+def _read_procedures(path: Path) -> dict[str, Any]:
+    """``procedures/steps.yaml``, checked: each procedure's clause and steps; objections return to a step."""
+    data = safeyaml.load(path) or {}
+    if not isinstance(data, dict):
+        raise RuleError("expected a mapping of procedures at the top level", file=str(path))
+    found: dict[str, Any] = {}
+    for name, raw in data.items():
+        try:
+            spec = ProcedureSpec.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in (name, *first["loc"]))
+            raise RuleError(f"{first['msg']} at '{where}'", file=str(path)) from None
+        ids = [s.id for s in spec.steps]
+        for step in spec.steps:
+            if step.objection_returns_to is not None and step.objection_returns_to not in ids:
+                raise RuleError(f"step '{step.id}' returns to unknown step '{step.objection_returns_to}'",
+                                file=str(path))
+        found[str(name)] = spec.model_dump(exclude_none=True)
+    return found
+
+
 def _override_files(source: Path) -> list[Path]:
     if source.is_dir():
         return sorted(source.rglob("*.yaml"))
@@ -249,9 +312,10 @@ def _override_files(source: Path) -> list[Path]:
 
 
 def _read_override(path: Path) -> dict[str, Any]:
+    data = safeyaml.load(path)
     try:
-        spec = OverrideFile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-    except (ValidationError, yaml.YAMLError) as exc:
+        spec = OverrideFile.model_validate(data)
+    except ValidationError as exc:
         raise RuleError(f"bad override file: {exc}", file=str(path)) from None
     return spec.parameters
 
@@ -269,10 +333,7 @@ def _apply_override(parameters: dict[str, Parameter], raw: dict[str, Any], file:
 
 
 def _read_rule_file(path: Path) -> tuple[Path, RuleFile]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise RuleError(f"not valid YAML: {exc}", file=str(path)) from None
+    data = safeyaml.load(path)
     try:
         return path, RuleFile.model_validate(data)
     except ValidationError as exc:
@@ -430,7 +491,15 @@ def _check_rule_links(book: RuleBook, rule: Rule, errors: list[RuleError]) -> No
     for template in (rule.message.zh, rule.message.en) if rule.message else ():
         if ";" in template:
             fail("messages may not contain ';' (it separates the reasons in a decision row)")
-        for _, field_name, _, _ in string.Formatter().parse(template):
+        if len(template) > MAX_MESSAGE:
+            fail(f"message longer than {MAX_MESSAGE} characters")
+            continue
+        try:
+            fields = list(string.Formatter().parse(template))
+        except ValueError as exc:
+            fail(f"bad message template ({exc}); write '{{{{' and '}}}}' for literal braces")
+            continue
+        for _, field_name, _, _ in fields:
             if field_name and book.kind_of(rule.entity, field_name.split(":")[0]) is None:
                 fail(f"message placeholder '{{{field_name}}}' is not a known name")
     if rule.kind != "outcome":
@@ -487,6 +556,7 @@ def _version(book: RuleBook) -> str:
                   for r in book.rules.values()},
         "decisions": {d.name: [list(d.values), d.report_triggers_for, d.outcomes]
                       for d in book.decisions.values()},
+        "procedures": book.procedures,  # the steps that make a decision final are part of the rule set
     }
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]

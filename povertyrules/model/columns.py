@@ -6,7 +6,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Literal
 
-Kind = Literal["text", "number", "int", "bool", "choice"]
+Kind = Literal["text", "number", "int", "bool", "choice", "id_number"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,8 @@ REGISTERED = _choices(none=("未建档", "非建档立卡户", "一般户"), poo
                       exited=("已脱贫", "脱贫户"))
 CAUSES = _choices(因病=("illness",), 因残=("disability",), 因灾=("disaster",), 因疫情=("epidemic",),
                   其他=("other",))
+MONITORING_CATEGORIES = _choices(unstable_exited=("脱贫不稳定户", "不稳定户"), edge=("边缘易致贫户", "边缘户"),
+                                 sudden_hardship=("突发严重困难户", "严重困难户"), none=("非监测对象", "无"))
 SITUATIONS = _choices(
     none=("无", "-"),
     married_in=("入赘", "嫁入", "入赘/嫁入"),
@@ -80,6 +82,16 @@ HOUSEHOLD_COLUMNS: tuple[Column, ...] = (
     Column("exit_year", "脱贫年度", "int", minimum=2000, maximum=2100),
     Column("able_bodied", "劳动力人数", "int", minimum=0),
     Column("poverty_cause", "主要致贫原因", "text"),
+    # the monitoring regime from 2021 (M21-3, M21-5); the county's own category and removal flag are carried
+    # into the decisions for comparison, never read by a rule
+    Column("compliant_spending", "合规自付支出", "number", minimum=0),
+    Column("water_secured", "饮水安全有保障", "bool"),
+    Column("monitoring_start", "识别监测时间", "int", minimum=200001, maximum=210012),
+    Column("assistance_measures", "帮扶措施数", "int", minimum=0),
+    Column("risk_removed", "风险是否已消除", "bool"),
+    Column("county_category", "监测对象类别", "choice", choices=MONITORING_CATEGORIES),
+    #: checked against GB 11643 (birth date, check digit); masked in every output
+    Column("householder_id_number", "户主身份证号码", "id_number", aliases=("户主证件号码", "户主身份证号")),
 )
 
 MEMBER_COLUMNS: tuple[Column, ...] = (
@@ -89,6 +101,7 @@ MEMBER_COLUMNS: tuple[Column, ...] = (
     Column("on_hukou", "在户口簿", "bool"),
     Column("resident", "常住", "bool"),
     Column("situation", "情形", "choice", choices=SITUATIONS),
+    Column("id_number", "身份证号码", "id_number", aliases=("证件号码", "身份证号", "公民身份号码")),
 )
 
 #: Output columns of a decision file, in contract order.

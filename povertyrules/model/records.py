@@ -6,6 +6,7 @@ row number (the header is row 1), household id, column, value and a message in C
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,10 +51,13 @@ def rename_headers(raw: pd.DataFrame, columns: tuple[Column, ...], file: str) ->
 
 def parse_records(raw: pd.DataFrame, columns: tuple[Column, ...], file: str,
                   optional: frozenset[str] = frozenset(), unique: str | None = None,
-                  rows: np.ndarray | None = None) -> Parsed:
+                  rows: np.ndarray | None = None, duplicated_elsewhere: Collection[str] = ()) -> Parsed:
     """Type every contract column of `raw`; `optional` lists required columns a caller will derive.
 
-    `rows` gives each row's line in the original sheet (default: the header is line 1, data from line 2)."""
+    `rows` gives each row's line in the original sheet (default: the header is line 1, data from line 2).
+    `duplicated_elsewhere`: values of `unique` that also occur in another part of the same input (another
+    partition of one data set); their rows are duplicates exactly as if both parts were one file.
+    """
     # positions, not labels: a slice, a shuffled or a filtered frame reads exactly like a fresh one
     frame = rename_headers(raw, columns, file).reset_index(drop=True)
     for column in columns:
@@ -79,6 +83,8 @@ def parse_records(raw: pd.DataFrame, columns: tuple[Column, ...], file: str,
         typed[column.name] = values
     if unique and unique in typed:
         duplicated = typed[unique].notna() & typed[unique].duplicated(keep=False)
+        if len(duplicated_elsewhere):
+            duplicated |= typed[unique].isin(list(duplicated_elsewhere)).fillna(False).astype(bool)
         if duplicated.any():
             column = next(c for c in columns if c.name == unique)
             problems.append(_problems(rows, ids, column, frame[unique], duplicated,
@@ -89,6 +95,7 @@ def parse_records(raw: pd.DataFrame, columns: tuple[Column, ...], file: str,
     return Parsed(valid, errors.sort_values(["row", "column"], kind="stable", ignore_index=True), len(frame))
 
 
+MAX_CELL = 1e15  # larger magnitudes (and 1e400, read as infinity) are an error on the row, never a value
 NUMBER = r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"
 #: a unit written after a number in a cell (7308元, 3人, 2.5亩), dropped before the number is read
 UNIT = r"^([-+]?[\d.]+(?:[eE][-+]?\d+)?)\s*(?:元|人|亩|分|口)$"
@@ -113,6 +120,9 @@ def _numbers(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     cells = pc.replace_substring_regex(pc.replace_substring(cells, ",", ""), UNIT, r"\1")
     readable = pc.match_substring_regex(cells, NUMBER)
     numbers = pc.cast(pc.if_else(readable, cells, pa.scalar(None, pa.string())), pa.float64())
+    too_large = pc.fill_null(pc.greater(pc.abs(numbers), MAX_CELL), False)  # 1e400 reads as infinity
+    readable = pc.and_(readable, pc.invert(too_large))
+    numbers = pc.if_else(too_large, pa.scalar(None, pa.float64()), numbers)
     bad = pc.and_(pc.is_valid(cells), pc.invert(pc.fill_null(readable, False)))
     return (pd.Series(numbers.to_numpy(zero_copy_only=False), index=series.index, dtype=float),
             pd.Series(bad.to_numpy(zero_copy_only=False), index=series.index, dtype=bool))
@@ -124,6 +134,14 @@ def _parse(series: pd.Series, column: Column) -> tuple[pd.Series, pd.Series, tup
     present = text.notna()
     if column.kind == "text":
         return text.astype(object).where(present, None), pd.Series(False, index=series.index), ("", "")
+    if column.kind == "id_number":
+        from povertyrules.privacy import id_number_problem, normalize_id_number
+
+        cells = text.astype(object).where(present, None)
+        bad = cells.map(lambda v: v is not None and id_number_problem(v) is not None).astype(bool)
+        return (cells.map(lambda v: None if v is None else normalize_id_number(v)).where(~bad, None), bad,
+                (f"“{column.zh}”无效（GB 11643：出生日期或校验码不符）",
+                 f"'{column.name}' is not a valid identity number (GB 11643: birth date or check digit)"))
     if column.kind == "bool":
         folded = text.str.lower()
         values = pd.Series(pd.NA, index=series.index, dtype="boolean")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 
 from sqlalchemy import Engine, select
@@ -12,17 +13,33 @@ from povertyrules.errors import PovertyRulesError
 from povertyrules.lang.rulebook import RuleBook
 from povertyrules.monitor.events import SOURCES
 from povertyrules.monitor.stream import Proposal
+from povertyrules.store.database import retrying, stored_form
 from povertyrules.store.models import Alert, AlertDecision
 from povertyrules.store.procedures import record_step, state
 
 
+def alert_key(proposal: Proposal) -> str:
+    """An alert's identity: the event's content and the trigger it raised (not the file or line)."""
+    return hashlib.sha256(f"{proposal.event.key}:{proposal.trigger}".encode()).hexdigest()[:32]
+
+
 def store_alerts(engine: Engine, proposals: list[Proposal], event_file: str) -> list[int]:
+    """Store and commit the alerts not stored before (by content); returns the new alerts' ids."""
     now = dt.datetime.now(dt.UTC)
-    alerts = [Alert(created_at=now, household_id=p.household_id, trigger=p.trigger, clauses=",".join(p.clauses),
-                    event_file=event_file, event_line=p.event.line, event_date=p.event.date, source=p.event.source,
-                    kind=p.event.kind, amount=p.event.amount, observed=json.dumps(p.observed, ensure_ascii=False),
-                    message=p.message) for p in proposals]
+    keyed = {alert_key(p): p for p in proposals}
+    return retrying(lambda: _store_new(engine, keyed, event_file, now))
+
+
+def _store_new(engine: Engine, keyed: dict[str, Proposal], event_file: str, now: dt.datetime) -> list[int]:
     with Session(engine) as session:
+        known = set(session.execute(select(Alert.event_key).where(Alert.event_key.in_(list(keyed)))).scalars()) \
+            if keyed else set()
+        alerts = [Alert(created_at=now, household_id=stored_form(engine, p.household_id), trigger=p.trigger,
+                        clauses=",".join(p.clauses),
+                        event_file=event_file, event_line=p.event.line, event_date=p.event.date,
+                        source=p.event.source, kind=p.event.kind, amount=p.event.amount,
+                        observed=json.dumps(p.observed, ensure_ascii=False, default=str), message=p.message,
+                        event_key=key) for key, p in keyed.items() if key not in known]
         session.add_all(alerts)
         session.commit()
         return [int(a.id) for a in alerts]

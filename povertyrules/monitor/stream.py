@@ -4,6 +4,7 @@ that newly holds raises an alert (MON-2, MON-5.1) proposed for county confirmati
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,10 @@ from povertyrules.monitor.events import RIGID, Event
 
 #: the extra condition the events rules add (rules/monitoring_events.yaml)
 NO_LABOUR = "no_labour_capacity_left"
+
+
+class EventNotApplied(Exception):
+    """An event the rules could not be evaluated on; the household's state is unchanged."""
 
 
 @dataclass
@@ -73,7 +78,23 @@ class Monitor:
         return row
 
     def process(self, event: Event) -> list[Proposal]:
-        """Apply one event; return the alerts it raises (each trigger once per household and year)."""
+        """Apply one event; return the alerts it raises (each trigger once per household and year).
+
+        An event that cannot be applied (the rules engine refuses the snapshot it leads to) leaves the
+        household as it was and raises `EventNotApplied`, so the caller rejects that event alone.
+        """
+        key = (event.household_id, event.date.year)
+        before = copy.deepcopy(self.years.get(key))
+        try:
+            return self._apply(event)
+        except Exception as exc:  # durable_rules raises bare Exceptions (e.g. error 202)
+            if before is None:
+                self.years.pop(key, None)
+            else:
+                self.years[key] = before
+            raise EventNotApplied(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+
+    def _apply(self, event: Event) -> list[Proposal]:
         year = event.date.year
         if year not in self._years_checked:  # a year with no line stops the monitor: no silent "no alert"
             require_parameters(self.book, [year])

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from povertyrules.lang.rulebook import RuleBook
-from povertyrules.lang.safe_yaml import load_yaml
+from povertyrules.lang.safeyaml import load as load_yaml
 from povertyrules.model.columns import HOUSEHOLD_COLUMNS
 
 QUANTITIES = Path(__file__).resolve().parents[2] / "rules" / "explain" / "quantities.yaml"

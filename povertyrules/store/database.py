@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable, Sequence
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, event, inspect, text
+from sqlalchemy.exc import OperationalError
 from sqlmodel import SQLModel, create_engine
 
 from povertyrules.errors import PovertyRulesError
@@ -14,6 +19,11 @@ from povertyrules.store.models import APPEND_ONLY
 
 DEFAULT_DB = "povertyrules.db"
 ENV = "POVERTYRULES_DB"
+#: how long a writer waits for another one to finish (SQLite busy timeout), and how often a write that still
+#: finds the database locked (or a PostgreSQL serialization failure) is tried again
+BUSY_SECONDS = 120
+RETRIES = 8
+T = TypeVar("T")
 
 
 def database_url(db: str | Path | None = None) -> str:
@@ -33,8 +43,9 @@ class MissingStore(PovertyRulesError):
     """A read-only command was pointed at an SQLite file that does not exist (it is never created for it)."""
 
 
-def connect(db: str | Path | None = None, must_exist: bool = False) -> Engine:
-    """An engine with the tables and append-only triggers in place (created on first use).
+def connect(db: str | Path | None = None, prepare: bool = True, must_exist: bool = False) -> Engine:
+    """An engine with the tables and append-only triggers in place (created on first use). `prepare=False` for
+    writers that join a run another process created (the DDL would lock the tables they write).
 
     `must_exist` (read-only commands and the web pages): an SQLite file that does not exist is an error naming
     it, never an empty new store."""
@@ -45,41 +56,120 @@ def connect(db: str | Path | None = None, must_exist: bool = False) -> Engine:
             raise MissingStore(f"审计库文件不存在：{path}（先用 score --store 建立）/ "
                                f"no audit store at {path} (create one with score --store)")
     if url not in _ENGINES:
-        engine = create_engine(url)
-        if engine.dialect.name == "sqlite":
+        sqlite = url.startswith("sqlite")
+        engine = create_engine(url, connect_args={"timeout": BUSY_SECONDS} if sqlite else {})
+        if sqlite:
             event.listen(engine, "connect", _sqlite_pragmas)
-        create(engine)
+        if prepare:
+            retrying(lambda: create(engine))
         _ENGINES[url] = engine
     return _ENGINES[url]
 
 
 def _sqlite_pragmas(connection, _record) -> None:
     cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_SECONDS * 1000}")  # writers wait for each other
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers never wait for a writer
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA recursive_triggers=ON")  # INSERT OR REPLACE's delete meets the DELETE trigger
     cursor.execute("PRAGMA cache_size=-262144")  # 256 MiB: bulk index writes stay in memory
     cursor.close()
 
 
+_KEYS: dict[str, bytes] = {}
+
+
+def stored_form(engine: Engine, text: str) -> str:
+    """`text` as this store keeps it: identity numbers as masked form + keyed hash, phones masked
+    (`povertyrules.privacy.pseudonym_text`). Apply it to a household id before looking it up."""
+    from povertyrules.privacy import pseudonym_text
+
+    return pseudonym_text(text, store_key_of(engine)) if isinstance(text, str) else text
+
+
+def store_key_of(engine: Engine) -> bytes:
+    from povertyrules.privacy import store_key
+
+    url = engine.url.render_as_string(hide_password=True)
+    if url not in _KEYS:
+        _KEYS[url] = store_key(url)
+    return _KEYS[url]
+
+
+def retrying(write: Callable[[], T], retries: int = RETRIES) -> T:
+    """Run a write transaction, again (after a short random wait) when the database is locked or busy."""
+    for attempt in range(retries + 1):
+        try:
+            return write()
+        except OperationalError as exc:
+            message = str(exc.orig or exc).lower()
+            transient = any(m in message for m in ("database is locked", "database is busy", "deadlock detected",
+                                                   "could not serialize", "tuple concurrently updated",
+                                                   "already exists"))  # two first writers creating the tables
+            if not transient or attempt == retries:
+                raise
+            time.sleep(min(5.0, 0.05 * 2 ** attempt) * (0.5 + random.random()))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def create(engine: Engine) -> None:
-    """Create missing tables and the triggers that refuse UPDATE and DELETE on every audit table."""
+    """Create missing tables and the triggers that refuse UPDATE and DELETE on every audit table.
+
+    On PostgreSQL an advisory lock makes processes that start at once take turns (CREATE … IF NOT EXISTS and
+    CREATE OR REPLACE FUNCTION are not safe to run concurrently there).
+    """
+    from povertyrules.store import access, integrity  # noqa: F401 - their tables are part of the schema
+
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as connection:
+            connection.execute(text("SELECT pg_advisory_xact_lock(7215091)"))
+            SQLModel.metadata.create_all(connection)
+            _add_missing_columns(connection)
+            _triggers(connection)
+        return
     SQLModel.metadata.create_all(engine)
+    _add_missing_columns(engine)
     with engine.begin() as connection:
-        for table in APPEND_ONLY:
-            if engine.dialect.name == "sqlite":
-                for action in ("UPDATE", "DELETE"):
-                    connection.execute(text(
-                        f"CREATE TRIGGER IF NOT EXISTS {table}_no_{action.lower()} BEFORE {action} ON {table} "
-                        f"BEGIN SELECT RAISE(ABORT, 'the audit store is append-only: {table}'); END"))
-            else:
+        _triggers(connection)
+
+
+def _triggers(connection) -> None:
+    """UPDATE, DELETE (and so INSERT OR REPLACE, with recursive triggers on) and TRUNCATE are refused."""
+    for table in APPEND_ONLY:
+        if connection.dialect.name == "sqlite":
+            for action in ("UPDATE", "DELETE"):
                 connection.execute(text(
-                    "CREATE OR REPLACE FUNCTION povertyrules_append_only() RETURNS trigger AS $$ BEGIN "
-                    "RAISE EXCEPTION 'the audit store is append-only: %', TG_TABLE_NAME; END $$ LANGUAGE plpgsql"))
-                connection.execute(text(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}"))
-                connection.execute(text(
-                    f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-                    "FOR EACH ROW EXECUTE FUNCTION povertyrules_append_only()"))
+                    f"CREATE TRIGGER IF NOT EXISTS {table}_no_{action.lower()} BEFORE {action} ON {table} "
+                    f"BEGIN SELECT RAISE(ABORT, 'the audit store is append-only: {table}'); END"))
+            continue
+        connection.execute(text(
+            "CREATE OR REPLACE FUNCTION povertyrules_append_only() RETURNS trigger AS $$ BEGIN "
+            "RAISE EXCEPTION 'the audit store is append-only: %', TG_TABLE_NAME; END $$ LANGUAGE plpgsql"))
+        connection.execute(text(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}"))
+        connection.execute(text(
+            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION povertyrules_append_only()"))
+        connection.execute(text(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}"))
+        connection.execute(text(
+            f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION povertyrules_append_only()"))
+
+
+def _add_missing_columns(bind) -> None:
+    """Columns added to a table since a store was created (always nullable), so older stores keep working."""
+    found = inspect(bind)
+    missing = [(table.name, column) for table in SQLModel.metadata.sorted_tables
+               for present in [{c["name"] for c in found.get_columns(table.name)}]
+               for column in table.columns if column.name not in present and column.nullable]
+    if not missing:
+        return
+    context = bind.begin() if isinstance(bind, Engine) else contextlib.nullcontext(bind)
+    with context as connection:
+        for table, column in missing:
+            kind = column.type.compile(dialect=connection.dialect)
+            connection.execute(text(f'ALTER TABLE {table} ADD COLUMN "{column.name}" {kind}'))
+
 
 
 def bulk_insert(connection, table: str, columns: Sequence[str], rows: Iterable[Sequence]) -> None:

@@ -25,6 +25,7 @@ from povertyrules.lang.rulebook import RuleBook, load_rulebook
 from povertyrules.store.models import Decision, Reason, Run
 
 DECISIONS = ("identification", "exit", "monitoring")
+REPORTED_EXTRA = ("risk_removal",)  # decisions without a column in the store, explained where the rules define them
 NEGATE = {"<": ">=", "<=": ">", ">": "<=", ">=": "<", "==": "!=", "!=": "=="}
 _BOOKS: dict[str, RuleBook] = {}
 
@@ -131,11 +132,12 @@ def counterfactuals(book: RuleBook, decision: Decision, reasons: list[Reason]) -
     flip moves a decision, as a second batch.
     """
     base = _evaluate(book, decision, 1)
-    candidates = {name: _candidates(book, base, [r for r in reasons if r.decision == name]) for name in DECISIONS}
-    singles = {name: [(c,) for c in candidates[name]] for name in DECISIONS}
+    names = [*DECISIONS, *(d for d in REPORTED_EXTRA if d in book.decisions)]
+    candidates = {name: _candidates(book, base, [r for r in reasons if r.decision == name]) for name in names}
+    singles = {name: [(c,) for c in candidates[name]] for name in names}
     found = _search(book, decision, base, singles)
     pairs = {name: [c for c in itertools.combinations(candidates[name], 2) if c[0][0] != c[1][0]]
-             for name in DECISIONS if not any(change.decision == name for change in found)}
+             for name in names if not any(change.decision == name for change in found)}
     return found + (_search(book, decision, base, pairs) if any(pairs.values()) else [])
 
 
@@ -145,17 +147,31 @@ def _candidates(book: RuleBook, base: Evaluation, reasons: list[Reason]) -> list
     for r in reasons:
         if r.kind == "criterion":
             names += _leaf_criteria(book, r.rule_id)
-        else:
+        else:  # yes/no inputs the outcome rule tests, and its criteria (a criterion cited first by another
+            # decision is recorded under that one)
             names += [n for n in ex.names(book.rules[r.rule_id].expr)
                       if book.kind_of("household", n) == "column" and book.columns("household")[n].type == "bool"]
+            names += [leaf for n in ex.names(book.rules[r.rule_id].expr)
+                      if book.kind_of("household", n) == "criterion" for leaf in _leaf_criteria(book, n)]
     out = []
-    for name in dict.fromkeys(names):
+    for name in (n for n in dict.fromkeys(names) if _reads_input(book, n)):
         v = base.value(name)
         if v.known[0]:
             out.append((name, not bool(v.values[0])))
         else:
             out += [(name, True), (name, False)]
     return out
+
+
+def _reads_input(book: RuleBook, name: str) -> bool:
+    """Whether a name depends on the household's data (a criterion over parameters alone, such as which
+    regime is in force for the year, is no condition a household could change)."""
+    kind = book.kind_of("household", name)
+    if kind == "column":
+        return True
+    if kind in ("definition", "criterion"):
+        return any(_reads_input(book, n) for n in ex.names(book.rules[name].expr))
+    return False
 
 
 def _leaf_criteria(book: RuleBook, name: str) -> list[str]:

@@ -126,6 +126,8 @@ class Alert(SQLModel, table=True):
     amount: float | None = None
     observed: str = Field(sa_column=Column(Text, nullable=False))  # JSON
     message: str = Field(sa_column=Column(Text, nullable=False))
+    #: the event's content and the trigger, hashed: re-reading the same events raises no second alert
+    event_key: str | None = Field(default=None, index=True, unique=True)
 
 
 class AlertDecision(SQLModel, table=True):
@@ -139,4 +141,4 @@ class AlertDecision(SQLModel, table=True):
     note: str | None = None
 
 
-APPEND_ONLY = ("run", "decision", "runerror", "procedurestep", "alert", "alertdecision")
+APPEND_ONLY = ("run", "decision", "runerror", "procedurestep", "alert", "alertdecision", "rundigest", "accesslog")

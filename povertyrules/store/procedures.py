@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from povertyrules.errors import PovertyRulesError
 from povertyrules.lang.rulebook import RuleBook
+from povertyrules.store.database import stored_form
 from povertyrules.store.models import ProcedureStep
 
 
@@ -64,7 +65,7 @@ def replay(book: RuleBook, procedure: str, steps: list[ProcedureStep]) -> str | 
 
 def steps_of(engine: Engine, household_id: str, procedure: str) -> list[ProcedureStep]:
     with Session(engine) as session:
-        query = (select(ProcedureStep).where(ProcedureStep.household_id == household_id,
+        query = (select(ProcedureStep).where(ProcedureStep.household_id == stored_form(engine, household_id),
                                              ProcedureStep.procedure == procedure).order_by(ProcedureStep.id))
         return list(session.execute(query).scalars())
 
@@ -84,8 +85,8 @@ def record_step(engine: Engine, book: RuleBook, household_id: str, procedure: st
     sources = next(s for s in spec["steps"] if s["id"] == step).get("sources")
     if sources and note not in sources:
         raise ProcedureError(f"step '{step}' needs --note naming the source: {', '.join(sources)}")
-    new = ProcedureStep(household_id=household_id, procedure=procedure, step=step, date=date, actor=actor,
-                        objection=objection, note=note, recorded_at=dt.datetime.now(dt.UTC))
+    new = ProcedureStep(household_id=stored_form(engine, household_id), procedure=procedure, step=step, date=date,
+                        actor=actor, objection=objection, note=note, recorded_at=dt.datetime.now(dt.UTC))
     replay(book, procedure, [*steps_of(engine, household_id, procedure), new])  # raises when out of order
     with Session(engine) as session:
         session.add(new)
@@ -94,7 +95,8 @@ def record_step(engine: Engine, book: RuleBook, household_id: str, procedure: st
 
 
 #: the outcome that starts each decision's procedure before the status is final (ID-4, EX-2, MON-3)
-NEEDS_PROCEDURE = {"identification": ("poor",), "exit": ("eligible",), "monitoring": ("unstable_exited", "edge")}
+NEEDS_PROCEDURE = {"identification": ("poor",), "exit": ("eligible",),
+                   "monitoring": ("unstable_exited", "edge", "sudden_hardship")}
 
 
 def procedures_of(engine: Engine, book: RuleBook, decision) -> dict[str, dict]:

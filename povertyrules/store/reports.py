@@ -12,7 +12,7 @@ from povertyrules.engines.vectorized import evaluate
 from povertyrules.store.explain import snapshot_rulebook
 from povertyrules.store.runs import decisions_frame, get_run, reasons_for
 
-MONITORED = ("unstable_exited", "edge")
+MONITORED = ("unstable_exited", "edge", "sudden_hardship")
 REGISTERED = ("poor", "exited")
 
 
@@ -53,9 +53,8 @@ def watchlist(engine: Engine, run_id: int | None = None, county: str | None = No
 def _scale(book, decisions: pd.DataFrame, members: pd.Series, deep_poverty: tuple[str, ...]) -> pd.DataFrame:
     """MON-2: monitored people as a share of the registered population, per county."""
     year = int(decisions["year"].max()) if len(decisions) else 2020
-    usual = book.parameters["monitoring_scale"].at(year) or book.parameters["monitoring_scale"].at(2020)
-    cap = book.parameters["monitoring_scale_deep_poverty"].at(year) or \
-        book.parameters["monitoring_scale_deep_poverty"].at(2020)
+    usual = book.parameters["monitoring_scale"].at(year)  # None where no scale is in force (from 2021)
+    cap = book.parameters["monitoring_scale_deep_poverty"].at(year)
     frame = pd.DataFrame({
         "county": decisions["county"].fillna("(blank)"),
         "monitored_people": np.where(decisions["monitoring"].isin(MONITORED), members, 0),
@@ -64,10 +63,12 @@ def _scale(book, decisions: pd.DataFrame, members: pd.Series, deep_poverty: tupl
     table = frame.groupby("county", as_index=False).sum()
     table["share"] = (table["monitored_people"] / table["registered_people"].replace(0, np.nan)).round(4)
     table["deep_poverty"] = table["county"].isin(deep_poverty)
-    table["limit"] = np.where(table["deep_poverty"], cap, usual)
+    table["limit"] = np.where(table["deep_poverty"], np.nan if cap is None else cap,
+                              np.nan if usual is None else usual)
     table["check"] = np.select(
-        [table["share"].isna(), table["share"] > table["limit"]],
-        ["no registered population", "WARNING: above the MON-2 scale / 超过MON-2监测规模"], "ok")
+        [table["share"].isna(), table["limit"].isna(), table["share"] > table["limit"]],
+        ["no registered population", "no scale in force for the year / 该年度无监测规模规定",
+         "WARNING: above the MON-2 scale / 超过MON-2监测规模"], "ok")
     return table
 
 

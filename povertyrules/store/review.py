@@ -26,7 +26,7 @@ from povertyrules.errors import ExpressionError, RuleError
 from povertyrules.lang import expr as ex
 from povertyrules.lang.parameters import Text
 from povertyrules.lang.rulebook import RuleBook
-from povertyrules.lang.safe_yaml import load_yaml
+from povertyrules.lang.safeyaml import load as load_yaml
 from povertyrules.model.columns import HOUSEHOLD_COLUMNS
 from povertyrules.store.explain import snapshot_rulebook
 from povertyrules.store.models import Run

@@ -16,7 +16,8 @@ from povertyrules.decisions.trace import trace_rules
 from povertyrules.lang.clauses import clauses
 from povertyrules.lang.rulebook import RuleBook
 from povertyrules.scoring import ScoreResult
-from povertyrules.store.database import bulk_insert
+from povertyrules.store import integrity
+from povertyrules.store.database import bulk_insert, retrying, store_key_of, stored_form
 from povertyrules.store.models import Decision, Reason, Run, RunError
 
 DECISION_FIELDS = [c for c in Decision.model_fields if c != "id"]
@@ -66,31 +67,57 @@ def record_run(engine: Engine, result: ScoreResult, input_file: str | Path, oper
     Re-scoring makes a new run."""
     if result.inputs is None:
         raise ValueError("score with keep_records=True to store a run")
-    book, decisions = result.book, result.decisions
+    decisions = result.decisions
     years = sorted({int(y) for y in decisions["year"].unique()}) if len(decisions) else []
+
+    def write() -> int:  # one transaction; tried again while another writer holds the database
+        with Session(engine) as session:
+            integrity.lock(session.connection())
+            run = new_run(result.book, input_file, years, decided=len(decisions), error_rows=result.error_rows,
+                          input_rows=result.rows, operator=operator, lang=lang)
+            session.add(run)
+            session.flush()  # the first statement writes, so SQLite takes the write lock at once (no upgrade)
+            run_id = int(run.id)
+            connection = session.connection()
+            append_rows(connection, run_id, result, store_key_of(engine))
+            integrity.seal(connection, run_id)
+            session.commit()
+        return run_id
+
+    return retrying(write)
+
+
+def new_run(book: RuleBook, input_file: str | Path, years: list[int], *, decided: int, error_rows: int,
+            input_rows: int, operator: str | None = None, lang: str = "zh", input_sha256: str | None = None) -> Run:
+    """The run row: who, when, which input (and its sha256), the rule set and every value in force, the counts."""
     cited = sorted(book.cited_clauses())
     known = clauses()
-    run = Run(
+    return Run(
         created_at=dt.datetime.now(dt.UTC), operator=operator or getpass.getuser(),
-        input_file=str(input_file), input_sha256=sha256(input_file) if Path(input_file).is_file() else "",
-        year=years[0] if len(years) == 1 else None, rules_version=result.rules_version,
-        decided=len(decisions), error_rows=result.error_rows, input_rows=result.rows, lang=lang,
+        input_file=str(input_file), year=years[0] if len(years) == 1 else None, rules_version=book.version,
+        input_sha256=input_sha256 if input_sha256 is not None else
+        sha256(input_file) if Path(input_file).is_file() else "",
+        decided=decided, error_rows=error_rows, input_rows=input_rows, lang=lang,
         parameters=json.dumps(parameter_snapshot(book, years), ensure_ascii=False),
         rules_snapshot=json.dumps(rules_snapshot(book), ensure_ascii=False),
         clauses=json.dumps({c: known.get(c) for c in cited}, ensure_ascii=False),
         trace_rules=json.dumps(trace_rules(book)),
     )
-    with Session(engine) as session:
-        session.add(run)
-        session.flush()
-        run_id = int(run.id)
-        connection = session.connection()
-        bulk_insert(connection, "decision", DECISION_FIELDS, _decision_rows(run_id, decisions, result.inputs))
-        errors = result.errors.assign(run_id=run_id)
-        bulk_insert(connection, "runerror", ERROR_FIELDS,
-                    _rows(errors[ERROR_FIELDS].astype(object).where(errors[ERROR_FIELDS].notna(), None)))
-        session.commit()
-    return run_id
+
+
+def append_rows(connection, run_id: int, result: ScoreResult, key: bytes) -> None:
+    """Bulk-write a scored result's decisions (one row per household: input, outcomes, trace) and errors into
+    run `run_id` (COPY on PostgreSQL), identity numbers as masked form + keyed hash; one call per partition
+    when a run is scored in parts."""
+    from povertyrules.privacy import pseudonym_frame
+
+    if result.inputs is None:
+        raise ValueError("score with keep_records=True to store a run")
+    decisions, inputs = pseudonym_frame(result.decisions, key), pseudonym_frame(result.inputs, key)
+    bulk_insert(connection, "decision", DECISION_FIELDS, _decision_rows(run_id, decisions, inputs))
+    errors = pseudonym_frame(result.errors, key).assign(run_id=run_id)
+    bulk_insert(connection, "runerror", ERROR_FIELDS,
+                _rows(errors[ERROR_FIELDS].astype(object).where(errors[ERROR_FIELDS].notna(), None)))
 
 
 def _rows(frame: pd.DataFrame):
@@ -99,6 +126,8 @@ def _rows(frame: pd.DataFrame):
 
 
 def _decision_rows(run_id: int, decisions: pd.DataFrame, inputs: pd.DataFrame):
+    if not len(decisions):  # (an empty frame's JSON lines are one empty line, not none)
+        return
     inputs_json = inputs.drop(columns=["row"]).to_json(orient="records", lines=True, force_ascii=False)
     frame = decisions.assign(run_id=run_id, inputs=inputs_json.splitlines())
     frame = frame[DECISION_FIELDS].astype(object)
@@ -122,6 +151,7 @@ def runs(engine: Engine) -> list[Run]:
 
 def decision_of(engine: Engine, household_id: str, run_id: int | None = None) -> Decision:
     """The household's decision in the given run, or in the latest run that decided it."""
+    household_id = stored_form(engine, household_id)
     with Session(engine) as session:
         query = select(Decision).where(Decision.household_id == household_id)
         query = query.where(Decision.run_id == run_id) if run_id else query.order_by(Decision.run_id.desc())
@@ -134,6 +164,7 @@ def decision_of(engine: Engine, household_id: str, run_id: int | None = None) ->
 
 def reasons_of(engine: Engine, household_id: str, run_id: int) -> list[Reason]:
     """The reasons of a stored decision, re-derived from its input row and the run's rule snapshot."""
+    household_id = stored_form(engine, household_id)
     records = reasons_for(engine, run_id, [household_id])
     return [Reason(run_id=run_id, **r) for r in records.get(household_id, [])]
 
@@ -172,6 +203,7 @@ def reasons_for(engine: Engine, run_id: int, ids: list[str]) -> dict[str, list[d
 
 
 def history_of(engine: Engine, household_id: str) -> list[tuple[Run, Decision]]:
+    household_id = stored_form(engine, household_id)
     with Session(engine) as session:
         query = (select(Run, Decision).join(Decision, Decision.run_id == Run.id)
                  .where(Decision.household_id == household_id).order_by(Run.id))

@@ -6,24 +6,28 @@ numbers are masked in every page, JSON answer and export unless the server start
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 import json
+import re
 import tempfile
 import threading
-from pathlib import Path
-from typing import Any
+from pathlib import Path as FilePath
+from typing import Annotated, Any
 
 import pandas as pd
-import yaml
-from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi import FastAPI, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import func, or_, select
 from sqlmodel import Session
 
-from povertyrules.lang.rulebook import load_rulebook
+from povertyrules.lang import safeyaml
+from povertyrules.privacy import mask
 from povertyrules.store.changes import readable_changes
-from povertyrules.store.database import connect
+from povertyrules.store.database import connect, stored_form
 from povertyrules.store.explain import explain_stored, snapshot_rulebook
 from povertyrules.store.models import Decision, Run
 from povertyrules.store.procedures import procedures_of
@@ -31,27 +35,146 @@ from povertyrules.store.review import Review, percent
 from povertyrules.store.review import review as build_review
 from povertyrules.store.runs import NotFound, decision_of, decisions_frame, get_run, history_of, reasons_of
 from povertyrules.web.exports import build as build_export
-from povertyrules.web.exports import mask, pool
+from povertyrules.web.exports import pool
 
 PAGE_SIZE = 50
-TEXT: dict[str, dict[str, str]] = yaml.safe_load((Path(__file__).with_name("labels.yaml")).read_text("utf-8"))
+#: what a request may carry: larger numbers, longer ids or queries are answered 422, never 500
+MAX_NUMBER = 2**31 - 1
+MAX_PAGE = 100_000
+MAX_QUERY = 100
+MAX_ID = 64
+MAX_URL = 4_096
+RunId = Annotated[int, Path(ge=1, le=MAX_NUMBER)]
+HouseholdId = Annotated[str, Path(min_length=1, max_length=MAX_ID)]
+Page = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+OptionalRun = Annotated[int | None, Query(ge=1, le=MAX_NUMBER)]
+TEXT: dict[str, dict[str, str]] = safeyaml.load(FilePath(__file__).with_name("labels.yaml"))
 DECISIONS = ("identification", "exit", "monitoring")
 RECENT_RUNS = 10
 
 
-def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
+TEMPLATES = FilePath(__file__).parent / "templates"
+
+
+def _style_hash() -> str:
+    """The CSP hash of the pages' one inline style block (base.html), so no 'unsafe-inline' is needed."""
+    style = re.search(r"<style>(.*?)</style>", (TEMPLATES / "base.html").read_text(encoding="utf-8"), re.S)
+    digest = hashlib.sha256(style.group(1).encode()).digest() if style else b""
+    return f"'sha256-{base64.b64encode(digest).decode()}'"
+
+
+def security_headers() -> dict[str, str]:
+    """Headers on every answer: nothing loads from elsewhere, no framing, no sniffing, no referrer."""
+    return {
+        "Content-Security-Policy": f"default-src 'none'; style-src {_style_hash()}; img-src 'self'; "
+                                   "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+        "Cross-Origin-Opener-Policy": "same-origin",
+    }
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding to `host` keeps the server on this machine."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
+
+
+def _household_of(engine, path: str) -> str | None:
+    """The household a request reads, for the access log."""
+    from urllib.parse import unquote
+
+    match = re.match(r"^/(?:api/households|household)/([^/]+)$", path)
+    if match:
+        return unquote(match.group(1))[:MAX_ID]
+    match = re.match(r"^/decision/(\d{1,9})$", path)
+    if match:
+        with Session(engine) as session:
+            decision = session.get(Decision, int(match.group(1)))
+        return decision.household_id if decision else None
+    return None
+
+
+def _basic_user(engine, header: str | None) -> str | None:
+    """The user an ``Authorization: Basic`` header names, if the password is right."""
+    from povertyrules.store.access import authenticate
+
+    if not header or not header.lower().startswith("basic "):
+        return None
+    try:
+        name, _, password = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8").partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return name if name and authenticate(engine, name, password) else None
+
+
+def create_app(db: str | None = None, show_identities: bool = False, require_login: bool = False) -> FastAPI:
+    """The inspector's app. With `require_login` (any address beyond loopback) every request needs a user of
+    the store (HTTP Basic over the county network; put TLS in front). Every read is logged (查询留痕)."""
+    from povertyrules.store.access import log_read
+
     engine = connect(db, must_exist=True)
+    # /docs and /redoc would load scripts from a CDN: off; the schema stays at /openapi.json
     app = FastAPI(title="povertyrules inspector", description="Read-only decisions, reasons and runs.",
-                  version="1")
-    templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+                  version="1", docs_url=None, redoc_url=None)
+    templates = Jinja2Templates(directory=str(TEMPLATES))
     templates.env.filters["percent"] = percent
     templates.env.filters["number"] = lambda v: "—" if v is None or v != v else f"{v:,.0f}" if float(v).is_integer() \
         else f"{v:,.2f}".rstrip("0").rstrip(".")
     protect = (lambda v: v) if show_identities else mask
-    exports = Path(tempfile.mkdtemp(prefix="povertyrules-exports-"))  # a stored run never changes: build once
+    exports = FilePath(tempfile.mkdtemp(prefix="povertyrules-exports-"))  # a stored run never changes: build once
     locks: dict[Any, threading.Lock] = {}
     guard = threading.Lock()
     reviews: dict[int, Review] = {}
+    headers = security_headers()
+
+    checked: dict[str, Any] = {"at": -1e9, "problems": []}
+
+    def store_problems(household_id: str | None = None) -> list[str]:
+        """The store's cheap verification (cached for a minute), with one household's rows when given."""
+        import time
+
+        from povertyrules.store.integrity import check_household, quick_check
+
+        if household_id:
+            return check_household(engine, household_id).problems
+        if time.monotonic() - checked["at"] > 60:
+            checked.update(at=time.monotonic(), problems=quick_check(engine).problems)
+        return checked["problems"]
+
+    @app.middleware("http")
+    async def harden(request: Request, call_next):
+        user = "local"
+        if len(str(request.url)) > MAX_URL:
+            response = JSONResponse({"detail": "request URL too long / 请求过长"}, status_code=414)
+        elif require_login and (user := _basic_user(engine, request.headers.get("authorization"))) is None:
+            user = "(refused)"
+            response = JSONResponse({"detail": "login required / 请登录"}, status_code=401,
+                                    headers={"WWW-Authenticate": 'Basic realm="povertyrules", charset="UTF-8"'})
+        else:
+            response = await call_next(request)
+        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        household_id = _household_of(engine, request.url.path) if response.status_code < 400 else None
+        log_read(engine, user, request.client.host if request.client else None, request.method, path,
+                 household_id, response.status_code)
+        response.headers.update(headers)
+        if store_problems():
+            response.headers["X-Store-Verification"] = "failed"
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """422 naming the bad parameter and the rule it breaks, without echoing the value (it may be an id)."""
+        problems = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        return JSONResponse({"detail": problems}, status_code=422)
 
     def once(key: Any) -> threading.Lock:
         with guard:
@@ -77,8 +200,8 @@ def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
     def review_of(run_id: int) -> Review:
         try:
             get_run(engine, run_id)
-        except NotFound as exc:
-            raise HTTPException(404, str(exc)) from None
+        except NotFound:
+            raise HTTPException(404, "未找到该运行 / run not found") from None
         with once(("review", run_id)):
             if run_id not in reviews:
                 reviews[run_id] = build_review(engine, run_id)
@@ -89,7 +212,8 @@ def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
         if not q:
             return [], 0
         latest = (select(Decision.household_id, func.max(Decision.run_id).label("run_id"))
-                  .where(or_(Decision.household_id == q, Decision.village.contains(q)))
+                  .where(or_(Decision.household_id == stored_form(engine, q),
+                             Decision.village.contains(q, autoescape=True)))
                   .group_by(Decision.household_id).subquery())
         joined = (Decision.household_id == latest.c.household_id) & (Decision.run_id == latest.c.run_id)
         with Session(engine) as session:
@@ -120,24 +244,25 @@ def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
     def household(hid: str, run: int | None, lang: str = "zh") -> dict[str, Any]:
         try:
             decision = decision_of(engine, hid, run)
-        except NotFound as exc:
-            raise HTTPException(404, str(exc)) from None
+        except NotFound:
+            raise HTTPException(404, "未找到该户 / household not found") from None  # never echo the id
         data = dict(explanation(decision))
         data["location"] = {"county": decision.county, "township": decision.township, "village": decision.village}
         data["labels"] = {d: label(decision.run_id, d, getattr(decision, d), lang) for d in DECISIONS}
+        data["store_problems"] = store_problems(hid)
         data["history"] = [{"run_id": r.id, "time": r.created_at.isoformat(), "year": d.year,
                             "identification": d.identification, "exit": d.exit, "monitoring": d.monitoring,
                             "labels": {x: label(r.id, x, getattr(d, x), lang) for x in DECISIONS},
                             "per_capita_income": d.per_capita_income} for r, d in history_of(engine, hid)]
-        data["procedures"] = procedures_of(engine, load_rulebook(), decision)
+        data["procedures"] = procedures_of(engine, book_of(decision.run_id), decision)  # the run's own rules
         data["changes"] = readable_changes(book_of(decision.run_id), data, lang)
         return protect(data)
 
     def run_summary(run_id: int, lang: str = "zh") -> dict[str, Any]:
         try:
             stored = get_run(engine, run_id)
-        except NotFound as exc:
-            raise HTTPException(404, str(exc)) from None
+        except NotFound:
+            raise HTTPException(404, "未找到该运行 / run not found") from None
         book = book_of(run_id)
         frame = decisions_frame(engine, run_id)
         townships = frame["township"].astype(object).where(frame["township"].notna() & (frame["township"] != ""),
@@ -163,13 +288,14 @@ def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
 
     # -- JSON API ---------------------------------------------------------------------------------
     @app.get("/api/households", summary="Search households of the latest run by id or village")
-    def api_search(q: str = Query(..., min_length=1), page: int = Query(1, ge=1), lang: str = "en") -> dict:
+    def api_search(q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY)], page: Page = 1,
+                   lang: str = "en") -> dict:
         rows, total = search(q, page, lang)
         return {"query": q, "page": page, "page_size": PAGE_SIZE, "total": total, "households": rows}
 
     @app.get("/api/households/{household_id}", summary="A household's decision, reasons, clauses, history")
-    def api_household(household_id: str, run: int | None = None, lang: str = "en") -> dict:
-        return json.loads(json.dumps(household(household_id, run, lang), default=str))
+    def api_household(household_id: HouseholdId, run: OptionalRun = None, lang: str = "en") -> dict:
+        return json.loads(json.dumps(household(household_id, run, _lang(lang)), default=str))
 
     @app.get("/api/runs", summary="The stored runs")
     def api_runs() -> list[dict]:
@@ -179,12 +305,12 @@ def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
         return [protect({**r._mapping, "created_at": r.created_at.isoformat()}) for r in runs]
 
     @app.get("/api/runs/{run_id}", summary="Counts per status and township for a run")
-    def api_run(run_id: int, lang: str = "en") -> dict:
-        return protect(run_summary(run_id, lang))
+    def api_run(run_id: RunId, lang: str = "en") -> dict:
+        return protect(run_summary(run_id, _lang(lang)))
 
     @app.get("/api/runs/{run_id}/review", summary="核查: records against rules, per check, township and village")
-    def api_review(run_id: int, lang: str = "en") -> dict:
-        result = review_of(run_id)
+    def api_review(run_id: RunId, lang: str = "en") -> dict:
+        result, lang = review_of(run_id), _lang(lang)
         return json.loads(json.dumps({"run_id": run_id, "lines": result.lines(lang),
                                       "summary": result.summary(lang).to_dict(orient="records"),
                                       "by_township": result.by_place("township", lang).to_dict(orient="records")},
@@ -193,11 +319,14 @@ def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
     # -- pages ------------------------------------------------------------------------------------
     def render(request: Request, name: str, lang: str, **context: Any) -> HTMLResponse:
         lang = lang if lang in TEXT else "zh"
-        return templates.TemplateResponse(request, name, {"t": TEXT[lang], "lang": lang, **context})
+        problems = context.get("h", {}).get("store_problems") or store_problems()
+        return templates.TemplateResponse(request, name, {"t": TEXT[lang], "lang": lang, "store_problems": problems,
+                                                          **context})
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def page_search(request: Request, q: str = "", page: int = Query(1, ge=1), lang: str = "zh"):
-        lang = lang if lang in TEXT else "zh"
+    def page_search(request: Request, q: Annotated[str, Query(max_length=MAX_QUERY)] = "", page: Page = 1,
+                    lang: str = "zh"):
+        lang = _lang(lang)
         rows, total = search(q, page, lang)
         pages = max(1, -(-total // PAGE_SIZE))
         run_id = latest_run()
@@ -207,26 +336,27 @@ def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
                       review=review)
 
     @app.get("/household/{household_id}", response_class=HTMLResponse, include_in_schema=False)
-    def page_household(request: Request, household_id: str, run: int | None = None, lang: str = "zh"):
+    def page_household(request: Request, household_id: HouseholdId, run: OptionalRun = None, lang: str = "zh"):
         return render(request, "household.html", lang, h=household(household_id, run, _lang(lang)))
 
     @app.get("/decision/{decision_id}", response_class=HTMLResponse, include_in_schema=False)
-    def page_decision(request: Request, decision_id: int, lang: str = "zh"):
+    def page_decision(request: Request, decision_id: RunId, lang: str = "zh"):
         """A household's page by the stored decision's number, so links never carry a (masked) identity."""
         with Session(engine) as session:
             decision = session.get(Decision, decision_id)
         if decision is None:
-            raise HTTPException(404, f"no decision {decision_id}")
+            raise HTTPException(404, "未找到该决策 / decision not found")
         return render(request, "household.html", lang, h=household(decision.household_id, decision.run_id,
                                                                     _lang(lang)))
 
     @app.get("/run/{run_id}", response_class=HTMLResponse, include_in_schema=False)
-    def page_run(request: Request, run_id: int, lang: str = "zh"):
+    def page_run(request: Request, run_id: RunId, lang: str = "zh"):
         return render(request, "run.html", lang, r=protect(run_summary(run_id, _lang(lang))),
                       review=review_of(run_id).lines(_lang(lang)))
 
     @app.get("/run/{run_id}/review", response_class=HTMLResponse, include_in_schema=False)
-    def page_review(request: Request, run_id: int, lang: str = "zh", check: str = "", page: int = Query(1, ge=1)):
+    def page_review(request: Request, run_id: RunId, lang: str = "zh",
+                    check: Annotated[str, Query(max_length=MAX_QUERY)] = "", page: Page = 1):
         lang = _lang(lang)
         result = review_of(run_id)
         flagged = result.households(lang, link="{decision_id}")
@@ -257,22 +387,22 @@ def create_app(db: str | None = None, show_identities: bool = False) -> FastAPI:
                             media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
     @app.get("/run/{run_id}/decisions.xlsx", summary="A run's decisions as xlsx (zh: Chinese headers and values)")
-    def download_decisions(run_id: int, lang: str = "zh"):
+    def download_decisions(run_id: RunId, lang: str = "zh"):
         return export(run_id, "decisions", _lang(lang))
 
     @app.get("/run/{run_id}/watchlist.xlsx", summary="A run's watchlist and MON-2 scale check as xlsx")
-    def download_watchlist(run_id: int):
+    def download_watchlist(run_id: RunId):
         return export(run_id, "watchlist", "en")
 
     @app.get("/run/{run_id}/review.xlsx", summary="核查: a run's records against its rules as xlsx")
-    def download_review(request: Request, run_id: int, lang: str = "zh"):
+    def download_review(request: Request, run_id: RunId, lang: str = "zh"):
         return export(run_id, "review", _lang(lang), str(request.base_url).rstrip("/") + "/decision/{decision_id}")
 
     def get_run_or_404(run_id: int) -> None:
         try:
             get_run(engine, run_id)
-        except NotFound as exc:
-            raise HTTPException(404, str(exc)) from None
+        except NotFound:
+            raise HTTPException(404, "未找到该运行 / run not found") from None
 
     return app
 

@@ -8,41 +8,18 @@ workbook is made, and the file is then sent in chunks (never held in memory as o
 from __future__ import annotations
 
 import os
-import re
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
-
-ID_NUMBER = re.compile(r"(?<!\d)(\d{6})\d{8}(\d{3}[\dXx])(?!\d)")
-PHONE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
-
-
-def mask(value: Any) -> Any:
-    """Mask identity-card numbers (keep 6 + 4) and mobile numbers (keep 3 + 4) in text, lists and dicts."""
-    if isinstance(value, str):
-        return PHONE.sub(r"\1****\2", ID_NUMBER.sub(r"\1********\2", value))
-    if isinstance(value, dict):
-        return {k: mask(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask(v) for v in value]
-    return value
-
-
-def masked_frame(frame: pd.DataFrame, show: bool) -> pd.DataFrame:
-    if show:
-        return frame
-    return frame.apply(lambda column: column.map(mask) if column.dtype == object or
-                       pd.api.types.is_string_dtype(column) else column)
 
 
 def build(db: str, run_id: int, kind: str, lang: str, link: str, show_identities: bool, path: str) -> str:
     """Write one run's workbook (``decisions``, ``watchlist`` or ``review``) to `path` (in a worker process)."""
     from povertyrules.io.tables import write_table
+    from povertyrules.privacy import reveal
     from povertyrules.store.database import connect
 
-    engine = connect(db, must_exist=True)
+    reveal(show_identities)  # this worker's outputs are masked as the server's are (`povertyrules.privacy`)
+    engine = connect(db, prepare=False, must_exist=True)  # the server prepared the store
     partial = Path(f"{path}.{os.getpid()}.part.xlsx")
     if kind == "decisions":  # read from the store in chunks into a constant-memory workbook
         from povertyrules.decisions.files import XlsxWriter
@@ -51,7 +28,7 @@ def build(db: str, run_id: int, kind: str, lang: str, link: str, show_identities
 
         writer = XlsxWriter(partial, snapshot_rulebook(get_run(engine, run_id)), lang)
         for chunk in decision_chunks(engine, run_id):
-            writer.write(masked_frame(chunk.drop(columns=["inputs", "run_id"]), show_identities))
+            writer.write(chunk.drop(columns=["inputs", "run_id"]))
         writer.close()
         partial.rename(path)
         return path
@@ -65,8 +42,7 @@ def build(db: str, run_id: int, kind: str, lang: str, link: str, show_identities
 
         sheets = review(engine, run_id).sheets(lang, link)
     first, *rest = sheets.items()
-    write_table(masked_frame(first[1], show_identities), partial, sheet=first[0],
-                sheets={k: masked_frame(v, show_identities) for k, v in rest})
+    write_table(first[1], partial, sheet=first[0], sheets=dict(rest))
     partial.rename(path)
     return path
 

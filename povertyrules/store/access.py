@@ -1,0 +1,103 @@
+"""Who may read the store over the network, and a record of every read (查询留痕).
+
+Users (kept in the store) have a salted scrypt password hash, never the password. Every page and API read
+is appended to `accesslog` — who, when, which path and which household — and, like every audit table, the
+database refuses to change or delete it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+
+from sqlalchemy import Engine, select
+from sqlmodel import Field, Session, SQLModel
+
+from povertyrules.errors import PovertyRulesError
+from povertyrules.store.database import retrying
+
+_N, _R, _P = 2**14, 8, 1
+
+
+class WebUser(SQLModel, table=True):
+    """A person allowed to read the inspector pages when they are served beyond loopback."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True)
+    password_hash: str  # scrypt$N$r$p$salt$hash (hex)
+    created_at: dt.datetime
+
+
+class AccessLog(SQLModel, table=True):
+    """One read of a page or API answer: who, when, what, which household (append-only)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: dt.datetime = Field(index=True)
+    user: str
+    client: str | None = None
+    method: str
+    path: str
+    household_id: str | None = Field(default=None, index=True)
+    status: int
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P)
+    return f"scrypt${_N}${_R}${_P}${salt.hex()}${digest.hex()}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    try:
+        _, n, r, p, salt, digest = stored.split("$")
+        got = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(got.hex(), digest)
+
+
+def add_user(engine: Engine, name: str, password: str) -> None:
+    if not name.strip() or len(password) < 8:
+        raise PovertyRulesError("a user needs a name and a password of at least 8 characters / 用户名或密码无效")
+    with Session(engine) as session:
+        if session.execute(select(WebUser).where(WebUser.name == name)).first():
+            raise PovertyRulesError(f"user {name} exists already / 用户已存在")
+        session.add(WebUser(name=name, password_hash=hash_password(password), created_at=dt.datetime.now(dt.UTC)))
+        session.commit()
+
+
+def has_users(engine: Engine) -> bool:
+    with Session(engine) as session:
+        return session.execute(select(WebUser.id).limit(1)).first() is not None
+
+
+def authenticate(engine: Engine, name: str, password: str) -> bool:
+    with Session(engine) as session:
+        user = session.execute(select(WebUser).where(WebUser.name == name)).scalars().first()
+    if user is None:
+        check_password(password, hash_password("x" * 8))  # the same time whether or not the user exists
+        return False
+    return check_password(password, user.password_hash)
+
+
+def log_read(engine: Engine, user: str, client: str | None, method: str, path: str, household_id: str | None,
+             status: int) -> None:
+    entry = dict(at=dt.datetime.now(dt.UTC), user=user, client=client, method=method, path=path[:500],
+                 household_id=household_id, status=status)
+
+    def write() -> None:
+        with Session(engine) as session:
+            session.add(AccessLog(**entry))
+            session.commit()
+
+    retrying(write)
+
+
+def access_log(engine: Engine, household_id: str | None = None, limit: int = 1000) -> list[AccessLog]:
+    with Session(engine) as session:
+        query = select(AccessLog).order_by(AccessLog.id.desc()).limit(limit)
+        if household_id:
+            query = query.where(AccessLog.household_id == household_id)
+        return list(session.execute(query).scalars())

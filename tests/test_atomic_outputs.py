@@ -1,0 +1,83 @@
+"""Outputs are written atomically: a killed or failed `score` leaves no partial decisions file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from povertyrules.cli.main import app
+from povertyrules.io.tables import TableWriter, read_table, write_table
+
+from .conftest import SAMPLE
+
+runner = CliRunner()
+
+KILL_AFTER_FIRST_CHUNK = """
+import os, signal, sys
+import povertyrules.io.tables as tables
+original = tables.TableWriter.write
+def write_then_die(self, frame):
+    original(self, frame)
+    self._sink and self._sink.flush()
+    os.kill(os.getpid(), signal.SIGKILL)   # killed at a chunk boundary, as an operator's kill -9 would
+tables.TableWriter.write = write_then_die
+import povertyrules.scoring as scoring
+real = scoring.score
+scoring.score = lambda *a, **k: real(*a, **{**k, "chunk_size": 500})
+from povertyrules.cli.main import app
+app(sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_killed_score_leaves_no_decisions_file(tmp_path, suffix):
+    out = tmp_path / f"decisions{suffix}"
+    done = subprocess.run([sys.executable, "-c", KILL_AFTER_FIRST_CHUNK, "score", str(SAMPLE), "-o", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == -9, done.stderr
+    assert not out.exists()
+    leftovers = [p.name for p in tmp_path.iterdir()]
+    assert all(name.startswith(".decisions.") for name in leftovers), leftovers  # only the hidden partial
+
+
+def test_a_failed_score_keeps_the_previous_complete_file(tmp_path, monkeypatch):
+    out = tmp_path / "decisions.csv"
+    first = runner.invoke(app, ["score", str(SAMPLE), "-o", str(out)])
+    assert first.exit_code == 0, first.output
+    before = out.read_bytes()
+    import povertyrules.scoring as scoring
+
+    real = scoring.score
+
+    def fail_midway(*args, **kwargs):
+        sink = kwargs["sink"]
+        result = real(*args, **{**kwargs, "chunk_size": 500, "sink": None})
+        sink(result.decisions.iloc[:500])
+        raise MemoryError("out of memory half way")
+
+    monkeypatch.setattr(scoring, "score", fail_midway)
+    failed = runner.invoke(app, ["score", str(SAMPLE), "-o", str(out)])
+    assert failed.exit_code != 0
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["decisions.csv", "decisions.errors.csv"]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".xlsx"])
+def test_writers_produce_the_whole_table_under_the_final_name_only(tmp_path, suffix):
+    frame = pd.DataFrame({"household_id": [f"h{i}" for i in range(10)], "note": ["甲"] * 10})
+    target = tmp_path / f"t{suffix}"
+    with TableWriter(target) as writer:
+        writer.write(frame.iloc[:5])
+        assert not target.exists()
+        writer.write(frame.iloc[5:])
+    assert read_table(target)["household_id"].tolist() == frame["household_id"].tolist()
+    with pytest.raises(RuntimeError), TableWriter(tmp_path / f"u{suffix}") as writer:
+        writer.write(frame)
+        raise RuntimeError
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+    write_table(frame, tmp_path / f"w{suffix}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, f"w{suffix}"])
