@@ -38,7 +38,7 @@ def load_decisions(source: str | Path, run: int | None = None) -> pd.DataFrame:
         from povertyrules.store.database import connect
         from povertyrules.store.runs import decisions_frame
 
-        return decisions_frame(connect(text), run)
+        return decisions_frame(connect(text, must_exist=True), run)
     frame = read_table(source)
     for column in ("poverty_line", "monitoring_line", "per_capita_income", "four_look_score"):
         if column in frame:

@@ -38,3 +38,9 @@ def test_the_monitor_benchmark_prints_events_per_second_and_the_ratio():
 def test_the_register_benchmark_prints_the_added_share():
     out = run("bench_registers.py", "--people", "3000", "--records", "3000")
     assert "added by the registers" in out and "match, window, facts, evidence" in out
+
+
+def test_the_web_benchmark_prints_latencies_under_load_and_during_downloads():
+    out = run("bench_web.py", "--households", "200", "--readers", "3", "--requests", "2", "--downloads", "1")
+    assert "(a) one reader" in out and "(b) 3 concurrent readers" in out and "p99" in out
+    assert "(c) the same while 1 decisions.xlsx downloads run" in out and "download:" in out

@@ -235,7 +235,7 @@ def test_explain_says_whether_the_status_is_final_by_its_procedure(db, small_cou
     score_and_store(db, small_county, tmp_path / "d.csv")
     before = json.loads(run("explain", "poor1", "--db", db, "--json").output)["procedures"]
     assert before["identification"] == {"clause": "ID-4", "complete": False, "next_step": "application",
-                                        "steps": []}
+                                        "next_label": {"zh": "农户申请", "en": "household applies"}, "steps": []}
     steps = ["application", "village_review", "assembly_publicity", "township_check", "county_review",
              "signature", "system_entry"]
     for day, step in enumerate(steps, start=1):
@@ -244,6 +244,8 @@ def test_explain_says_whether_the_status_is_final_by_its_procedure(db, small_cou
     after = json.loads(run("explain", "poor1", "--db", db, "--json").output)["procedures"]
     assert after["identification"]["complete"] is True and len(after["identification"]["steps"]) == 7
     assert "procedure complete" in run("explain", "poor1", "--db", db, "--lang", "en").output
+    shown = run("explain", "poor1", "--db", db).output
+    assert "2020-04-01 农户申请 — x" in shown and "2020-04-07 录入系统 — x" in shown  # steps done, when, by whom
     listed = run("runs", "--db", db)
     assert listed.exit_code == 0 and "2020" in listed.output
 

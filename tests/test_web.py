@@ -135,14 +135,100 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+INTERNAL = re.compile(r"\b[a-z]+_[a-z0-9_]+\b|\b(?:poor|not_poor|excluded|eligible|not_eligible|edge|none|review)\b")
+
+
+def _visible_text(html: str) -> str:
+    """What a reader sees: the page without its tags, style and the attributes links carry."""
+    html = re.sub(r"<style.*?</style>", "", html, flags=re.S)
+    text = re.sub(r"<[^>]+>", " ", html)
+    return re.sub(r"[\w./-]+\.(?:xlsx|xls|csv|ods|parquet)\b", " ", text)  # file names are the clerk's own
+
+
+def test_the_run_page_counts_every_decision_per_township_with_blank_as_unfilled(store):
+    client = TestClient(create_app(store))
+    summary = client.get("/api/runs/1", params={"lang": "zh"}).json()
+    table = {row["township"]: row for row in summary["by_township"]}
+    assert "未填" in table  # the sample has households with no township
+    decided = {c["decision"] for c in summary["columns"]}
+    assert decided == {"identification", "exit", "monitoring"}
+    total = table[None]
+    assert total["households"] == summary["decided"]
+    for decision in decided:  # each decision's statuses add up to the households, per township and in total
+        columns = [i for i, c in enumerate(summary["columns"]) if c["decision"] == decision]
+        for row in summary["by_township"]:
+            assert sum(row["counts"][i] for i in columns) == row["households"]
+    page = client.get("/run/1").text
+    assert "未填" in page and "六不评排除" in page and "/run/1/review.xlsx" in page
+
+
+def test_the_review_page_lists_flagged_households_linking_to_their_explanation(store):
+    client = TestClient(create_app(store))
+    data = client.get("/api/runs/1/review", params={"lang": "zh"}).json()
+    flagged = {row["核查项"]: row["疑似户数"] for row in data["summary"]}
+    page = client.get("/run/1/review").text
+    assert "疑似错评" in page and "疑似错退" in page and "分村" in page
+    links = re.findall(r'href="/decision/(\d+)\?lang=zh"', page)
+    assert len(links) == min(50, sum(v or 0 for v in flagged.values()))
+    opened = client.get(f"/decision/{links[0]}").text
+    assert "判定依据" in opened
+    only = client.get("/run/1/review", params={"check": "wrongly_exited"}).text
+    assert f"共 {flagged['疑似错退']:,} 户" in only
+    export = client.get("/run/1/review.xlsx")
+    sheets = pd.read_excel(__import__("io").BytesIO(export.content), sheet_name=None, engine="calamine")
+    assert len(sheets["疑似问题户"]) == sum(v or 0 for v in flagged.values())
+    assert sheets["疑似问题户"]["查看判定依据"].str.match(r"http://testserver/decision/\d+$").all()
+
+
+def test_the_search_page_is_useful_before_a_query(store):
+    page = TestClient(create_app(store)).get("/").text
+    assert 'id="runs"' in page and "/run/1?lang=zh" in page and "/run/2?lang=zh" in page
+    assert 'id="review-summary"' in page and "疑似错评" in page
+
+
+def test_pages_are_numbered_with_first_last_and_neighbours(store):
+    client = TestClient(create_app(store))
+    total = client.get("/api/households", params={"q": "村"}).json()["total"]
+    pages = -(-total // 50)
+    page = client.get("/", params={"q": "村", "page": 5}).text
+    numbers = {int(n) for n in re.findall(r'page=(\d+)&(?:amp;)?lang=zh">\d+<', page)}
+    assert {1, 2, 3, 4, 6, 7, 8, pages} <= numbers and "<b>5</b>" in page
+    assert 'rel="prev"' in page and 'rel="next"' in page
+
+
+def test_the_chinese_pages_carry_no_internal_names_or_status_codes(store):
+    client = TestClient(create_app(store))
+    for url in ("/", "/?q=村", "/run/1", "/run/1/review", "/run/1/review?check=missed"):
+        text = _visible_text(client.get(url).text)
+        found = INTERNAL.findall(text)
+        assert not found, (url, found[:5])
+
+
+def test_the_household_page_shows_the_procedure_steps_done_and_the_next(store, tmp_path):
+    import datetime as dt
+
+    from povertyrules.lang.rulebook import load_rulebook
+    from povertyrules.store.procedures import record_step
+    from povertyrules.store.runs import decisions_frame
+
+    frame = decisions_frame(connect(store), 1)
+    poor = frame.loc[frame["identification"] == "poor", "household_id"].iloc[0]
+    record_step(connect(store), load_rulebook(), poor, "identification", "application", dt.date(2020, 3, 2), "王五")
+    page = TestClient(create_app(store)).get(f"/household/{poor}", params={"run": 1}).text
+    procedures = page[page.index('id="procedures"'):]
+    assert "农户申请" in procedures and "2020-03-02" in procedures and "王五" in procedures
+    assert "下一步：<b>村级初审并入户调查</b>" in procedures and "程序未完成" in procedures
+
+
 def test_an_inspector_reads_the_clause_text_in_a_real_browser(store, excluded):
     chromium = system.chromium("tests/test_web.py")
     from playwright.sync_api import sync_playwright
 
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "povertyrules.cli.main", "serve", "--db", store,
-                               "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                               "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
+        assert server.stdout.readline().strip().endswith(f"http://127.0.0.1:{port}/")  # serve says where it is
         deadline = time.time() + 30
         while time.time() < deadline:
             try:
@@ -150,21 +236,41 @@ def test_an_inspector_reads_the_clause_text_in_a_real_browser(store, excluded):
                 break
             except OSError:
                 time.sleep(0.2)
+        base = f"http://127.0.0.1:{port}"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, args=[
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-            page = browser.new_page()
-            page.goto(f"http://127.0.0.1:{port}/household/{excluded}")
-            assert page.locator("#identification").inner_text() == "excluded"
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(f"{base}/")
+            assert "疑似错评" in page.locator("#review-summary + ul").inner_text()
+            page.screenshot(path=str(ARTIFACTS / "search-start.png"), full_page=True)
+            page.fill("input[name=q]", "村")
+            page.click("button[type=submit]")
+            page.wait_for_selector("nav.pages")
+            page.screenshot(path=str(ARTIFACTS / "search-results.png"), full_page=True)
+            page.goto(f"{base}/run/1")
+            assert "未填" in page.locator("#by-township").inner_text()
+            page.screenshot(path=str(ARTIFACTS / "run.png"), full_page=True)
+            page.goto(f"{base}/run/1/review")
+            page.screenshot(path=str(ARTIFACTS / "review.png"), full_page=True)
+            page.locator("#flagged a").first.click()
+            page.wait_for_selector("#identification")
+            page.screenshot(path=str(ARTIFACTS / "household-from-review.png"), full_page=True)
+            page.goto(f"{base}/household/{excluded}")
+            assert page.locator("#identification").inner_text() == "六不评排除"
+            assert page.locator("#identification").get_attribute("data-code") == "excluded"
             clauses = page.locator("#clauses").inner_text()
             assert "对有以上六种情形的，一般不得评为贫困户" in clauses
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "household-excluded.png"), full_page=True)
             page.click("#lang-switch")
             assert "What would change the outcome" in page.content()
+            page.screenshot(path=str(ARTIFACTS / "household-excluded-en.png"), full_page=True)
             browser.close()
-        assert (ARTIFACTS / "household-excluded.png").stat().st_size > 10_000
+        for name in ("search-start", "search-results", "run", "review", "household-from-review",
+                     "household-excluded", "household-excluded-en"):
+            assert (ARTIFACTS / f"{name}.png").stat().st_size > 10_000
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -18,11 +18,17 @@ DbOption = Annotated[str | None, typer.Option("--db", help="SQLite file or postg
 VERDICT = {"true": "✓", "false": "✗", "unknown": "?"}
 
 
-def _engine(db: str | None, household_id: str | None = None):
+def _engine(db: str | None, household_id: str | None = None, must_exist: bool = True):
+    """The store; a read-only command never creates a database that does not exist (it says so instead), and
+    warns when the store fails its integrity check."""
     from povertyrules.cli.store import warn_if_tampered
-    from povertyrules.store.database import connect
+    from povertyrules.store.database import MissingStore, connect
 
-    engine = connect(db)
+    try:
+        engine = connect(db, must_exist=must_exist)
+    except MissingStore as exc:
+        console.print(f"[red]{escape(str(exc))}[/red]", highlight=False)
+        raise typer.Exit(1) from None
     warn_if_tampered(engine, household_id)
     return engine
 
@@ -66,13 +72,27 @@ def explain(
     console.print(f"[bold]{'户' if zh else 'household'} {escape(d.household_id)}[/bold] — run {stored_run.id} "
                   f"({stored_run.created_at:%Y-%m-%d %H:%M}, {escape(stored_run.input_file)}), rules_version "
                   f"{stored_run.rules_version}", highlight=False)
-    console.print(f"{'年度' if zh else 'year'} {d.year}: identification [bold]{d.identification}[/bold], "
-                  f"exit [bold]{d.exit or '—'}[/bold], monitoring [bold]{d.monitoring}[/bold]"
-                  f"{' (' + d.monitoring_triggers + ')' if d.monitoring_triggers else ''}; per-capita income "
-                  f"{d.per_capita_income}, line {d.poverty_line}, monitoring line {d.monitoring_line}, "
-                  f"四看法 {d.four_look_score}", highlight=False)
+    from povertyrules.store.changes import decision_name, number
+    from povertyrules.store.explain import snapshot_rulebook
+
+    book, lang = snapshot_rulebook(stored_run), "zh" if zh else "en"
+    statuses = "，".join(f"{decision_name(x, lang)}：{book.decisions[x].label(getattr(d, x) or '', lang)}"
+                         for x in ("identification", "exit", "monitoring"))
+    console.print(f"{'年度' if zh else 'year'} {d.year}：{statuses}" if zh else
+                  f"year {d.year}: identification [bold]{d.identification}[/bold], exit [bold]{d.exit or '—'}[/bold], "
+                  f"monitoring [bold]{d.monitoring}[/bold]", highlight=False)
+    money = "元" if zh else "yuan"
+    console.print(f"{'人均纯收入' if zh else 'per-capita income'} {number(d.per_capita_income)} {money} · "
+                  f"{'标准线' if zh else 'line'} {number(d.poverty_line)} {money} · "
+                  f"{'监测线' if zh else 'monitoring line'} {number(d.monitoring_line)} {money} · "
+                  f"四看法 {number(d.four_look_score)}", highlight=False)
     if d.missing_columns:
         console.print(f"{'缺失' if zh else 'missing'}: {escape(d.missing_columns)}", highlight=False)
+    from povertyrules.store.changes import readable_changes
+
+    console.print(f"\n[bold]{'改变结果的条件' if zh else 'What would change the outcome'}[/bold]")
+    for line in readable_changes(book, explanation.to_dict(), lang):
+        console.print(f"  {line['text']}", highlight=False, markup=False)
     decision_name = None
     for r in explanation.reasons:
         if r.decision != decision_name:
@@ -92,34 +112,23 @@ def explain(
         console.print(escape(f"  [{clause}] {text}"), highlight=False)
     for name, state in procedures.items():
         final = ("程序完成，结果生效" if zh else "procedure complete: the status is final") if state["complete"] else (
-            f"程序未完成（下一步：{state['next_step']}），结果尚未生效" if zh
+            f"程序未完成（下一步：{state['next_label']['zh']}），结果尚未生效" if zh
             else f"procedure in progress (next step: {state['next_step']}): the status is not final")
         console.print(f"{name} ({state['clause']}): {final}", highlight=False)
-    console.print(f"\n[bold]{'改变结果的条件' if zh else 'What would change the outcome'}[/bold]")
-    if not explanation.changes:
-        console.print("  —")
-    for change in explanation.changes:
-        conditions = " and ".join(f"{c['clause']} {c['name']}: {c['hint']}" for c in change.conditions)
-        console.print(f"  {change.decision} → {change.outcome}: {escape(conditions)}", highlight=False)
+        for step in state["steps"]:
+            objection = ("（有异议）" if zh else " (objection)") if step["objection"] else ""
+            console.print(f"  ✓ {step['date']} {step['label']['zh' if zh else 'en']} — {step['actor']}{objection}",
+                          highlight=False, markup=False)
 
 
 def _procedures(engine, decision) -> dict[str, dict]:
     """The procedure each decision's outcome needs before it is final (ID-4, EX-2, MON-3), and its state,
     by the procedure steps of the rules the decision's run was scored with."""
-    from povertyrules.store.procedures import state
+    from povertyrules.store.procedures import procedures_of
     from povertyrules.store.rulebooks import rulebook_for
 
-    needed = {"identification": decision.identification == "poor", "exit": decision.exit == "eligible",
-              "monitoring": decision.monitoring in ("unstable_exited", "edge", "sudden_hardship")}
     book, _ = rulebook_for(engine, run_id=decision.run_id)
-    found = {}
-    for name, applies in needed.items():
-        if applies and name in book.procedures:
-            s = state(engine, book, decision.household_id, name)
-            found[name] = {"clause": s.clause, "complete": s.complete, "next_step": s.next_step,
-                           "steps": [{"step": x.step, "date": x.date, "actor": x.actor, "objection": x.objection}
-                                     for x in s.steps]}
-    return found
+    return procedures_of(engine, book, decision)
 
 
 @fail_on_errors
@@ -202,3 +211,44 @@ def runs(db: DbOption = None) -> None:
         table.add_row(str(r.id), f"{r.created_at:%Y-%m-%d %H:%M}", escape(r.operator), escape(r.input_file),
                       str(r.year or ""), r.rules_version, str(r.decided), str(r.error_rows))
     console.print(table)
+
+
+@fail_on_errors
+def review(
+    run: Annotated[int | None, typer.Argument(help="Run id (default: the latest).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="核查 workbook (.xlsx) for the county.")] = None,
+    checks: Annotated[Path | None, typer.Option(help="Checks file (default: rules/review/checks.yaml).")] = None,
+    link: Annotated[str | None, typer.Option(help="Base address of `povertyrules serve` (e.g. "
+                                                  "http://127.0.0.1:8000): each household links to its page.")] = None,
+    lang: Annotated[str, typer.Option(help="zh or en.")] = "zh",
+    db: DbOption = None,
+) -> None:
+    """核查: where the county's records disagree with the rules — 疑似错评, 漏评, 错退, 漏监测, risk removals —
+    counted per township and village, each household with its explanation."""
+    from povertyrules.io.tables import write_table
+    from povertyrules.store.review import percent
+    from povertyrules.store.review import review as build
+    from povertyrules.store.runs import NotFound
+
+    try:
+        result = build(_engine(db), run, checks)
+    except NotFound as exc:
+        _not_found(exc)
+    lang = "en" if lang == "en" else "zh"
+    console.print(f"[bold]{result.labels[lang]['title']}[/bold] — run {result.run.id} ({result.run.input_file})",
+                  highlight=False)
+    for line in result.lines(lang):
+        console.print(f"  {line}", highlight=False, markup=False)
+    places = result.by_place("township", lang)
+    table = Table(*(str(c) for c in places.columns))
+    for row in places.itertuples(index=False):
+        table.add_row(*(percent(v) if isinstance(v, float) else str(v) for v in row))
+    console.print(table)
+    if output:
+        template = (link.rstrip("/") + "/decision/{decision_id}" if link
+                    else "povertyrules explain {household_id} --run {run_id}")
+        sheets = result.sheets(lang, template)
+        first, *rest = sheets.items()
+        write_table(first[1], output, sheet=first[0], sheets=dict(rest))
+        console.print(f"→ {output}", highlight=False)
+

@@ -26,9 +26,10 @@ app.add_typer(store.app, name="store")
 app.add_typer(access.users, name="users")
 app.command("access-log")(access.access_log)
 app.command(name="inspect")(inspect.inspect_file)
-for command in (audit.explain, audit.history, audit.diff, audit.watchlist, audit.runs, monitor.monitor,
-                monitor.alerts, monitor.confirm):
+for command in (audit.explain, audit.history, audit.diff, audit.watchlist, audit.runs, audit.review,
+                monitor.monitor, monitor.alerts, monitor.confirm):
     app.command()(command)
+app.command(name="核查", help="核查：记录与规则对比（同 review）。")(audit.review)
 console = MaskingConsole(stderr=True)
 
 
@@ -170,10 +171,13 @@ def serve(
 
     show_identities = show_identities or revealing()
     require_login = not is_loopback(host)
-    if require_login and not has_users(connect(db)):
+    if require_login and not has_users(connect(db, must_exist=True)):
         raise PovertyRulesError(f"serving on {host} (beyond this machine) needs users: add one with `povertyrules "
                                 "users add NAME` / 对外提供服务须先添加用户")
-    uvicorn.run(create_app(db, show_identities, require_login), host=host, port=port, log_level="warning")
+    app = create_app(db, show_identities, require_login)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"povertyrules 查询页面 / inspector pages: http://{shown}:{port}/", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 def _prepare(prepare, input: Path, *args):

@@ -165,7 +165,7 @@ def alerts(pending: Annotated[bool, typer.Option(help="Only alerts the county ha
     from povertyrules.monitor.alerts import list_alerts
     from povertyrules.store.database import connect
 
-    engine = connect(db)
+    engine = connect(db, must_exist=True)
     warn_if_tampered(engine)
     found = list_alerts(engine, pending)
     for alert, decision in found:

@@ -56,7 +56,7 @@ def show(household_id: Annotated[str, typer.Argument()], procedure: Procedure = 
     from povertyrules.store.procedures import state as procedure_state
     from povertyrules.store.rulebooks import rulebook_for
 
-    engine = connect(db)
+    engine = connect(db, must_exist=True)
     warn_if_tampered(engine)
     book, _ = rulebook_for(engine, rules_dir, override, parse_sets(set_), household_id=household_id)
     state = procedure_state(engine, book, household_id, procedure)

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, event, inspect, text
 from sqlalchemy.exc import OperationalError
 from sqlmodel import SQLModel, create_engine
 
+from povertyrules.errors import PovertyRulesError
 from povertyrules.store.models import APPEND_ONLY
 
 DEFAULT_DB = "povertyrules.db"
@@ -38,10 +39,22 @@ def database_url(db: str | Path | None = None) -> str:
 _ENGINES: dict[str, Engine] = {}
 
 
-def connect(db: str | Path | None = None, prepare: bool = True) -> Engine:
+class MissingStore(PovertyRulesError):
+    """A read-only command was pointed at an SQLite file that does not exist (it is never created for it)."""
+
+
+def connect(db: str | Path | None = None, prepare: bool = True, must_exist: bool = False) -> Engine:
     """An engine with the tables and append-only triggers in place (created on first use). `prepare=False` for
-    writers that join a run another process created (the DDL would lock the tables they write)."""
+    writers that join a run another process created (the DDL would lock the tables they write).
+
+    `must_exist` (read-only commands and the web pages): an SQLite file that does not exist is an error naming
+    it, never an empty new store."""
     url = database_url(db)
+    if must_exist and url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.is_file():
+            raise MissingStore(f"审计库文件不存在：{path}（先用 score --store 建立）/ "
+                               f"no audit store at {path} (create one with score --store)")
     if url not in _ENGINES:
         sqlite = url.startswith("sqlite")
         engine = create_engine(url, connect_args={"timeout": BUSY_SECONDS} if sqlite else {})

@@ -214,7 +214,57 @@ def _condition(book: RuleBook, base: Evaluation, name: str, value: bool) -> dict
     else:  # an input column: cite the outcome rules that test it
         clause = ",".join(dict.fromkeys(c for r in book.rules.values() if r.kind == "outcome"
                                         and name in ex.names(r.expr) for c in r.clauses))
-    return {"name": name, "clause": clause, "becomes": value, "hint": hint(book, base, name, value)}
+    return {"name": name, "clause": clause, "becomes": value, "hint": hint(book, base, name, value),
+            "household": about_household(book, name), **structure(book, base, name, value)}
+
+
+def about_household(book: RuleBook, name: str) -> bool:
+    """Whether a condition depends on something about the household (an input column, directly or through
+    definitions and criteria) — and not only on policy parameters such as the mechanism being in force."""
+    if book.kind_of("household", name) == "column":
+        return True
+    rule = book.rules.get(name)
+    return rule is not None and any(about_household(book, n) for n in ex.names(rule.expr))
+
+
+def structure(book: RuleBook, base: Evaluation, name: str, value: bool) -> dict[str, Any]:
+    """The condition as parts a reader's sentence is made of: a comparison of a household value with the
+    value that flips it (``compare``), or yes/no answers (``flags``); nothing where it is neither."""
+    rule = book.rules.get(name)
+    node = rule.expr if rule else ex.Name(name, 0)
+    if isinstance(node, ex.Compare) and not isinstance(node.right, ex.Compare):
+        threshold, now = evaluate_expression(base, node.right), evaluate_expression(base, node.left)
+        subject = node.left.name if isinstance(node.left, ex.Name) else ex.render(node.left)
+        return {"compare": {"subject": subject, "op": node.op if value else NEGATE[node.op],
+                            "threshold": _scalar(threshold), "now": _scalar(now)}}
+    flags = _flags(book, node, value)
+    if flags:
+        columns = [c for c, _ in flags[1]]
+        return {"flags": {"all": flags[0], "columns": columns, "values": [v for _, v in flags[1]],
+                          "now": [_scalar(base.value(c)) for c in columns]}}
+    return {}
+
+
+def _flags(book: RuleBook, node: ex.Node, value: bool) -> tuple[bool, list[tuple[str, bool]]] | None:
+    """(every one must hold, [(yes/no column, answer)]) that make `node` `value`; None for other conditions."""
+    match node:
+        case ex.Name(name=name) if book.kind_of("household", name) == "column":
+            return True, [(name, value)]
+        case ex.Not(operand=operand):
+            return _flags(book, operand, not value)
+        case ex.Logic(op=op, operands=operands):
+            parts = [_flags(book, o, value) for o in operands]
+            if None in parts or any(len(p[1]) > 1 for p in parts):  # type: ignore[index]
+                return None
+            return (op == "and") == value, [p[1][0] for p in parts]  # type: ignore[index]
+    return None
+
+
+def _scalar(v: Vec) -> Any:
+    if not v.known[0]:
+        return None
+    value = v.values[0]
+    return value.item() if hasattr(value, "item") else value
 
 
 def hint(book: RuleBook, base: Evaluation, name: str, value: bool) -> str:

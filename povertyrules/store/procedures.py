@@ -92,3 +92,24 @@ def record_step(engine: Engine, book: RuleBook, household_id: str, procedure: st
         session.add(new)
         session.commit()
     return state(engine, book, household_id, procedure)
+
+
+#: the outcome that starts each decision's procedure before the status is final (ID-4, EX-2, MON-3)
+NEEDS_PROCEDURE = {"identification": ("poor",), "exit": ("eligible",),
+                   "monitoring": ("unstable_exited", "edge", "sudden_hardship")}
+
+
+def procedures_of(engine: Engine, book: RuleBook, decision) -> dict[str, dict]:
+    """The procedure each of a stored decision's outcomes needs before it is final, and its state: the steps
+    done (with their labels, by whom, when), the next step and whether the procedure is complete."""
+    found = {}
+    for name, outcomes in NEEDS_PROCEDURE.items():
+        if getattr(decision, name) in outcomes and name in book.procedures:
+            s = state(engine, book, decision.household_id, name)
+            labels = {x["id"]: {"zh": x["zh"], "en": x["en"]} for x in book.procedures[name]["steps"]}
+            found[name] = {"clause": s.clause, "complete": s.complete, "next_step": s.next_step,
+                           "next_label": labels.get(s.next_step) if s.next_step else None,
+                           "steps": [{"step": x.step, "label": labels.get(x.step, {"zh": x.step, "en": x.step}),
+                                      "date": x.date, "actor": x.actor, "objection": x.objection, "note": x.note}
+                                     for x in s.steps]}
+    return found

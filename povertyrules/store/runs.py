@@ -250,13 +250,15 @@ def history_of(engine: Engine, household_id: str) -> list[tuple[Run, Decision]]:
         return [(r, d) for r, d in session.execute(query).all()]
 
 
-def decisions_frame(engine: Engine, run_id: int | None = None) -> pd.DataFrame:
-    """A stored run's decisions as a DataFrame (the latest run by default)."""
+def decisions_frame(engine: Engine, run_id: int | None = None, with_id: bool = False) -> pd.DataFrame:
+    """A stored run's decisions as a DataFrame (the latest run by default); `with_id` adds the stored row's id."""
     with Session(engine) as session:
         run_id = run_id or session.execute(select(func.max(Run.id))).scalar()
         if run_id is None:
             raise NotFound("审计库中没有任何运行 / the store holds no run")
-        query = select(*(getattr(Decision, c) for c in DECISION_FIELDS)).where(Decision.run_id == run_id)
+        fields = ["id", *DECISION_FIELDS] if with_id else DECISION_FIELDS
+        query = select(*(getattr(Decision, c) for c in fields)).where(Decision.run_id == run_id)
+        query = query.order_by(Decision.id) if with_id else query
         return pd.read_sql(query, session.connection())
 
 

@@ -1,0 +1,85 @@
+"""“What would change the outcome” in the reader's language: household facts only, with today's value and the
+value that flips it — and each flip, applied to the household, really changes the decision."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from povertyrules import score
+from povertyrules.cli.main import app
+from povertyrules.store.changes import readable_changes
+from povertyrules.store.database import connect
+from povertyrules.store.explain import explain_stored, snapshot_rulebook
+from povertyrules.store.runs import decision_of, get_run, reasons_of, record_run
+from povertyrules.web.app import create_app
+
+from .conftest import households
+
+COUNTY = households(
+    {"household_id": "car", "net_income": "6000", "four_look_score": "40", "ex_vehicle": "是"},
+    {"household_id": "poor", "net_income": "6000", "four_look_score": "40", "registered_status": "none"},
+)
+SNAKE = re.compile(r"\b[a-z]+_[a-z0-9_]+\b")
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory) -> str:
+    db = str(tmp_path_factory.mktemp("changes") / "audit.db")
+    record_run(connect(db), score(COUNTY, keep_records=True), "county.csv")
+    return db
+
+
+def _lines(db: str, household: str, lang: str) -> list[str]:
+    engine = connect(db)
+    decision = decision_of(engine, household)
+    run = get_run(engine, decision.run_id)
+    explanation = explain_stored(run, decision, reasons_of(engine, household, run.id)).to_dict()
+    return [line["text"] for line in readable_changes(snapshot_rulebook(run), explanation, lang)]
+
+
+def test_the_conditions_are_household_facts_with_todays_value_and_the_flipping_one(stored):
+    lines = _lines(stored, "car", "zh")
+    assert "若“有小轿车（含面包车）工程机械或大型农机具”为“否”（现为“是”），精准识别结果将变为“识别为贫困户”" in lines
+    assert "若人均纯收入高于 4,000 元（现为 3,000 元），精准识别结果将变为“不符合识别标准”" in lines
+    text = "\n".join(lines)
+    assert not SNAKE.search(text) and "监测倍数" not in text and "机制" not in text  # never a policy parameter
+    assert not re.search(r"unknown|None|nan|（现为 [^）]*）\s*$", text)
+    # nothing about this household changes its exit assessment (it is not registered): said so
+    assert "本户的收入、评分和各项情形，改变其中一两项都不会改变退出评估结果（不适用）" in lines
+
+
+def test_the_english_view_is_english(stored):
+    lines = _lines(stored, "car", "en")
+    assert "if per-capita income above 4,000 yuan (now 3,000 yuan), identification becomes " \
+           "'does not meet the criteria'" in lines
+    assert not re.search(r"[\u4e00-\u9fff]", "\n".join(x for x in lines if "四看法" not in x))
+
+
+def test_each_income_flip_shown_really_flips_the_decision(stored):
+    lines = _lines(stored, "poor", "zh")
+    shown = [re.search(r"人均纯收入(高于|不高于|低于|不低于) ([\d,]+) 元（现为 ([\d,]+) 元），(\S+)将变为“(.+)”", x)
+             for x in lines]
+    flips = [m for m in shown if m and m.group(4) == "精准识别结果"]
+    assert flips
+    for m in flips:
+        threshold = float(m.group(2).replace(",", ""))
+        target = threshold + 1 if m.group(1) in ("高于", "不低于") else threshold - 1
+        changed = score(households({**COUNTY.iloc[1].to_dict(), "net_income": str(target * 2)}))
+        label = snapshot_rulebook(get_run(connect(stored), 1)).decisions["identification"].label(
+            changed.decisions["identification"].iloc[0], "zh")
+        assert label == m.group(5)
+
+
+def test_the_household_page_and_explain_put_the_changes_near_the_top(stored):
+    page = TestClient(create_app(stored)).get("/household/car").text
+    assert page.index('id="changes"') < page.index("判定依据")
+    assert "若人均纯收入高于 4,000 元（现为 3,000 元）" in page
+    english = TestClient(create_app(stored)).get("/household/car", params={"lang": "en"}).text
+    assert "if per-capita income above 4,000 yuan (now 3,000 yuan)" in english
+    output = CliRunner().invoke(app, ["explain", "car", "--db", stored]).output
+    assert output.index("改变结果的条件") < output.index("条款原文")
+    assert "人均纯收入 3,000 元 · 标准线 4,000 元" in output and "六不评排除" in output

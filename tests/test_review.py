@@ -1,0 +1,132 @@
+"""核查: the county's records against the rules — 疑似错评, 漏评, 错退 per township and village, as data."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from povertyrules import score
+from povertyrules.cli.main import app
+from povertyrules.errors import RuleError
+from povertyrules.store.database import connect
+from povertyrules.store.review import CHECKS_FILE, review
+from povertyrules.store.runs import record_run
+
+from .conftest import households
+
+POOR = {"net_income": "6000", "net_income_last_year": "5800", "four_look_score": "40"}  # 3,000 a head, 40 points
+RICH = {"net_income": "20000", "net_income_last_year": "19000", "four_look_score": "75"}
+COUNTY = households(
+    {"household_id": "h1", "township": "甲乡", "village": "一村", "registered_status": "poor", **RICH},
+    {"household_id": "h2", "township": "甲乡", "village": "一村", "registered_status": "poor", **POOR},
+    {"household_id": "h3", "township": "甲乡", "village": "二村", "registered_status": "none", **POOR},
+    {"household_id": "h4", "township": "甲乡", "village": "二村", "registered_status": "none", **RICH},
+    {"household_id": "h5", "township": "乙镇", "village": "三村", "registered_status": "exited", "exit_year": "2020",
+     **POOR},
+    {"household_id": "h6", "township": "乙镇", "village": "三村", "registered_status": "exited", "exit_year": "2020",
+     **RICH},
+    {"household_id": "h7", "township": "乙镇", "village": "三村", "registered_status": "exited", "exit_year": "2016",
+     **POOR},  # exited years ago: not a 错退 of the year reviewed
+    {"household_id": "h8", "township": "乙镇", "village": "四村", "registered_status": "", **POOR},
+    {"household_id": "h9", "township": "", "village": "五村", "registered_status": "poor", "ex_vehicle": "是", **POOR},
+)
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory) -> str:
+    db = str(tmp_path_factory.mktemp("review") / "audit.db")
+    record_run(connect(db), score(COUNTY, keep_records=True), "county.csv")
+    return db
+
+
+def _flagged(result) -> dict[str, set[str]]:
+    return {r.spec.id: set(result.decisions["household_id"][r.flagged]) for r in result.checked}
+
+
+def test_each_check_flags_the_households_whose_record_disagrees_with_the_rules(stored):
+    result = review(connect(stored))
+    decided = result.decisions.set_index("household_id")
+    # the rules' own decisions, read back, are what the records are compared with
+    assert decided.loc["h1", "identification"] == "not_poor" and decided.loc["h9", "identification"] == "excluded"
+    assert decided.loc["h3", "identification"] == "poor"
+    assert _flagged(result) == {"wrongly_identified": {"h1", "h9"}, "missed": {"h3"}, "wrongly_exited": {"h5"}}
+    summary = result.summary("en").set_index("check")
+    assert summary.loc["suspected wrongly identified", "households checked"] == 3  # h1, h2, h9 recorded poor
+    assert summary.loc["suspected wrongly identified", "rate"] == pytest.approx(2 / 3, abs=1e-4)
+    assert summary.loc["suspected wrongly exited", "households checked"] == 2  # h5, h6 exited in 2020
+    # h8's record is blank: it cannot be checked, and is never counted as flagged
+    assert summary.loc["suspected missed", "cannot be checked"] == 1
+
+
+def test_checks_whose_columns_or_decisions_the_run_lacks_say_so(stored):
+    result = review(connect(stored))
+    not_checked = {r.spec.id: r.why_not for r in result.results if not r.checked}
+    # 监测对象类别 and 风险是否已消除 are not in this rule set: those checks wait for them, with the reason
+    assert set(not_checked) <= {"missed_monitoring", "unsupported_risk_removal"}
+    for reason in not_checked.values():
+        assert reason.zh and not re.search(r"[a-z]+_[a-z_]+", reason.zh)
+
+
+def test_counts_and_rates_per_township_and_village_with_blank_places_as_unfilled(stored):
+    result = review(connect(stored))
+    townships = result.by_place("township").set_index("乡镇")
+    assert list(townships.index) == [*sorted(["甲乡", "乙镇", "未填"]), "合计"]
+    assert townships.loc["甲乡", "户数"] == 4 and townships.loc["未填", "疑似错评"] == 1
+    assert townships.loc["甲乡", "疑似错评·比例"] == pytest.approx(0.5)  # h1 of h1, h2
+    assert townships.loc["合计", "疑似错评"] == 2 and townships.loc["合计", "户数"] == len(COUNTY)
+    villages = result.by_place("village")
+    assert villages[villages["村"] == "二村"]["疑似漏评"].item() == 1
+
+
+def test_a_new_recorded_column_plugs_in_by_adding_a_check(stored, tmp_path):
+    spec = yaml.safe_load(CHECKS_FILE.read_text(encoding="utf-8"))
+    spec["checks"] = [
+        {"id": "low_score_exited", "label": {"zh": "低分脱贫", "en": "exited on a low score"}, "clause": "EX-1",
+         "description": {"zh": "已脱贫但四看法不足60分", "en": "exited with a score under 60"},
+         "recorded": ["registered_status"], "among": "registered_status == 'exited'",
+         "when": "registered_status == 'exited' and four_look_total < 60"},
+        {"id": "cause", "label": {"zh": "致贫原因", "en": "cause"}, "clause": "ID-5",
+         "description": {"zh": "无", "en": "none"}, "recorded": ["poverty_cause"],
+         "among": "registered_status == 'poor'", "when": "poverty_cause is missing"},
+    ]
+    path = tmp_path / "checks.yaml"
+    path.write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    result = review(connect(stored), checks=path)
+    assert _flagged(result) == {"low_score_exited": {"h5", "h7"}}
+    assert [r.spec.id for r in result.results if not r.checked] == ["cause"]  # no 主要致贫原因 in the input
+    assert "主要致贫原因" in result.results[1].why_not.zh
+    spec["checks"][0]["when"] = "registered_status == 'exited' and __import__('os')"
+    path.write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(RuleError):
+        review(connect(stored), checks=path)
+
+
+def test_the_review_command_prints_the_counts_and_writes_the_workbook(stored, tmp_path):
+    out = tmp_path / "核查.xlsx"
+    result = CliRunner().invoke(app, ["review", "--db", stored, "-o", str(out), "--link", "http://127.0.0.1:8000"])
+    assert result.exit_code == 0, result.output
+    assert "疑似错评（ID-3, ID-2.3）：2 户，占核查范围 3 户的 66.7%" in result.output
+    assert not re.search(r"\b[a-z]+_[a-z_]+\b", result.output)  # no internal names in the Chinese output
+    sheets = pd.read_excel(out, sheet_name=None, engine="calamine")
+    assert list(sheets) == ["核查汇总", "分乡镇", "分村", "疑似问题户"]
+    flagged = sheets["疑似问题户"]
+    assert sorted(flagged["户编号"]) == ["h1", "h3", "h5", "h9"]
+    assert flagged["查看判定依据"].str.match(r"http://127\.0\.0\.1:8000/decision/\d+$").all()
+    codes = r"\b(?:poor|not_poor|excluded|exited|none)\b"
+    assert not flagged.drop(columns=["查看判定依据"]).astype(str).apply(lambda c: c.str.contains(codes)).any().any()
+    english = CliRunner().invoke(app, ["核查", "1", "--db", stored, "--lang", "en"])
+    assert english.exit_code == 0 and "suspected wrongly identified (ID-3, ID-2.3): 2 of 3" in english.output
+
+
+@pytest.mark.parametrize("command", [["review"], ["runs"], ["explain", "h1"], ["history", "h1"], ["diff", "1", "2"],
+                                     ["watchlist", "-o", "w.xlsx"], ["alerts"], ["procedure", "show", "h1"],
+                                     ["serve"]])
+def test_no_read_only_command_creates_a_store(tmp_path, command):
+    missing = tmp_path / "nowhere.db"
+    result = CliRunner().invoke(app, [*command, "--db", str(missing)])
+    assert result.exit_code != 0 and not missing.exists()
+    assert "审计库文件不存在" in result.output
