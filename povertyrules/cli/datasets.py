@@ -63,6 +63,10 @@ def registers(
     county_data = make(households, seed=seed, year=year, county=county, bad_rate=0.0)
     for path in write_registers(county_data, output, seed=seed, year=year):
         console.print(f"wrote {path}")
+
+
+@app.command()
+@fail_on_errors
 def sample(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Copy it here (default: print its path).")]
     = None,
