@@ -14,13 +14,13 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from povertyrules.cli.main import app
-from povertyrules.datasets.layouts import national_export, write_layout
+from povertyrules.datasets.layouts import national_export, valid_id, write_layout
 from povertyrules.datasets.synth import synth
 from povertyrules.errors import InputError
 from povertyrules.io.tables import read_table
 from povertyrules.lang.rulebook import load_rulebook
 from povertyrules.layouts.prepare import account, prepare
-from povertyrules.model.identity import mask_identities, valid_id
+from povertyrules.privacy import mask_text as mask_identities
 from povertyrules.scoring import score
 
 runner = CliRunner()
@@ -326,3 +326,15 @@ def test_a_clerks_gbk_sheet_with_titles_unit_headers_marks_a_total_and_a_signatu
     assert list(decisions["row"]) == ["4", "5", "6"]  # the sheet's own line numbers
     errors = read_table(tmp_path / "out.errors.xlsx")
     assert set(errors["row"]) == {"7"}
+
+
+def test_an_id_number_with_a_bad_check_digit_is_an_error_on_its_row(county, tmp_path):
+    frame = national_export(county, seed=11).head(30)
+    good = frame.loc[3, "证件号码"]
+    frame.loc[3, "证件号码"] = good[:17] + ("0" if good[17] != "0" else "1")
+    path = tmp_path / "n.csv"
+    frame.to_csv(path, index=False)
+    errors = prepare(path, BOOK).errors
+    bad = errors[errors["row"] == 5]
+    assert len(bad) == 1 and "校验码" in bad["error"].iloc[0] and "check digit" in bad["error"].iloc[0]
+    assert good[:6] in bad["value"].iloc[0] and good[6:14] not in bad["value"].iloc[0]  # masked

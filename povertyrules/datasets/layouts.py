@@ -19,12 +19,17 @@ import pandas as pd
 import xlsxwriter
 
 from povertyrules.datasets.synth import County
-from povertyrules.model.identity import valid_id
+from povertyrules.privacy import _CHECK, _WEIGHTS
 
 SURNAMES = list("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗")
 GIVEN = list("明华芳丽军强伟英秀兰平刚桂珍玉红梅建国")
 HOUSEHOLD_TYPE = {"none": "一般农户", "poor": "贫困户", "exited": "脱贫户"}
 MARK = {"是": "√", "否": "×"}
+
+
+def valid_id(number17: str) -> str:
+    """An 18-digit GB 11643 number from its first 17 digits (the check digit appended)."""
+    return number17 + _CHECK[sum(int(d) * w for d, w in zip(number17, _WEIGHTS, strict=True)) % 11]
 
 
 def _plain(frame: pd.DataFrame) -> pd.DataFrame:

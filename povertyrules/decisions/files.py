@@ -116,9 +116,12 @@ class XlsxWriter:
     def __init__(self, path: Path | str, book: RuleBook, lang: str, sheet: str = "decisions"):
         import xlsxwriter
 
+        from povertyrules.io.tables import _temporary
+
         self.path, self.book, self.lang = Path(path), book, lang
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.workbook = xlsxwriter.Workbook(str(self.path), {"constant_memory": True, "strings_to_numbers": False,
+        self._temporary = _temporary(self.path)  # renamed to `path` when complete: no half workbook after a failure
+        self.workbook = xlsxwriter.Workbook(str(self._temporary), {"constant_memory": True, "strings_to_numbers": False,
                                                               "strings_to_formulas": False, "strings_to_urls": False})
         self.header = self.workbook.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1})
         self.sheets: dict[str, Any] = {}
@@ -128,11 +131,13 @@ class XlsxWriter:
         self.main = labels()["decisions_sheet"] if lang == "zh" else sheet
 
     def write(self, frame: pd.DataFrame, records: pa.Table | None = None) -> None:
+        from povertyrules.io.tables import _masked
+
         self.summary.add(frame)
-        self._append(self.main, localize(frame, self.book, self.lang))
+        self._append(self.main, _masked(localize(frame, self.book, self.lang), True))
         if records is not None and records.num_rows:
             name = labels()["reason_sheet"]["name"] if self.lang == "zh" else "reasons"
-            self._append(name, reason_sheet(records, self.book, self.lang))
+            self._append(name, _masked(reason_sheet(records, self.book, self.lang), True))
 
     def _append(self, name: str, frame: pd.DataFrame) -> None:
         if name not in self.sheets:
@@ -160,6 +165,17 @@ class XlsxWriter:
             sheet = self.sheets[name]
             sheet.autofilter(0, 0, len(table), len(table.columns) - 1)
         self.workbook.close()
+        from povertyrules.io.tables import _publish
+
+        _publish(self._temporary, self.path)
+
+    def abort(self) -> None:
+        """Drop what was written: the target is left as it was."""
+        import contextlib
+
+        with contextlib.suppress(Exception):
+            self.workbook.close()
+        self._temporary.unlink(missing_ok=True)
 
 
 class DecisionWriter:
@@ -184,8 +200,11 @@ class DecisionWriter:
     def __enter__(self) -> DecisionWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, kind: object, *exc: object) -> None:
+        if kind is None:
+            self.close()
+        else:  # a failed run leaves the previous file, or none, never a partial one
+            self.writer.abort()
 
 
 def _cells(series: pd.Series) -> list:

@@ -24,9 +24,10 @@ from povertyrules.lang.rulebook import RuleBook
 from povertyrules.layouts.spec import CONTRACT, Layout, load_layout, load_layouts
 from povertyrules.layouts.table import SKIP_REASONS, Table, classify, find_table
 from povertyrules.model.columns import ERROR_COLUMNS
-from povertyrules.model.identity import id_number_problems, mask_identities
 from povertyrules.model.members import household_sizes, parse_members
 from povertyrules.model.records import _parse
+from povertyrules.privacy import id_number_problem
+from povertyrules.privacy import mask_text as mask_identities
 
 SKIPPED_COLUMNS = ("row", "reason", "text", "file")
 JOIN = "__join_key"  # the side sheet's join key, carried beside its columns
@@ -269,12 +270,28 @@ def _series(v: Vec, kind: str) -> pd.Series:
     return pd.Series(np.asarray(v.values, dtype=object)).where(known, None)
 
 
+#: how a spreadsheet shows an ID number it stored as a number: its last digits are already lost
+SCIENTIFIC = r"^\d(\.\d+)?E\+?\d+$"
+STORED_AS_NUMBER = ("证件号码被存为数字，末几位已丢失（请将该列设为文本后重新导出）",
+                    "the ID number was saved as a number and has lost its last digits (export the column as text)")
+
+
 def _id_numbers(series: pd.Series) -> tuple[pd.Series, tuple[list[np.ndarray], list[str], list[str]]]:
+    """ID numbers (NFKC, upper case) and the masks of bad ones, each with its message in Chinese and English:
+    stored as a number, or not a GB 11643 number (`povertyrules.privacy.id_number_problem`)."""
     import unicodedata
 
-    text = series.map(lambda c: c if pd.isna(c) else unicodedata.normalize("NFKC", str(c)).strip().upper(),
-                      na_action="ignore")
-    masks, zh, en = id_number_problems(text)
+    text = series.map(lambda c: unicodedata.normalize("NFKC", str(c)).strip().upper(), na_action="ignore")
+    present = text.notna().to_numpy()
+    scientific = present & text.fillna("").astype(str).str.fullmatch(SCIENTIFIC).to_numpy()
+    checked = text[present & ~scientific]
+    verdicts = checked.map(dict(zip(u := checked.unique(), map(id_number_problem, u), strict=True)))
+    masks, zh, en = [scientific], [STORED_AS_NUMBER[0]], [STORED_AS_NUMBER[1]]
+    for message in verdicts.dropna().unique():
+        english, _, chinese = str(message).partition(" / ")
+        masks.append(text.index.isin(verdicts.index[verdicts == message]))
+        zh.append(chinese or english)
+        en.append(english)
     bad = np.zeros(len(series), bool)
     for m in masks:
         bad |= m

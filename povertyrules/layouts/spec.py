@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from povertyrules.errors import ExpressionError, RuleError
 from povertyrules.lang import expr as ex
+from povertyrules.lang import safeyaml
 from povertyrules.lang.parameters import Text
-from povertyrules.lang.safe_yaml import load_yaml
 from povertyrules.model.columns import HOUSEHOLD_COLUMNS, Column, Kind, normalize_header
 
 FieldType = Literal["text", "number", "int", "bool", "choice", "id_number"]
@@ -144,7 +144,7 @@ def load_layouts(folder: Path) -> dict[str, Layout]:
 
 
 def load_layout(path: Path) -> Layout:
-    data = load_yaml(path)
+    data = safeyaml.load(path)
     try:
         spec = LayoutFile.model_validate(data)
     except ValidationError as exc:
