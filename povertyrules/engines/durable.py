@@ -8,6 +8,8 @@ priority, that settles it as unknown once everything it names is settled and nei
 A decision becomes one rule per pattern of its outcome rules' states (`povertyrules.engines.outcomes`,
 the table every engine reads), setting the possible outcomes and, where only one is possible, the outcome.
 A firing rule adds its result to the fact and re-asserts it, so rules that need that result can fire next.
+The rules are cut into stages, one ruleset each (`DurableEngine._stages`); a household's fact runs through
+them in order, each stage's final fact asserted into the next.
 
 durable_rules 2.0.28 keeps ruleset names per process and swallows exceptions raised in actions: every engine
 gets a unique ruleset name, and action errors are collected and raised after each fact. Its `Host` also runs
@@ -39,6 +41,7 @@ HOUSEHOLD = {"$ex": {"hid": 1}}  # every rule matches household facts only
 ALWAYS = {"$ex": {"hid": 1}}
 NEVER = {"$nex": {"hid": 1}}
 UNSETTLED = "?"  # the value a rule's field takes on the fact when the rule is unknown
+STAGE_CRITERIA = 8  # criteria per ruleset at most (see `DurableEngine._stages`)
 FALLBACK = 1  # durable_rules priority of the rules that settle a value as unknown (the others have 0: first)
 
 
@@ -68,15 +71,40 @@ class DurableEngine:
         self._errors: list[str] = []
         self.outputs = [r.id for r in book.rules.values() if r.entity == "household" and r.kind == "criterion"]
         self.outputs += [d for d, v in book.decisions.items() if v.entity == "household"]
-        self.host.register_rulesets({self.name: self._compile()})
+        stages = {f"{self.name}_{i}": self._compile(names) for i, names in enumerate(self._stages())}
+        self.stages = list(stages)  # ruleset names, in the order a fact runs through them
+        self.host.register_rulesets(stages)
 
     # -- compiling ---------------------------------------------------------------------------------
-    def _compile(self) -> dict[str, Any]:
+    def _stages(self) -> list[list[str]]:
+        """The household order cut into consecutive stages, one ruleset each: every decision alone, the
+        criteria between decisions in runs of at most `STAGE_CRITERIA`. A stage's rules name only what its
+        own or an earlier stage settles (the order is topological), so the fact read back from one stage is
+        asserted into the next. Why not one ruleset: durable_rules 2.0.28 walks its alpha network depth first
+        (`handleAlpha` in events.c) keeping every matching successor still to visit on a fixed stack of
+        `MAX_STACK_SIZE` = 64 entries, and fails the assert with error 303 (`ERR_MAX_STACK_SIZE`) past that.
+        Every rule here starts with the household test, so that one node's successors are the first tests of
+        every rule of the ruleset, and each ``$or`` branch that matches pushes its join node once more. With
+        every rule in one ruleset some facts needed 65 entries; a stage needs about 20."""
+        stages: list[list[str]] = []
+        criteria: list[str] = []
+        for name in self.book.order["household"]:
+            if name in self.book.decisions:
+                stages += [criteria, [name]] if criteria else [[name]]
+                criteria = []
+            elif self.book.rules[name].kind == "criterion":
+                if len(criteria) == STAGE_CRITERIA:
+                    stages.append(criteria)
+                    criteria = []
+                criteria.append(name)
+        return [*stages, criteria] if criteria else stages
+
+    def _compile(self, names: list[str]) -> dict[str, Any]:
         # durable_rules drops a fact that no rule accepts; this rule accepts every household fact and never
         # fires (its second fact never exists), so a household's final fact stays readable.
         rules: dict[str, Any] = {"keep": {"all": [{"m": HOUSEHOLD}, {"never": {"$ex": {"__never__": 1}}}],
                                           "run": lambda c: None}}
-        for name in self.book.order["household"]:
+        for name in names:
             if name in self.book.decisions:
                 rules.update(self._decision_rules(name))
             elif self.book.rules[name].kind == "criterion":
@@ -137,18 +165,22 @@ class DurableEngine:
     def decide(self, row: dict[str, Any], hid: str = "h") -> dict[str, Any]:
         """Every criterion (True/False/None) and decision (text; ``review`` when unsettled) for one household."""
         self._errors.clear()
-        try:
-            state = self.host.assert_fact(self.name, self.fact(row, hid))
-        except durable.MessageNotHandledException:
-            state = {}
-        if isinstance(state, dict) and state.get("exception"):
-            self._errors.append(state["exception"])
-        final = next((f for f in self.host.get_facts(self.name) if f.get("hid") == hid), None)
-        if final is not None:
-            self.host.retract_fact(self.name, final)
-        if self._errors:
-            raise RuleError(f"durable_rules action failed: {'; '.join(self._errors)}")
-        final = final or {}
+        final: dict[str, Any] = self.fact(row, hid)
+        for stage in self.stages:
+            try:
+                state = self.host.assert_fact(stage, final)
+            except durable.MessageNotHandledException:
+                state = {}
+            if isinstance(state, dict) and state.get("exception"):
+                self._errors.append(state["exception"])
+            read = next((f for f in self.host.get_facts(stage) if f.get("hid") == hid), None)
+            if read is not None:
+                self.host.retract_fact(stage, read)
+            if self._errors:
+                raise RuleError(f"durable_rules action failed: {'; '.join(self._errors)}")
+            if read is None:
+                raise RuleError(f"durable_rules lost household {hid} in ruleset {stage}")
+            final = {k: v for k, v in read.items() if k != "sid"}
         result: dict[str, Any] = {}
         for name in self.outputs:
             value = final.get(name)
