@@ -8,14 +8,14 @@ Where nothing about the household changes a decision, it says so. Words and unit
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from povertyrules.lang.rulebook import RuleBook
 from povertyrules.lang.safeyaml import load as load_yaml
 from povertyrules.model.columns import HOUSEHOLD_COLUMNS
+from povertyrules.shipped import rules_folder
 
-QUANTITIES = Path(__file__).resolve().parents[2] / "rules" / "explain" / "quantities.yaml"
+QUANTITIES = rules_folder() / "explain" / "quantities.yaml"  # the checkout's, else the installed package's
 DECISIONS = ("identification", "exit", "monitoring")
 
 

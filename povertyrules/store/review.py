@@ -28,11 +28,12 @@ from povertyrules.lang.parameters import Text
 from povertyrules.lang.rulebook import RuleBook
 from povertyrules.lang.safeyaml import load as load_yaml
 from povertyrules.model.columns import HOUSEHOLD_COLUMNS
+from povertyrules.shipped import rules_folder
 from povertyrules.store.explain import snapshot_rulebook
 from povertyrules.store.models import Run
 from povertyrules.store.runs import decisions_frame, get_run
 
-CHECKS_FILE = Path(__file__).resolve().parents[2] / "rules" / "review" / "checks.yaml"
+CHECKS_FILE = rules_folder() / "review" / "checks.yaml"  # the checkout's, else the installed package's
 #: the decision columns each flagged household is listed with (contract names; headers come from columns.yaml)
 SHOWN = ("household_id", "county", "township", "village", "registered_status", "exit_year", "identification",
          "exit", "monitoring", "per_capita_income", "poverty_line", "four_look_score", "missing_columns")
