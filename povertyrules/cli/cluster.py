@@ -8,8 +8,8 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from povertyrules.cli.common import summary_table
 from povertyrules.errors import PovertyRulesError, require
 
 console = Console(stderr=True)
@@ -32,12 +32,7 @@ def score_on_dask(input: Path, output: Path, members: Path | None, year: int | N
         result = run(str(input), output, job, address=scheduler, workers=workers, store=store, db=db,
                      operator=operator, progress=lambda done, total: bar.update(task, completed=done, total=total))
     console.print(f"{len(result.parts)} partitions scored on Dask ({scheduler or 'LocalCluster'})")
-    table = Table(title=f"decisions — rules_version {result.rules_version}")
-    for column in ("decision", "status", "count"):
-        table.add_column(column, justify="right" if column == "count" else "left")
-    for row in result.summary().itertuples(index=False):
-        table.add_row(row.decision, str(row.status), str(row.count))
-    console.print(table)
+    console.print(summary_table(result))
     counts = result.accounting()
     console.print(f"输入行 {counts['input_rows']} = 已判定 {counts['decided']} + 有错误 {counts['error_rows']}\n"
                   f"input rows {counts['input_rows']} = decided {counts['decided']} + rows with errors "

@@ -63,3 +63,15 @@ def parse_sets(items: list[str] | None) -> dict[str, Any]:
             raise typer.BadParameter(f"expected PARAMETER=VALUE, got {item!r}")
         values[name.strip()] = safeyaml.loads(raw, file=f"--set {name.strip()}")
     return values
+
+
+def summary_table(result: Any) -> Any:
+    """Households per status of each decision, as `score` prints them (one process or a cluster)."""
+    from rich.table import Table
+
+    table = Table(title=f"decisions — rules_version {result.rules_version}")
+    for column in ("decision", "status", "count"):
+        table.add_column(column, justify="right" if column == "count" else "left")
+    for row in result.summary().itertuples(index=False):
+        table.add_row(row.decision, str(row.status), str(row.count))
+    return table

@@ -8,10 +8,9 @@ from typing import Annotated
 import pandas as pd
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from povertyrules.cli import access, audit, datasets, inspect, monitor, notebook, procedure, rules, store
-from povertyrules.cli.common import MaskingConsole, ProvinceOption, fail_on_errors, parse_sets
+from povertyrules.cli.common import MaskingConsole, ProvinceOption, fail_on_errors, parse_sets, summary_table
 from povertyrules.decisions.files import DecisionWriter
 from povertyrules.errors import PovertyRulesError
 from povertyrules.io.tables import write_table
@@ -201,12 +200,7 @@ def _print_summary(result, prepared, score_errors, output: Path, errors_path: Pa
     from povertyrules.layouts.coverage import notices, present_columns
     from povertyrules.layouts.prepare import account
 
-    table = Table(title=f"decisions — rules_version {result.rules_version}")
-    for column in ("decision", "status", "count"):
-        table.add_column(column, justify="right" if column == "count" else "left")
-    for row in result.summary().itertuples(index=False):
-        table.add_row(row.decision, str(row.status), str(row.count))
-    console.print(table)
+    console.print(summary_table(result))
     for zh, en in notices(book, present_columns(prepared.frame, book), result.decisions):
         console.print(f"注意：{zh}\nnote: {en}", highlight=False, markup=False)
     if prepared.blank_as_zero:
