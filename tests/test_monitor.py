@@ -190,3 +190,16 @@ def test_events_in_a_year_with_no_line_stop_the_monitor_with_a_message_not_silen
     from povertyrules.store.database import connect
 
     assert {a.household_id for a, _ in list_alerts(connect(db))} == {"worker"}  # the 2020 alerts are kept
+
+
+def test_an_event_dated_before_the_households_scored_year_is_rejected_alone(county, tmp_path):
+    db = str(tmp_path / "a.db")
+    events = write_events(tmp_path / "e.jsonl", [
+        event("sick", "2005-03-01", "medical_expense", 50000),  # before 2020, the year the county file scored
+        event("sick", "2020-03-01", "medical_expense", 25000),
+    ])
+    result = run("monitor", events, "--households", county, "--db", db)
+    assert result.exit_code == 0, result.output
+    assert "processed 1 + rejected 1" in result.output and "alerts raised 1" in result.output
+    rejects = [json.loads(x) for x in Path(f"{events}.rejects.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["line"] for r in rejects] == [1] and "评定年度" in rejects[0]["reason"]

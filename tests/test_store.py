@@ -277,3 +277,17 @@ def test_procedures_are_recorded_in_order_and_objections_send_them_back(db):
     dated = run("procedure", "record", "h8", "--step", "county_confirmation", "--actor", "县扶贫办",
                 "--procedure", "monitoring", "--date", "2020-04-01", "--db", db)
     assert dated.exit_code == 2 and "before the previous step" in dated.output
+
+
+def test_a_cell_holding_a_unicode_line_separator_is_stored_with_its_own_household(db, tmp_path):
+    # U+2028 and U+0085 end a line for str.splitlines, not for JSON Lines: each input stays one stored row
+    frame = households({"household_id": "a", "village": "上\u2028村"}, {"household_id": "b", "village": "下\x85村"},
+                       {"household_id": "c"})
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    run_id = score_and_store(db, tmp_path / "in.csv", tmp_path / "d.csv")
+    engine = connect(db)
+    with Session(engine) as session:
+        stored = {d.household_id: json.loads(d.inputs) for d in session.execute(
+            select(Decision).where(Decision.run_id == run_id)).scalars()}
+    assert set(stored) == {"a", "b", "c"}
+    assert stored["a"]["village"] == "上\u2028村" and stored["b"]["village"] == "下\x85村"

@@ -96,7 +96,6 @@ def events(
     bad_rate: Annotated[float, typer.Option(help="Share of events spoiled on purpose.")] = 0.01,
 ) -> None:
     """Make department alerts and household reports (MON-3, MON-5.1) for a county's households."""
-    import json
 
     import pandas as pd
 
@@ -107,11 +106,11 @@ def events(
 
     frame = rename_headers(read_table(households), HOUSEHOLD_COLUMNS, str(households))
     made = synth_events(frame, count, seed=seed, year=year, bad_rate=bad_rate)
-    from povertyrules.io.tables import atomic_output
+    from povertyrules.io.tables import atomic_output, json_line
 
     with atomic_output(output) as temporary:
         if output.suffix.lower() == ".csv":
             pd.DataFrame(made).to_csv(temporary, index=False)
         else:
-            temporary.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in made), encoding="utf-8")
+            temporary.write_text("".join(json_line(e) for e in made), encoding="utf-8")
     console.print(f"wrote {len(made)} events to {output}")

@@ -3,7 +3,6 @@ raised, `confirm` records the county's decision (MON-3, MON-5.1)."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Annotated
@@ -55,6 +54,7 @@ def monitor(
 ) -> None:
     """Process events; each newly holding trigger is stored as an alert awaiting county confirmation."""
     from povertyrules.errors import MissingParameters
+    from povertyrules.io.tables import json_line
     from povertyrules.monitor.alerts import store_alerts
     from povertyrules.monitor.events import Reject, raw_records, validate
     from povertyrules.monitor.households import from_file, from_store
@@ -130,7 +130,7 @@ def monitor(
                             item = Reject(number, raw, f"cannot be applied: {exc} / 无法处理")
                     if isinstance(item, Reject):
                         counts["rejected"] += 1
-                        rejected.write(json.dumps(protect(item.as_dict()), ensure_ascii=False) + "\n")
+                        rejected.write(json_line(protect(item.as_dict())))
                         console.print(f"[yellow]line {number}: {escape(item.reason)}[/yellow]", highlight=False,
                                       soft_wrap=True)
                         continue

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import os
 import secrets
 from collections.abc import Iterator
@@ -22,6 +23,15 @@ from povertyrules.errors import InputError
 
 SPREADSHEETS = {".xlsx", ".xlsm", ".xls", ".ods"}
 MEMBER_SHEETS = ("members", "家庭成员", "成员")
+
+
+#: characters that end a line for some readers (Python's str.splitlines) but that JSON leaves unescaped
+LINE_BREAKING = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def json_line(record: object) -> str:
+    """One JSON Lines record: a single line for every reader, whatever characters its values hold."""
+    return json.dumps(record, ensure_ascii=False, default=str).translate(LINE_BREAKING) + "\n"
 
 
 def read_table(path: Path | str, sheet: str | int = 0) -> pd.DataFrame:

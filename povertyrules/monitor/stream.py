@@ -84,6 +84,10 @@ class Monitor:
         An event that cannot be applied (the rules engine refuses the snapshot it leads to) leaves the
         household as it was and raises `EventNotApplied`, so the caller rejects that event alone.
         """
+        scored = int(self.households[event.household_id]["year"])
+        if event.date.year < scored:  # the snapshot starts at the scored year: an earlier event cannot change it
+            raise EventNotApplied(f"dated {event.date}, before the year {scored} the household was scored in / "
+                                  f"事件日期早于该户的评定年度（{scored} 年）")
         key = (event.household_id, event.date.year)
         before = copy.deepcopy(self.years.get(key))
         try:

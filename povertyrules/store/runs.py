@@ -169,7 +169,8 @@ def _decision_rows(run_id: int, decisions: pd.DataFrame, inputs: pd.DataFrame):
     if not len(decisions):  # (an empty frame's JSON lines are one empty line, not none)
         return
     inputs_json = inputs.drop(columns=["row"]).to_json(orient="records", lines=True, force_ascii=False)
-    frame = decisions.assign(run_id=run_id, inputs=inputs_json.splitlines())
+    lines = inputs_json.rstrip("\n").split("\n")  # (not splitlines: a cell may hold U+2028 or U+0085)
+    frame = decisions.assign(run_id=run_id, inputs=lines)
     frame = frame[DECISION_FIELDS].astype(object)
     yield from _rows(frame.where(frame.notna(), None))
 
