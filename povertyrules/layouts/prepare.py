@@ -133,8 +133,6 @@ def _contract_fast(path: Path, sheet: str | int, table: Table) -> Prepared:
     frame = read_table(path, sheet)
     rows = np.arange(2, len(frame) + 2)
     key = table.headers[table.columns[table.layout.key]]
-    first = frame.iloc[:, : min(3, frame.shape[1])].astype("string")
-    joined = first.fillna("").agg(" ".join, axis=1).str.strip()
     blank = frame.isna().all(axis=1).to_numpy()
     keyless = frame[key].isna().to_numpy() if key in frame else np.zeros(len(frame), bool)
     reasons = np.full(len(frame), None, dtype=object)
@@ -143,8 +141,11 @@ def _contract_fast(path: Path, sheet: str | int, table: Table) -> Prepared:
         row = [None if pd.isna(v) else str(v) for v in frame.iloc[i].tolist()]
         reasons[i] = classify(row, table.columns[table.layout.key])
     skip = pd.notna(reasons)
+    # the text shown for a skipped line: its first three cells (joined for those lines only, not for every line)
+    first = frame.iloc[np.flatnonzero(skip), : min(3, frame.shape[1])].astype("string")
+    joined = first.fillna("").agg(" ".join, axis=1).str.strip() if len(first) else pd.Series([], dtype=object)
     skipped = pd.DataFrame({"row": rows[skip], "reason": [_reason(r) for r in reasons[skip]],
-                            "text": joined.to_numpy()[skip], "file": str(path)})
+                            "text": joined.to_numpy(), "file": str(path)})
     kept = frame[~skip].iloc[:, list(table.columns.values())].set_axis(list(table.columns), axis=1)
     kept = kept.reset_index(drop=True)
     return Prepared(kept, rows[~skip], table.layout, table, str(path), len(frame), skipped,
