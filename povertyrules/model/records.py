@@ -51,12 +51,14 @@ def rename_headers(raw: pd.DataFrame, columns: tuple[Column, ...], file: str) ->
 
 def parse_records(raw: pd.DataFrame, columns: tuple[Column, ...], file: str,
                   optional: frozenset[str] = frozenset(), unique: str | None = None,
-                  rows: np.ndarray | None = None, duplicated_elsewhere: Collection[str] = ()) -> Parsed:
+                  rows: np.ndarray | None = None, duplicated_elsewhere: Collection[str] = (),
+                  fast: bool = True) -> Parsed:
     """Type every contract column of `raw`; `optional` lists required columns a caller will derive.
 
     `rows` gives each row's line in the original sheet (default: the header is line 1, data from line 2).
     `duplicated_elsewhere`: values of `unique` that also occur in another part of the same input (another
     partition of one data set); their rows are duplicates exactly as if both parts were one file.
+    `fast=False` reads every cell through the text path (`_parse`); the result is the same.
     """
     # positions, not labels: a slice, a shuffled or a filtered frame reads exactly like a fresh one
     frame = rename_headers(raw, columns, file).reset_index(drop=True)
@@ -72,7 +74,7 @@ def parse_records(raw: pd.DataFrame, columns: tuple[Column, ...], file: str,
     for column in columns:
         if column.name not in frame:
             continue
-        values, bad, message = _parse(frame[column.name], column)
+        values, bad, message = _parse(frame[column.name], column, fast)
         if column.required and column.name not in optional:
             blank = values.isna() & ~bad
             if blank.any():
@@ -99,13 +101,23 @@ MAX_CELL = 1e15  # larger magnitudes (and 1e400, read as infinity) are an error 
 NUMBER = r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"
 #: a unit written after a number in a cell (7308元, 3人, 2.5亩), dropped before the number is read
 UNIT = r"^([-+]?[\d.]+(?:[eE][-+]?\d+)?)\s*(?:元|人|亩|分|口)$"
+#: a number as a program writes it (7308, -12.5): every step of `_numbers_from_text` leaves such a cell as it is,
+#: so it is cast at once; only the other cells (units, separators, full-width digits, spaces, errors) take the
+#: text path
+PLAIN_NUMBER = r"^-?[0-9]+(\.[0-9]+)?$"
+_NULL_TEXT = pa.scalar(None, pa.string())
 
 
-def _arrow_text(series: pd.Series) -> pa.Array:
-    """Cells as stripped Arrow strings, blank → null."""
+def _arrow_cells(series: pd.Series) -> pa.Array:
+    """Cells as Arrow strings, as they are (no copy for Arrow-backed text)."""
     cells = pa.array(series.astype("string"), type=pa.string(), from_pandas=True)
-    cells = pc.utf8_trim_whitespace(cells)
-    return pc.if_else(pc.equal(cells, ""), pa.scalar(None, pa.string()), cells)
+    return cells.combine_chunks() if isinstance(cells, pa.ChunkedArray) else cells
+
+
+def _arrow_text(series: pd.Series | pa.Array) -> pa.Array:
+    """Cells as stripped Arrow strings, blank → null."""
+    cells = pc.utf8_trim_whitespace(series if isinstance(series, pa.Array) else _arrow_cells(series))
+    return pc.if_else(pc.equal(cells, ""), _NULL_TEXT, cells)
 
 
 def _text(series: pd.Series) -> pd.Series:
@@ -114,53 +126,112 @@ def _text(series: pd.Series) -> pd.Series:
                      dtype="string")
 
 
-def _numbers(series: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """(numbers with NaN for blank or unreadable cells, mask of unreadable cells); ',' separators allowed."""
-    cells = pc.utf8_normalize(_arrow_text(series), form="NFKC")  # full-width digits → 0-9
+def _mask(array: pa.Array) -> np.ndarray:
+    """A boolean Arrow array as a writable numpy mask, null → False."""
+    return np.array(pc.fill_null(array, False), dtype=bool)
+
+
+def _numbers_from_text(raw: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(numbers, NaN for blank or unreadable cells; mask of unreadable cells): every cell read as text —
+    stripped, NFKC (full-width digits → 0-9), ',' separators and a trailing unit dropped, then the grammar
+    `NUMBER`, and magnitudes over `MAX_CELL` refused."""
+    cells = pc.utf8_normalize(_arrow_text(raw), form="NFKC")
     cells = pc.replace_substring_regex(pc.replace_substring(cells, ",", ""), UNIT, r"\1")
     readable = pc.match_substring_regex(cells, NUMBER)
-    numbers = pc.cast(pc.if_else(readable, cells, pa.scalar(None, pa.string())), pa.float64())
+    numbers = pc.cast(pc.if_else(readable, cells, _NULL_TEXT), pa.float64())
     too_large = pc.fill_null(pc.greater(pc.abs(numbers), MAX_CELL), False)  # 1e400 reads as infinity
     readable = pc.and_(readable, pc.invert(too_large))
     numbers = pc.if_else(too_large, pa.scalar(None, pa.float64()), numbers)
     bad = pc.and_(pc.is_valid(cells), pc.invert(pc.fill_null(readable, False)))
-    return (pd.Series(numbers.to_numpy(zero_copy_only=False), index=series.index, dtype=float),
-            pd.Series(bad.to_numpy(zero_copy_only=False), index=series.index, dtype=bool))
+    return np.array(numbers.to_numpy(zero_copy_only=False), dtype=float), _mask(bad)
 
 
-def _parse(series: pd.Series, column: Column) -> tuple[pd.Series, pd.Series, tuple[str, str]]:
-    """(typed values with NA for blanks, mask of unreadable cells, (zh, en) message for them)."""
-    text = _text(series)
-    present = text.notna()
+def _numbers(series: pd.Series, fast: bool = True) -> tuple[pd.Series, pd.Series]:
+    """(numbers with NaN for blank or unreadable cells, mask of unreadable cells); ',' separators allowed.
+    Typed in Arrow: a `PLAIN_NUMBER` cell is cast directly, the others are read as text
+    (`_numbers_from_text`) — the same numbers and the same unreadable cells as reading every cell as text
+    (``fast=False``)."""
+    raw = _arrow_cells(series)
+    if not fast:
+        numbers, bad = _numbers_from_text(raw)
+    else:
+        plain = _mask(pc.match_substring_regex(raw, PLAIN_NUMBER))
+        numbers = np.array(pc.cast(pc.if_else(plain, raw, _NULL_TEXT), pa.float64())
+                           .to_numpy(zero_copy_only=False), dtype=float)  # a writable copy
+        with np.errstate(invalid="ignore"):
+            large = np.abs(numbers) > MAX_CELL
+        bad = large
+        numbers[large] = np.nan
+        other = np.flatnonzero(_mask(pc.is_valid(raw)) & ~plain)
+        if len(other):
+            numbers[other], bad[other] = _numbers_from_text(raw.take(pa.array(other)))
+    return pd.Series(numbers, index=series.index, dtype=float), pd.Series(bad, index=series.index, dtype=bool)
+
+
+def _bools(series: pd.Series, fast: bool = True) -> tuple[pd.Series, pd.Series]:
+    """(yes/no as a nullable boolean, mask of cells that are neither yes nor no nor blank), each cell stripped and
+    lower-cased first. The words are lower-case without spaces, so a cell spelled exactly as one of them is
+    found without folding it; only the others are folded (all of them with ``fast=False``)."""
+    raw = _arrow_cells(series)
+    yes, no = pa.array(sorted(TRUE_WORDS), pa.string()), pa.array(sorted(FALSE_WORDS), pa.string())
+    blank = ~_mask(pc.is_valid(raw))
+    true, false = np.zeros(len(raw), dtype=bool), np.zeros(len(raw), dtype=bool)
+    if fast:
+        true, false = _mask(pc.is_in(raw, value_set=yes)), _mask(pc.is_in(raw, value_set=no))
+    folded_at = np.flatnonzero(~blank & ~true & ~false)
+    if len(folded_at):
+        folded = pc.utf8_lower(_arrow_text(raw.take(pa.array(folded_at))))
+        true[folded_at] = _mask(pc.is_in(folded, value_set=yes))
+        false[folded_at] = _mask(pc.is_in(folded, value_set=no))
+        blank[folded_at] = ~_mask(pc.is_valid(folded))
+    known = true | false
+    values = pd.Series(pd.arrays.BooleanArray(true, ~known), index=series.index)
+    return values, pd.Series(~known & ~blank, index=series.index, dtype=bool)
+
+
+def _choices(series: pd.Series, column: Column) -> tuple[pd.Series, pd.Series]:
+    """(the canonical value as a categorical, mask of cells that are no accepted spelling)."""
+    text = _arrow_text(_arrow_cells(series))
+    spellings = list(column.choices)
+    categories = list(dict.fromkeys(column.choices.values()))
+    code_of = np.array([categories.index(column.choices[s]) for s in spellings], dtype=np.int64)
+    found = pc.index_in(text, value_set=pa.array(spellings, pa.string()))
+    known = _mask(pc.is_valid(found))
+    codes = np.where(known, code_of[np.asarray(pc.fill_null(found, 0), dtype=np.int64)], -1)
+    bad = _mask(pc.is_valid(text)) & ~known
+    return (pd.Series(pd.Categorical.from_codes(codes, categories=categories), index=series.index),
+            pd.Series(bad, index=series.index, dtype=bool))
+
+
+def _parse(series: pd.Series, column: Column, fast: bool = True) -> tuple[pd.Series, pd.Series, tuple[str, str]]:
+    """(typed values with NA for blanks, mask of unreadable cells, (zh, en) message for them).
+
+    Numbers and yes/no are typed in Arrow with a direct path for cells already in their plain form; ``fast=False``
+    reads every cell through the text path instead (the same result, checked by tests/test_typed_read.py)."""
     if column.kind == "text":
-        return text.astype(object).where(present, None), pd.Series(False, index=series.index), ("", "")
+        text = _arrow_text(_arrow_cells(series))
+        values = np.asarray(text.to_numpy(zero_copy_only=False), dtype=object)
+        return pd.Series(values, index=series.index, dtype=object), pd.Series(False, index=series.index), ("", "")
     if column.kind == "id_number":
         from povertyrules.privacy import id_number_problem, normalize_id_number
 
-        cells = text.astype(object).where(present, None)
+        text = _text(series)
+        cells = text.astype(object).where(text.notna(), None)
         bad = cells.map(lambda v: v is not None and id_number_problem(v) is not None).astype(bool)
         return (cells.map(lambda v: None if v is None else normalize_id_number(v)).where(~bad, None), bad,
                 (f"“{column.zh}”无效（GB 11643：出生日期或校验码不符）",
                  f"'{column.name}' is not a valid identity number (GB 11643: birth date or check digit)"))
     if column.kind == "bool":
-        folded = text.str.lower()
-        values = pd.Series(pd.NA, index=series.index, dtype="boolean")
-        values[folded.isin(TRUE_WORDS).fillna(False)] = True
-        values[folded.isin(FALSE_WORDS).fillna(False)] = False
-        bad = present & values.isna()
+        values, bad = _bools(series, fast)
         return values, bad, (f"“{column.zh}”须为是/否", f"'{column.name}' must be yes/no (是/否, 1/0, true/false)")
     if column.kind == "choice":
-        canonical = text.map(column.choices)
-        bad = present & canonical.isna()
-        categories = list(dict.fromkeys(column.choices.values()))
-        allowed = " / ".join(categories)
-        values = pd.Categorical(canonical.where(~bad & present), categories=categories)
-        return (pd.Series(values, index=series.index), bad,
-                (f"“{column.zh}”取值无效（可选：{allowed}）", f"'{column.name}' must be one of {allowed}"))
-    numbers, bad = _numbers(series)
+        values, bad = _choices(series, column)
+        allowed = " / ".join(dict.fromkeys(column.choices.values()))
+        return values, bad, (f"“{column.zh}”取值无效（可选：{allowed}）", f"'{column.name}' must be one of {allowed}")
+    numbers, bad = _numbers(series, fast)
     zh, en = f"“{column.zh}”须为数字", f"'{column.name}' must be a number"
     if column.kind == "int":
-        bad |= present & numbers.notna() & (numbers != np.floor(numbers))
+        bad |= numbers.notna() & (numbers != np.floor(numbers))
         zh, en = f"“{column.zh}”须为整数", f"'{column.name}' must be a whole number"
     if column.minimum is not None:
         bad |= numbers < column.minimum
