@@ -133,11 +133,11 @@ def _contract_fast(path: Path, sheet: str | int, table: Table) -> Prepared:
     frame = read_table(path, sheet)
     rows = np.arange(2, len(frame) + 2)
     key = table.headers[table.columns[table.layout.key]]
-    blank = frame.isna().all(axis=1).to_numpy()
-    keyless = frame[key].isna().to_numpy() if key in frame else np.zeros(len(frame), bool)
+    # only lines without a household id can be totals, signatures or blank lines
+    suspicious = np.flatnonzero(frame[key].isna().to_numpy() if key in frame else
+                                frame.isna().all(axis=1).to_numpy())
     reasons = np.full(len(frame), None, dtype=object)
-    suspicious = np.flatnonzero(blank | keyless)
-    for i in suspicious:  # only lines without a household id can be totals or signatures
+    for i in suspicious:
         row = [None if pd.isna(v) else str(v) for v in frame.iloc[i].tolist()]
         reasons[i] = classify(row, table.columns[table.layout.key])
     skip = pd.notna(reasons)
@@ -146,7 +146,8 @@ def _contract_fast(path: Path, sheet: str | int, table: Table) -> Prepared:
     joined = first.fillna("").agg(" ".join, axis=1).str.strip() if len(first) else pd.Series([], dtype=object)
     skipped = pd.DataFrame({"row": rows[skip], "reason": [_reason(r) for r in reasons[skip]],
                             "text": joined.to_numpy(), "file": str(path)})
-    kept = frame[~skip].iloc[:, list(table.columns.values())].set_axis(list(table.columns), axis=1)
+    kept = frame.iloc[np.flatnonzero(~skip) if skip.any() else slice(None), list(table.columns.values())]
+    kept = kept.set_axis(list(table.columns), axis=1)
     kept = kept.reset_index(drop=True)
     return Prepared(kept, rows[~skip], table.layout, table, str(path), len(frame), skipped,
                     _empty(ERROR_COLUMNS), _empty(CHECK_COLUMNS))
