@@ -172,7 +172,7 @@ def reason_records(result: Evaluation, frame: pd.DataFrame, cited: list[tuple[It
         rule, where = item.rule, pa.array(mask)
         v = result.value(rule.id)
         verdict = pc.if_else(pa.array(v.true()), "true", pc.if_else(pa.array(v.false()), "false", "unknown"))
-        names = ex.names(rule.expr)
+        names = [n for n in dict.fromkeys([*ex.names(rule.expr), *message_fields(rule)]) if n in result.env]
         observed = _json(result, [n for n in names if not is_threshold(book, n)])
         thresholds = _json(result, [n for n in names if is_threshold(book, n)])
         count = int(mask.sum())
@@ -189,6 +189,12 @@ def reason_records(result: Evaluation, frame: pd.DataFrame, cited: list[tuple[It
             "message": pc.filter(lines[rule.id], where),
         }))
     return pa.concat_tables(parts) if parts else pa.table({})
+
+
+def message_fields(rule: Rule) -> list[str]:
+    """The values a rule's messages name (in either language), so a record holds all its message shows."""
+    texts = [rule.message.zh, rule.message.en] if rule.message else []
+    return [f for t in texts for _, f, _, _ in string.Formatter().parse(t) if f]
 
 
 def is_threshold(book: RuleBook, name: str) -> bool:
@@ -259,17 +265,19 @@ def _missing_leaves(result: Evaluation) -> dict[str, np.ndarray]:
 
 
 def _line(result: Evaluation, rule: Rule, lang: str) -> pa.Array:
-    """``CLAUSE rule-id: verdict — message`` for every row (masked by the caller)."""
+    """``CLAUSE rule-id: verdict — message`` (zh: ``CLAUSE 规则说明：verdict — message``) for every row (masked by
+    the caller)."""
     words = WORDS[lang]
     v = result.value(rule.id)
     verdict = pc.if_else(pa.array(v.true()), words[True], pc.if_else(pa.array(v.false()), words[False],
                                                                     words[None]))
-    head = f"{rule.citation} {rule.id}: "
+    # zh, for a reader: the rule's own words and the outcome's label; en, for programs too: ids and codes
+    head = f"{rule.citation} {rule.description.zh}：" if lang == "zh" else f"{rule.citation} {rule.id}: "
     if rule.kind == "outcome":
         decision = result.book.decisions[rule.decision or ""]
         label = decision.label(rule.outcome or "", lang)
-        target = f" → {rule.outcome}（{label}）" if lang == "zh" else f" → {rule.outcome} ({label})"
-        return pc.binary_join_element_wise(head, verdict, target if rule.outcome else f" → {label}", "")
+        target = f" → {label}" if lang == "zh" or not rule.outcome else f" → {rule.outcome} ({label})"
+        return pc.binary_join_element_wise(head, verdict, target, "")
     template = getattr(rule.message, lang) if rule.message else ""
     pieces: list[pa.Array | str] = [head, verdict, " — "]
     for literal, field, _, _ in string.Formatter().parse(template):
