@@ -98,3 +98,50 @@ def test_a_file_read_typed_gives_the_decisions_and_errors_of_the_text_path(rows,
     pd.testing.assert_frame_equal(fast.valid, text.valid)
     pd.testing.assert_frame_equal(fast.errors, text.errors)
     assert fast.rows == text.rows == len(frame) == len(fast.valid) + fast.errors["row"].nunique()
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.fixed_dictionaries({c: CELL for c in (
+    "members", "net_income", "net_income_last_year", "four_look_score", "ex_vehicle", "food_secure", "year",
+    "registered_status", "rigid_expenditure", "expenditure_cause")}), min_size=1, max_size=10))
+def test_scoring_a_file_typed_or_as_text_gives_the_same_decisions_and_errors(rows):
+    from unittest import mock
+
+    from povertyrules import scoring
+
+    frame = pd.DataFrame([{**BASE_HOUSEHOLD, **row, "household_id": f"h{i}"} for i, row in enumerate(rows)])
+    frame = frame.astype("string")
+    typed = scoring.score(frame, year=2020, file="in.csv")
+    with mock.patch.object(scoring, "parse_records", lambda *a, **k: parse_records(*a, **k, fast=False)):
+        text = scoring.score(frame, year=2020, file="in.csv")
+    pd.testing.assert_frame_equal(typed.decisions, text.decisions)
+    pd.testing.assert_frame_equal(typed.errors, text.errors)
+    assert typed.rows == len(typed.decisions) + typed.error_rows == len(frame)
+
+
+def test_a_contract_csv_sets_aside_totals_signatures_and_blank_lines_showing_their_first_cells(tmp_path, book):
+    from povertyrules.layouts.prepare import account, prepare
+
+    path = tmp_path / "c.csv"
+    path.write_text("户编号,家庭人口,家庭年纯收入,四看法评分\n"
+                    "h1,2,3000,50\n"
+                    ",,,\n"
+                    "h2,3,x元,70\n"
+                    ",合计,5,\n"
+                    ",填表人：张三,,\n", encoding="utf-8")
+    prepared = prepare(path, book)
+    assert list(prepared.rows) == [2, 4]
+    assert list(prepared.skipped["row"]) == [3, 5, 6]
+    assert list(prepared.skipped["text"]) == ["", "合计 5", "填表人：张三"]
+    assert [r.split(" / ")[1] for r in prepared.skipped["reason"]] == ["blank line", "total or subtotal line",
+                                                                       "signature, compiler or note line"]
+    result = score_prepared(prepared)
+    assert list(result.errors["row"]) == [4] and result.errors["column"].tolist() == ["net_income"]
+    assert account(prepared, result.decisions, result.errors) == {
+        "lines": 5, "households": 1, "decided_lines": 1, "skipped": 3, "error_lines": 1}
+
+
+def score_prepared(prepared):
+    from povertyrules import scoring
+
+    return scoring.score(prepared.frame, year=2020, rows=prepared.rows, file=prepared.file)
