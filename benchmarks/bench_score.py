@@ -113,7 +113,7 @@ def main() -> None:
     # 2. end to end, CSV in and CSV out
     e2e_s, e2e_mb = run_cli(["score", str(source), "-o", str(folder / "decisions.csv"), "--lang", "en"])
     report("2. povertyrules score, CSV → CSV", f"{e2e_s:.2f} s", f"{e2e_s / floor:.1f}× the floor (target ≤ 2×)")
-    report("   peak RSS end to end", f"{e2e_mb:,.0f} MB", "target ≤ 2,500 MB at 1M")
+    report("   peak RSS end to end", f"{e2e_mb:,.0f} MB", "target ≤ 1,000 MB at 1M (issue 13)")
     parquet_s, parquet_mb = run_cli(["score", str(source), "-o", str(folder / "decisions.parquet"), "--lang", "en"])
     report("   povertyrules score, CSV → Parquet", f"{parquet_s:.2f} s",
            f"{parquet_s / floor:.1f}× the floor (target ≤ 1.5×); peak RSS {parquet_mb:,.0f} MB")
