@@ -194,10 +194,10 @@ def _choices(series: pd.Series, column: Column) -> tuple[pd.Series, pd.Series]:
     text = _arrow_text(_arrow_cells(series))
     spellings = list(column.choices)
     categories = list(dict.fromkeys(column.choices.values()))
-    code_of = np.array([categories.index(column.choices[s]) for s in spellings], dtype=np.int64)
+    code_of = np.array([*(categories.index(column.choices[s]) for s in spellings), -1], dtype=np.int64)
     found = pc.index_in(text, value_set=pa.array(spellings, pa.string()))
     known = _mask(pc.is_valid(found))
-    codes = np.where(known, code_of[np.asarray(pc.fill_null(found, 0), dtype=np.int64)], -1)
+    codes = code_of[np.asarray(pc.fill_null(found, len(spellings)), dtype=np.int64)]  # -1: blank or unknown
     bad = _mask(pc.is_valid(text)) & ~known
     return (pd.Series(pd.Categorical.from_codes(codes, categories=categories), index=series.index),
             pd.Series(bad, index=series.index, dtype=bool))
