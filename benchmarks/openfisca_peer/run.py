@@ -83,7 +83,7 @@ def run(system: PovertySystem, frame: pd.DataFrame, trace: bool = False, verdict
             values = np.asarray([*book.decisions[d].values, REVIEW, "(no rule applies)"], dtype=object)
             outcomes[d][rows] = values[simulation.calculate(d, period)]
         if verdicts:
-            for name, variable in system.variables.items():
+            for name in system.variables:
                 if name in book.rules and book.rules[name].kind in ("criterion", "outcome"):
                     codes = np.asarray(simulation.calculate(name, period))
                     found.setdefault(name, np.empty(len(frame), dtype=np.int8))[rows] = \

@@ -28,8 +28,23 @@ from openfisca_core.variables import Variable
 
 from povertyrules.lang.rulebook import RuleBook
 
-from .logic import F, Rule, T, U, and_, coalesce, compare, decided, divide, is_outcome, known, not_, or_, \
-    resolve, verdict
+from .logic import (
+    F,
+    Rule,
+    T,
+    U,
+    and_,
+    coalesce,
+    compare,
+    decided,
+    divide,
+    is_outcome,
+    known,
+    not_,
+    or_,
+    resolve,
+    verdict,
+)
 
 Household = build_entity(key="household", plural="households", label="户", is_person=True)
 
