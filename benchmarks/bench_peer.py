@@ -84,7 +84,7 @@ def main() -> None:
     parser.add_argument("--households", type=int, default=1_000_000)
     parser.add_argument("--year", type=int, default=2020)
     parser.add_argument("--province", default=None, help="a shipped province file (needed from 2021, M21-4)")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     book = load_rulebook(province=args.province)
     folder = Path(tempfile.mkdtemp(prefix="bench-peer-"))

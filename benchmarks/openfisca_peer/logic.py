@@ -1,9 +1,10 @@
 """Three-valued logic and Catala-style outcome resolution as the port's own numpy helpers.
 
 OpenFisca has no notion of an unknown value: a boolean variable is true or false. The port therefore holds
-every condition as an int8 *verdict* in Kleene's order — ``F`` (0) < ``U`` (1, unknown) < ``T`` (2) — so
-``and`` is the minimum, ``or`` the maximum and ``not`` is ``2 - x``. Numbers are floats with NaN for a blank
-cell (or a parameter with no value in force); a comparison with a NaN side is unknown.
+every condition as an integer *verdict* (int32, OpenFisca's integer type, so nothing is cast on the way in)
+in Kleene's order — ``F`` (0) < ``U`` (1, unknown) < ``T`` (2) — so ``and`` is the minimum, ``or`` the
+maximum and ``not`` is ``2 - x``. Numbers are floats with NaN for a blank cell (or a parameter with no value
+in force); a comparison with a NaN side is unknown.
 
 `resolve` is the port's reading of the decisions' exceptions (the same semantics as the project's
 ``engines/outcomes.py``, written again here vectorised, not imported): a rule of a level that holds is the one
@@ -17,12 +18,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-F, U, T = np.int8(0), np.int8(1), np.int8(2)
+F, U, T = np.int32(0), np.int32(1), np.int32(2)
 
 
 def verdict(values: np.ndarray, known: np.ndarray | bool = True) -> np.ndarray:
     """A boolean array as verdicts, unknown where not `known`."""
-    return np.where(known, np.where(values, T, F), U).astype(np.int8)
+    return np.where(known, np.where(values, T, F), U)
 
 
 def compare(op, a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray:
@@ -46,7 +47,7 @@ def or_(*verdicts: np.ndarray) -> np.ndarray:
 
 
 def not_(v: np.ndarray) -> np.ndarray:
-    return (T - v).astype(np.int8)
+    return T - v
 
 
 def known(a: np.ndarray | float) -> np.ndarray:
@@ -79,18 +80,18 @@ class Rule:
 def _level(siblings: list[Rule]) -> tuple[np.ndarray, np.ndarray]:
     """(possible outcomes below this level, whether possibly no rule of it applies)."""
     holds = np.zeros(len(siblings[0].verdicts), dtype=bool)
-    from_true = np.zeros(len(holds), dtype=np.int64)
-    from_unknown = np.zeros(len(holds), dtype=np.int64)
+    from_true = np.zeros(len(holds), dtype=np.int32)
+    from_unknown = np.zeros(len(holds), dtype=np.int32)
     for rule in siblings:
         if rule.exceptions:
             below, none = _level(rule.exceptions)
-            reach = below | np.where(none, rule.outcome, 0)
+            reach = below | np.where(none, np.int32(rule.outcome), np.int32(0))
         else:
             reach = rule.outcome
         is_true = rule.verdicts == T
         holds |= is_true
-        from_true |= np.where(is_true, reach, 0)
-        from_unknown |= np.where(rule.verdicts == U, reach, 0)
+        from_true |= np.where(is_true, reach, np.int32(0))
+        from_unknown |= np.where(rule.verdicts == U, reach, np.int32(0))
     return np.where(holds, from_true, from_unknown), ~holds
 
 
@@ -101,7 +102,7 @@ def resolve(top: list[Rule]) -> np.ndarray:
 
 def decided(possible: np.ndarray, outcomes: int) -> np.ndarray:
     """The index of the one possible outcome, `outcomes` (review) where several are possible, -1 where none."""
-    table = np.full(1 << outcomes, outcomes, dtype=np.int16)
+    table = np.full(1 << outcomes, outcomes, dtype=np.int32)
     table[0] = -1
     for i in range(outcomes):
         table[1 << i] = i

@@ -41,7 +41,7 @@ def inputs(frame: pd.DataFrame) -> dict[str, np.ndarray]:
         if name in frame:
             column = frame[name].astype("boolean").array
             data, mask = np.asarray(column._data), np.asarray(column._mask)
-            out[name] = np.where(mask, U, np.where(data, T, F)).astype(np.int32)
+            out[name] = np.where(mask, U, np.where(data, T, F))
     if "registered_status" in frame:
         status = frame["registered_status"].astype("category").array
         lookup = np.asarray([STATUS_INDEX[str(c)] for c in status.categories] + [STATUS_INDEX["unknown"]])
@@ -52,10 +52,7 @@ def inputs(frame: pd.DataFrame) -> dict[str, np.ndarray]:
 def simulate(system: PovertySystem, arrays: dict[str, np.ndarray], year: int, trace: bool = False):
     """One OpenFisca simulation of `year` for these households; every decision computed."""
     n = len(next(iter(arrays.values())))
-    builder = SimulationBuilder()
-    builder.create_entities(system)
-    builder.declare_person_entity("household", np.arange(n).astype(str))
-    simulation = builder.build(system)
+    simulation = SimulationBuilder().build_default_simulation(system, n)  # n households, ids 0…n-1
     simulation.trace = trace
     period = str(year)
     for name, array in arrays.items():

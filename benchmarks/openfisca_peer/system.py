@@ -7,7 +7,7 @@ written by hand in OpenFisca's style, vectorised over every household of a simul
 every parameter comes from the book (``rules/parameters``, with overrides and province files applied) through
 OpenFisca's own dated parameter tree, looked up as ``parameters(period).<name>``.
 
-Verdicts are int8 in Kleene's order (see `logic`). A decision is two variables: ``<decision>_possible`` (the
+Verdicts are integers in Kleene's order (see `logic`). A decision is two variables: ``<decision>_possible`` (the
 bit mask of possible outcomes, bit i for the i-th value of the decision in the rule file) and ``<decision>``
 (the index of the outcome decided, ``len(values)`` for review).
 """
@@ -86,7 +86,7 @@ def value(parameters, period, name: str) -> float:
     return np.nan if found is None else float(found)
 
 
-def flag(parameters, period, name: str) -> np.int8:
+def flag(parameters, period, name: str) -> np.int32:
     """A yes/no parameter as a verdict (unknown where no value is in force)."""
     v = value(parameters, period, name)
     return U if np.isnan(v) else (T if v else F)
@@ -245,7 +245,7 @@ def _variables(book: RuleBook) -> list[type[Variable]]:
 
     @tri
     def m21_in_force(h, period, parameters):
-        return np.full(h.count, flag(parameters, period, "regime_2021"), dtype=np.int8)
+        return np.full(h.count, flag(parameters, period, "regime_2021"), dtype=np.int32)
 
     @tri
     def monitoring_in_force(h, period, parameters):
