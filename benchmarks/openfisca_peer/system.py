@@ -68,12 +68,9 @@ class RegisteredStatus(Enum):
 
 def parameter_tree(book: RuleBook) -> ParameterNode:
     """The book's parameters (after overrides) as OpenFisca's dated parameter tree; a null ends a value."""
-    def dated(value: Any) -> dict[str, Any]:
-        return {"value": value}
-
     return ParameterNode("", data={
         name: {"description": p.description.zh, "metadata": {"unit": p.unit, "reference": ", ".join(p.clause)},
-               "values": {d.isoformat(): dated(v.value) for d, v in p.values.items()}}
+               "values": {d.isoformat(): {"value": v.value} for d, v in p.values.items()}}
         for name, p in book.parameters.items()})
 
 
@@ -381,8 +378,7 @@ def _variables(book: RuleBook) -> list[type[Variable]]:
         if rule is None and not (name in DECISIONS or name.removesuffix("_possible") in DECISIONS):
             raise ValueError(f"the OpenFisca port computes '{name}', which the rule set no longer defines")
         described = {"label": rule.description.zh, "reference": list(rule.clauses)} if rule else {"label": name}
-        out.append(type(name, (Variable,), {**common, **kind, **described,
-                                            "formula": formula}))
+        out.append(type(name, (Variable,), {**common, **kind, **described, "formula": formula}))
     return out
 
 
