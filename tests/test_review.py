@@ -122,11 +122,23 @@ def test_the_review_command_prints_the_counts_and_writes_the_workbook(stored, tm
     assert english.exit_code == 0 and "suspected wrongly identified (ID-3, ID-2.3): 2 of 3" in english.output
 
 
-@pytest.mark.parametrize("command", [["review"], ["runs"], ["explain", "h1"], ["history", "h1"], ["diff", "1", "2"],
-                                     ["watchlist", "-o", "w.xlsx"], ["alerts"], ["procedure", "show", "h1"],
-                                     ["serve"]])
+READ_ONLY = [["review"], ["核查"], ["runs"], ["explain", "h1"], ["history", "h1"], ["diff", "1", "2"],
+             ["watchlist", "-o", "{out}/w.xlsx"], ["alerts"], ["procedure", "show", "h1"], ["serve"],
+             ["serve", "--host", "0.0.0.0"], ["store", "verify"], ["access-log"],
+             # a writer that can only act on what a store already holds (an alert) creates none either
+             ["confirm", "1", "--actor", "县扶贫办"]]
+
+
+@pytest.mark.parametrize("command", READ_ONLY, ids=lambda c: " ".join(c[:2]))
 def test_no_read_only_command_creates_a_store(tmp_path, command):
-    missing = tmp_path / "nowhere.db"
-    result = CliRunner().invoke(app, [*command, "--db", str(missing)])
-    assert result.exit_code != 0 and not missing.exists()
-    assert "审计库文件不存在" in result.output
+    folder = tmp_path / "store"
+    folder.mkdir()
+    missing = folder / "nowhere.db"
+    args = [a.replace("{out}", str(tmp_path)) for a in command]
+    result = CliRunner().invoke(app, [*args, "--db", str(missing)])
+    assert result.exit_code != 0, result.output
+    assert list(folder.iterdir()) == []  # no database, no key file, no journal
+    assert not (tmp_path / "w.xlsx").exists()
+    # said in both languages, naming the file; never a traceback
+    assert "审计库文件不存在" in result.output and "no audit store" in result.output
+    assert "nowhere.db" in result.output and result.exc_info[0] is SystemExit
