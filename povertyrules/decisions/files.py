@@ -52,6 +52,26 @@ def localize(frame: pd.DataFrame, book: RuleBook, lang: str) -> pd.DataFrame:
     return out.rename(columns=labels()["columns"])
 
 
+def side_file(frame: pd.DataFrame, kind: str, lang: str) -> pd.DataFrame:
+    """An errors, skipped-lines or checks table (`kind`, see `side_files` in columns.yaml) as a reader of `lang`
+    sees it: ``en`` unchanged (the contract's names, stable for programs); ``zh`` with Chinese headers, the
+    labelled columns first in the order given, and contract column names in the cells shown by their header."""
+    if lang != "zh":
+        return frame
+    from povertyrules.model.columns import HOUSEHOLD_COLUMNS, MEMBER_COLUMNS
+
+    spec = labels()["side_files"][kind]
+    out = frame.copy()
+    names = spec.get("names")
+    if names in out:
+        headers = {c.name: c.zh for c in (*MEMBER_COLUMNS, *HOUSEHOLD_COLUMNS)}
+        cells = pd.Series(out[names], dtype=object)
+        out[names] = cells.map(headers).where(cells.isin(list(headers)), cells)
+    labelled = spec["columns"]
+    shown = [c for c in labelled if c in out and labelled[c]] + [c for c in out.columns if c not in labelled]
+    return out[shown].rename(columns={c: v for c, v in labelled.items() if v})
+
+
 def _map_joined(series: pd.Series, names: dict[str, str], separator: str) -> pd.Series:
     values = pd.Series(series, dtype=object)
     unique = {v: separator.join(names.get(p, p) for p in v.split(";")) for v in values.dropna().unique() if v}
