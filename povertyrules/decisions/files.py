@@ -36,7 +36,7 @@ def localize(frame: pd.DataFrame, book: RuleBook, lang: str) -> pd.DataFrame:
     if lang != "zh":
         return frame
     out = frame.drop(columns=[c for c in ("trace",) if c in frame])
-    for name in DECISIONS:
+    for name in book.decisions:  # identification, exit, monitoring, risk_removal … whichever the file has
         if name in out:
             decision = book.decisions[name]
             codes = pd.Series(out[name], dtype=object)
