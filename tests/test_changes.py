@@ -83,3 +83,52 @@ def test_the_household_page_and_explain_put_the_changes_near_the_top(stored):
     output = CliRunner().invoke(app, ["explain", "car", "--db", stored]).output
     assert output.index("改变结果的条件") < output.index("条款原文")
     assert "人均纯收入 3,000 元 · 标准线 4,000 元" in output and "六不评排除" in output
+
+
+def test_every_fact_stated_only_in_english_has_a_marked_chinese_summary():
+    from povertyrules.lang.clauses import clauses
+    from povertyrules.store.readable import clause_texts
+
+    english_only = {c: t for c, t in clauses().items() if c.startswith("M21-")}
+    assert english_only
+    shown = clause_texts(english_only, "zh")
+    for clause, text in shown.items():
+        assert "摘要，非原文" in text and text != english_only[clause], clause
+        assert sum("\u4e00" <= ch <= "\u9fff" for ch in text) > len(text) / 3, clause  # Chinese for a Chinese reader
+    assert clause_texts(english_only, "en") == english_only
+    assert clause_texts({"ID-3": clauses()["ID-3"]}, "zh") == {"ID-3": clauses()["ID-3"]}  # word for word kept
+
+
+def test_the_decisive_reason_comes_first_and_is_the_rule_that_gave_the_outcome(tmp_path):
+    import json
+
+    from povertyrules.datasets.synth import synth
+    from povertyrules.store.readable import readable_reasons
+    from povertyrules.store.runs import decisions_frame
+
+    frame = synth(300, seed=11, members=False, bad_rate=0.0, blank_rate=0.03).households
+    engine = connect(str(tmp_path / "a.db"))
+    run_id = record_run(engine, score(frame, keep_records=True), "synth.csv")
+    stored = get_run(engine, run_id)
+    book = snapshot_rulebook(stored)
+    seen = set()
+    for hid in decisions_frame(engine, run_id)["household_id"][:120]:
+        decision = decision_of(engine, hid, run_id)
+        explanation = explain_stored(stored, decision, reasons_of(engine, hid, run_id)).to_dict()
+        sections = readable_reasons(book, decision.trace, json.loads(stored.trace_rules), explanation["decision"],
+                                    explanation["reasons"], "zh")
+        for section in sections:
+            name = section["decision"]
+            if name in explanation["decision"]:
+                assert section["outcome"] == book.decisions[name].label(explanation["decision"][name] or "", "zh")
+            decisive = [r for r in section["reasons"] if r["decisive"]]
+            if not decisive:
+                continue
+            assert len(decisive) == 1 and section["reasons"][0] is decisive[0]
+            rule = book.rules[decisive[0]["rule_id"]]
+            review = section["outcome"] == book.decisions[name].label("review", "zh")
+            assert decisive[0]["verdict"] == ("unknown" if review else "true")
+            if not review:
+                assert book.decisions[name].label(rule.outcome or "", "zh") == section["outcome"]
+            seen.add((name, section["outcome"]))
+    assert len(seen) >= 6  # several outcomes of several decisions were checked

@@ -76,7 +76,14 @@ def test_explain_gives_reasons_clause_text_and_what_would_change(db, small_count
     score_and_store(db, small_county, tmp_path / "d.csv")
     result = run("explain", "car1", "--db", db)
     assert result.exit_code == 0, result.output
-    assert "excluded" in result.output
+    shown = result.output.replace("\n", "")
+    blocks = result.output.split("\n\n")  # the reasons: one block per decision, headed by its name and outcome
+    section = next(b for b in blocks if b.startswith("精准识别结果：六不评排除\n")).replace("\n", "")
+    first = section[len("精准识别结果：六不评排除"):].strip()
+    # the decisive rule first
+    assert first.startswith("✓ 【决定本项结果】有“六不评”情形之一的，一般不得评为贫困户：符合")
+    assert "有小轿车（含面包车）、工程机械或大型农机具 是" in section and "人均纯收入 3,000 元" in section
+    assert "excluded" not in shown and "ex_2_3_4_vehicle" not in shown
     assert "家庭成员中拥有小轿车（含面包车）、工程机械、大型农机具的；" in result.output.replace("\n", "")
     data = json.loads(run("explain", "car1", "--db", db, "--json").output)
     assert data["decision"]["identification"] == "excluded"
@@ -291,3 +298,17 @@ def test_a_cell_holding_a_unicode_line_separator_is_stored_with_its_own_househol
             select(Decision).where(Decision.run_id == run_id)).scalars()}
     assert set(stored) == {"a", "b", "c"}
     assert stored["a"]["village"] == "上\u2028村" and stored["b"]["village"] == "下\x85村"
+
+
+def test_explain_in_chinese_shows_no_internal_names_or_status_codes(db, small_county, tmp_path):
+    import re
+
+    score_and_store(db, small_county, tmp_path / "d.csv")
+    internal = re.compile(r"\b[a-z]+_[a-z0-9_]+\b|\b(?:poor|not_poor|excluded|eligible|not_eligible|edge|none|review|"
+                          r"true|false|unknown|run|rules_version)\b")
+    for household in ("poor1", "car1", "rich1", "exit1", "weak1", "edge1"):
+        shown = run("explain", household, "--db", db).output.replace("\n", "")
+        shown = re.sub(r"[\w./-]+\.(?:xlsx|xls|csv|ods|parquet)\b", " ", shown)  # file names are the clerk's own
+        assert not internal.findall(shown), (household, internal.findall(shown)[:5])
+        english = run("explain", household, "--db", db, "--lang", "en").output
+        assert "What would change the outcome" in english and ("holds" in english or "does not hold" in english)

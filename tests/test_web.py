@@ -71,11 +71,17 @@ def test_paging_through_a_large_village(store):
 def test_the_household_page_shows_rules_clause_text_changes_and_history(store, excluded):
     client = TestClient(create_app(store))
     page = client.get(f"/household/{excluded}").text
-    assert "excluded" in page and "六不评" in page
+    assert 'data-code="excluded"' in page and "六不评" in page
     assert "对有以上六种情形的，一般不得评为贫困户" in page  # ID-2.4 quoted word for word
-    assert "hardship_approved" in page and "改变结果的条件" in page
+    assert "改变结果的条件" in page and "特殊困难" in page
+    reasons = _visible_text(page[page.index('id="reasons"'):page.index('id="clauses"')])
+    first = reasons.split("精准识别结果：六不评排除", 1)[1]
+    assert first.index("【决定本项结果】") < first.index("✓") + 40 < first.index("✗")  # the decisive rule first
     english = client.get(f"/household/{excluded}", params={"lang": "en"}).text
-    assert "What would change the outcome" in english
+    assert "What would change the outcome" in english and "decides this outcome" in english
+    shown = _visible_text(english[english.index('id="reasons"'):english.index('id="clauses"')])
+    words = set(re.split(r"[\s。：，（）]+", shown))
+    assert "holds" in shown and not {"符合", "不符合", "未填", "元", "决定本项结果"} & words
     data = client.get(f"/api/households/{excluded}").json()
     assert data["decision"]["identification"] == "excluded" and data["history"][0]["run_id"] == 1
     assert any(r["clause"].startswith("ID-2.3.") for r in data["reasons"])
@@ -198,7 +204,15 @@ def test_pages_are_numbered_with_first_last_and_neighbours(store):
 
 def test_the_chinese_pages_carry_no_internal_names_or_status_codes(store):
     client = TestClient(create_app(store))
-    for url in ("/", "/?q=村", "/run/1", "/run/1/review", "/run/1/review?check=missed"):
+    from povertyrules.store.runs import decisions_frame
+
+    frame = decisions_frame(connect(store), 1)
+    some = [frame.loc[frame[d] == v, "household_id"].iloc[0] for d, v in (
+        ("identification", "poor"), ("identification", "excluded"), ("identification", "review"),
+        ("monitoring", "edge"), ("monitoring", "unstable_exited"), ("exit", "eligible")) if (frame[d] == v).any()]
+    assert len(some) >= 5
+    for url in ("/", "/?q=村", "/run/1", "/run/1/review", "/run/1/review?check=missed",
+                *(f"/household/{h}" for h in some)):
         text = _visible_text(client.get(url).text)
         found = INTERNAL.findall(text)
         assert not found, (url, found[:5])

@@ -15,7 +15,6 @@ from povertyrules.cli.common import MaskingConsole, fail_on_errors
 console = MaskingConsole()
 DbOption = Annotated[str | None, typer.Option("--db", help="SQLite file or postgresql:// URL "
                                                            "(default: $POVERTYRULES_DB or ./povertyrules.db).")]
-VERDICT = {"true": "✓", "false": "✗", "unknown": "?"}
 
 
 def _engine(db: str | None, household_id: str | None = None, must_exist: bool = True):
@@ -68,37 +67,43 @@ def explain(
                                   "contradictions": contradictions}), ensure_ascii=False, indent=2, default=str))
         return
     zh = lang == "zh"
+    lang = "zh" if zh else "en"
     d = explanation.decision
-    console.print(f"[bold]{'户' if zh else 'household'} {escape(d.household_id)}[/bold] — run {stored_run.id} "
-                  f"({stored_run.created_at:%Y-%m-%d %H:%M}, {escape(stored_run.input_file)}), rules_version "
-                  f"{stored_run.rules_version}", highlight=False)
-    from povertyrules.store.changes import decision_name, number
+    from povertyrules.store.changes import decision_name, number, readable_changes
     from povertyrules.store.explain import snapshot_rulebook
+    from povertyrules.store.readable import clause_texts, readable_reasons
 
-    book, lang = snapshot_rulebook(stored_run), "zh" if zh else "en"
-    statuses = "，".join(f"{decision_name(x, lang)}：{book.decisions[x].label(getattr(d, x) or '', lang)}"
-                         for x in ("identification", "exit", "monitoring"))
-    console.print(f"{'年度' if zh else 'year'} {d.year}：{statuses}" if zh else
-                  f"year {d.year}: identification [bold]{d.identification}[/bold], exit [bold]{d.exit or '—'}[/bold], "
-                  f"monitoring [bold]{d.monitoring}[/bold]", highlight=False)
+    book = snapshot_rulebook(stored_run)
+    when = f"{stored_run.created_at:%Y-%m-%d %H:%M}"
+    head = (f"[bold]户 {escape(d.household_id)}[/bold] — 第 {stored_run.id} 次运行（{when}，"
+            f"{escape(stored_run.input_file)}），规则版本 {stored_run.rules_version}") if zh else (
+            f"[bold]household {escape(d.household_id)}[/bold] — run {stored_run.id} ({when}, "
+            f"{escape(stored_run.input_file)}), rules version {stored_run.rules_version}")
+    console.print(head, highlight=False)
+    statuses = ("，" if zh else "; ").join(
+        f"{decision_name(x, lang)}{'：' if zh else ': '}{book.decisions[x].label(getattr(d, x) or '', lang)}"
+        for x in ("identification", "exit", "monitoring"))
+    console.print(f"{'年度' if zh else 'year'} {d.year}{'：' if zh else ': '}{statuses}", highlight=False)
     money = "元" if zh else "yuan"
     console.print(f"{'人均纯收入' if zh else 'per-capita income'} {number(d.per_capita_income)} {money} · "
                   f"{'标准线' if zh else 'line'} {number(d.poverty_line)} {money} · "
                   f"{'监测线' if zh else 'monitoring line'} {number(d.monitoring_line)} {money} · "
-                  f"四看法 {number(d.four_look_score)}", highlight=False)
+                  f"{'四看法评分' if zh else '四看法 score'} {number(d.four_look_score)}", highlight=False)
     if d.missing_columns:
         console.print(f"{'缺失' if zh else 'missing'}: {escape(d.missing_columns)}", highlight=False)
-    from povertyrules.store.changes import readable_changes
-
     console.print(f"\n[bold]{'改变结果的条件' if zh else 'What would change the outcome'}[/bold]")
-    for line in readable_changes(book, explanation.to_dict(), lang):
+    as_dict = explanation.to_dict()
+    for line in readable_changes(book, as_dict, lang):
         console.print(f"  {line['text']}", highlight=False, markup=False)
-    decision_name = None
-    for r in explanation.reasons:
-        if r.decision != decision_name:
-            decision_name = r.decision
-            console.print(f"\n[bold]{decision_name}[/bold]")
-        console.print(f"  {VERDICT.get(r.verdict, r.verdict)} {escape(r.message)}", highlight=False)
+    decisive = "【决定本项结果】" if zh else "[decides this outcome] "
+    for section in readable_reasons(book, d.trace or "", json.loads(stored_run.trace_rules), as_dict["decision"],
+                                    as_dict["reasons"], lang):
+        console.print(f"\n[bold]{escape(section['name'])}{'：' if zh else ': '}{escape(section['outcome'])}[/bold]",
+                      highlight=False)
+        for r in section["reasons"]:
+            console.print(f"  {r['mark']} {decisive if r['decisive'] else ''}{r['text']}（{r['clause']}）" if zh else
+                          f"  {r['mark']} {decisive if r['decisive'] else ''}{r['text']} ({r['clause']})",
+                          highlight=False, markup=False)
     if evidence:
         console.print(f"\n[bold]{'部门数据依据' if zh else 'Register evidence'} (MON-5.1)[/bold]")
         for e in evidence:
@@ -108,13 +113,14 @@ def explain(
                       f"{'户表' if zh else 'file'} {c['file_value']} / {'部门数据' if zh else 'register'} "
                       f"{c['register_value']} — {c['evidence']}", highlight=False, markup=False)
     console.print(f"\n[bold]{'条款原文' if zh else 'Clause texts'}[/bold]")
-    for clause, text in explanation.clauses.items():
+    for clause, text in clause_texts(explanation.clauses, lang).items():
         console.print(escape(f"  [{clause}] {text}"), highlight=False)
     for name, state in procedures.items():
         final = ("程序完成，结果生效" if zh else "procedure complete: the status is final") if state["complete"] else (
             f"程序未完成（下一步：{state['next_label']['zh']}），结果尚未生效" if zh
             else f"procedure in progress (next step: {state['next_step']}): the status is not final")
-        console.print(f"{name} ({state['clause']}): {final}", highlight=False)
+        console.print(f"{decision_name(name, lang)}（{state['clause']}）：{final}" if zh else
+                      f"{name} ({state['clause']}): {final}", highlight=False)
         for step in state["steps"]:
             objection = ("（有异议）" if zh else " (objection)") if step["objection"] else ""
             console.print(f"  ✓ {step['date']} {step['label']['zh' if zh else 'en']} — {step['actor']}{objection}",

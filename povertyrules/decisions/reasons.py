@@ -172,7 +172,7 @@ def reason_records(result: Evaluation, frame: pd.DataFrame, cited: list[tuple[It
         rule, where = item.rule, pa.array(mask)
         v = result.value(rule.id)
         verdict = pc.if_else(pa.array(v.true()), "true", pc.if_else(pa.array(v.false()), "false", "unknown"))
-        names = ex.names(rule.expr)
+        names = [n for n in dict.fromkeys([*ex.names(rule.expr), *message_fields(rule)]) if n in result.env]
         observed = _json(result, [n for n in names if not is_threshold(book, n)])
         thresholds = _json(result, [n for n in names if is_threshold(book, n)])
         count = int(mask.sum())
@@ -189,6 +189,12 @@ def reason_records(result: Evaluation, frame: pd.DataFrame, cited: list[tuple[It
             "message": pc.filter(lines[rule.id], where),
         }))
     return pa.concat_tables(parts) if parts else pa.table({})
+
+
+def message_fields(rule: Rule) -> list[str]:
+    """The values a rule's messages name (in either language), so a record holds all its message shows."""
+    texts = [rule.message.zh, rule.message.en] if rule.message else []
+    return [f for t in texts for _, f, _, _ in string.Formatter().parse(t) if f]
 
 
 def is_threshold(book: RuleBook, name: str) -> bool:

@@ -45,7 +45,7 @@ def _name(name: str, lang: str) -> tuple[str, str]:
 def decision_name(decision: str, lang: str) -> str:
     from povertyrules.decisions.files import labels
 
-    return labels()["columns"].get(decision, decision) if lang == "zh" else decision
+    return labels()["columns"].get(decision, decision) if lang == "zh" else decision.replace("_", " ")
 
 
 def _condition(c: dict[str, Any], lang: str) -> str | None:

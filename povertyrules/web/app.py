@@ -31,6 +31,7 @@ from povertyrules.store.database import connect, stored_form
 from povertyrules.store.explain import explain_stored, snapshot_rulebook
 from povertyrules.store.models import Decision, Run
 from povertyrules.store.procedures import procedures_of
+from povertyrules.store.readable import clause_texts, readable_reasons
 from povertyrules.store.review import Review, percent
 from povertyrules.store.review import review as build_review
 from povertyrules.store.runs import (
@@ -192,6 +193,10 @@ def create_app(db: str | None = None, show_identities: bool = False, require_log
     def book_of(run_id: int):
         return snapshot_rulebook(get_run(engine, run_id))
 
+    @functools.lru_cache(maxsize=64)
+    def trace_rules_of(run_id: int) -> list[str]:
+        return json.loads(get_run(engine, run_id).trace_rules)
+
     def label(run_id: int, decision: str, value: str | None, lang: str) -> str:
         return book_of(run_id).decisions[decision].label(value or "", lang)
 
@@ -269,6 +274,9 @@ def create_app(db: str | None = None, show_identities: bool = False, require_log
                             "per_capita_income": d.per_capita_income} for r, d in history_of(engine, hid)]
         data["procedures"] = procedures_of(engine, book_of(decision.run_id), decision)  # the run's own rules
         data["changes"] = readable_changes(book_of(decision.run_id), data, lang)
+        data["sections"] = readable_reasons(book_of(decision.run_id), decision.trace or "",
+                                            trace_rules_of(decision.run_id), data["decision"], data["reasons"], lang)
+        data["clause_texts"] = clause_texts(data["clauses"], lang)
         return protect(data)
 
     def run_summary(run_id: int, lang: str = "zh") -> dict[str, Any]:
