@@ -12,6 +12,7 @@ decisions workbook run, counting how long each download took. Prints p50 / p99 a
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import statistics
 import subprocess
@@ -67,6 +68,7 @@ def main() -> None:
     parser.add_argument("--readers", type=int, default=50)
     parser.add_argument("--requests", type=int, default=10, help="household pages per reader")
     parser.add_argument("--downloads", type=int, default=4, help="concurrent workbook downloads in phase (c)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="server processes (serve --workers)")
     args = parser.parse_args()
 
     from povertyrules import score
@@ -85,9 +87,10 @@ def main() -> None:
 
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "povertyrules.cli.main", "serve", "--db", db, "--port",
-                               str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               str(port), "--workers", str(args.workers)], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
     try:
-        print(f"server: {server.stdout.readline().strip()}")
+        print(f"server: {server.stdout.readline().strip()} ({args.workers} worker processes)")
         base = f"http://127.0.0.1:{port}"
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -96,7 +99,8 @@ def main() -> None:
                 break
             except OSError:
                 time.sleep(0.2)
-        _get(f"{base}/household/{ids[-1]}")  # warm: the run's rule set is rebuilt once
+        for i in range(1, 4 * args.workers + 1):  # warm: each worker rebuilds the run's rule set once
+            _get(f"{base}/household/{ids[-i]}")
 
         alone = [_get(f"{base}/household/{ids[i]}")[0] for i in range(20)]
         p50_alone, p99_alone = _quantiles(alone)

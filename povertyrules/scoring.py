@@ -17,7 +17,7 @@ from povertyrules.errors import RuleError
 from povertyrules.lang.check import require_parameters
 from povertyrules.lang.rulebook import RuleBook, load_rulebook, province_file
 from povertyrules.model.columns import ERROR_COLUMNS, HOUSEHOLD_COLUMNS
-from povertyrules.model.members import household_sizes, parse_members
+from povertyrules.model.members import household_sizes, member_citation, parse_members
 from povertyrules.model.records import parse_records
 
 DECISIONS = ("identification", "exit", "monitoring")
@@ -203,7 +203,7 @@ def _apply_members(book: RuleBook, valid: pd.DataFrame, raw: pd.DataFrame, known
     has_members = valid["household_id"].isin(sizes.members.index)
     fallback = valid["members"] if "members" in valid else pd.Series(np.nan, index=valid.index)
     # a household with a member row that cannot be read has an unknown size (review), never a smaller one
-    unreadable = _unreadable_members(parsed.errors, lang)
+    unreadable = _unreadable_members(book, parsed.errors, lang)
     broken = valid["household_id"].isin(unreadable.index)
     valid = valid.assign(members=derived.where(has_members, fallback).mask(broken))
     none_counted = has_members & (derived == 0) & ~broken
@@ -217,13 +217,14 @@ def _apply_members(book: RuleBook, valid: pd.DataFrame, raw: pd.DataFrame, known
     return valid[keep].reset_index(drop=True), pd.concat(problems, ignore_index=True), reasons
 
 
-def _unreadable_members(errors: pd.DataFrame, lang: str) -> pd.Series:
-    """Household id -> an ID-1 reason naming its member rows that could not be read."""
+def _unreadable_members(book: RuleBook, errors: pd.DataFrame, lang: str) -> pd.Series:
+    """Household id -> a member-counting reason naming its member rows that could not be read."""
     rows = errors[errors["household_id"].astype(str) != ""].groupby("household_id")["row"]
     listed = rows.agg(lambda r: "、".join(str(int(x)) for x in sorted(set(r))))
+    cite = member_citation(book)
     if lang == "zh":
-        return "ID-1 household_members: 成员表第 " + listed + " 行无法读取（见错误文件），家庭人口待核实"
-    return "ID-1 household_members: member row(s) " + listed + " could not be read (see the errors file): " \
+        return f"{cite} 成员表第 " + listed + " 行无法读取（见错误文件），家庭人口待核实"
+    return f"{cite} household_members: member row(s) " + listed + " could not be read (see the errors file): " \
         "household size to be checked"
 
 

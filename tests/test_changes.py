@@ -132,3 +132,24 @@ def test_the_decisive_reason_comes_first_and_is_the_rule_that_gave_the_outcome(t
                 assert book.decisions[name].label(rule.outcome or "", "zh") == section["outcome"]
             seen.add((name, section["outcome"]))
     assert len(seen) >= 6  # several outcomes of several decisions were checked
+
+
+def test_explaining_households_together_gives_each_the_answer_it_gets_alone(tmp_path):
+    from povertyrules.datasets.synth import synth
+    from povertyrules.store.explain import explain_many
+    from povertyrules.store.runs import decisions_frame
+
+    frame = synth(200, seed=5, members=False, bad_rate=0.0, blank_rate=0.05).households
+    engine = connect(str(tmp_path / "a.db"))
+    run_id = record_run(engine, score(frame, keep_records=True), "synth.csv")
+    stored = get_run(engine, run_id)
+    ids = list(decisions_frame(engine, run_id)["household_id"][:60])
+    decisions = [decision_of(engine, h, run_id) for h in ids]
+    reasons = {h: reasons_of(engine, h, run_id) for h in ids}
+    together = explain_many(stored, decisions[::-1], reasons)  # (in another order, too)
+    changed = 0
+    for decision in decisions:
+        alone = explain_stored(stored, decision, reasons[decision.household_id]).to_dict()
+        assert together[decision.household_id].to_dict() == alone
+        changed += bool(alone["what_would_change"])
+    assert changed > 30

@@ -86,10 +86,19 @@ def test_a_chinese_workbook_reads_naturally_to_a_clerk(tmp_path):
     assert len(cited) > len(decisions) and set(cited[labels()["reason_sheet"]["columns"]["household_id"]]) == \
         set(decisions[headers["household_id"]])
     totals = read_table(out, summary).set_index(labels()["summary_sheet"]["township"])
-    assert int(totals.loc["Σ", labels()["summary_sheet"]["households"]]) == len(decisions)
+    total = labels()["summary_sheet"]["total"]["zh"]
+    assert int(totals.loc[total, labels()["summary_sheet"]["households"]]) == len(decisions)
     poor = f"{identification.description.zh}·{identification.label('poor', 'zh')}"
     poor_rows = decisions[headers["identification"]] == identification.label("poor", "zh")
-    assert int(totals.loc["Σ", poor]) == poor_rows.sum()
+    assert int(totals.loc[total, poor]) == poor_rows.sum()
+    assert not totals.index.isna().any() and "" not in totals.index  # a blank township is named (未填)
+    internal = re.compile(r"\b[a-z]+_[a-z0-9_]+\b|\b(?:poor|not_poor|excluded|eligible|not_eligible|edge|none)\b")
+    for name in (main, reasons):  # every cell a clerk reads: Chinese words, no rule ids, column names or codes
+        cells = [str(c) for row in workbook.get_sheet_by_name(name).to_python() for c in row if isinstance(c, str)]
+        found = {m for c in cells for m in internal.findall(c)}
+        assert not found, (name, sorted(found)[:8])
+    missing = decisions[headers["missing_columns"]].dropna()
+    assert len(missing) and missing.str.contains("[\u4e00-\u9fff]").all()
 
 
 def test_english_output_keeps_every_contract_column_and_its_codes(tmp_path):

@@ -288,3 +288,71 @@ def test_an_inspector_reads_the_clause_text_in_a_real_browser(store, excluded):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_concurrent_readers_explanations_are_worked_out_together_and_match_one_by_one(store):
+    import threading
+
+    from sqlmodel import Session, select
+
+    from povertyrules.store.explain import explain_stored
+    from povertyrules.store.models import Decision
+    from povertyrules.store.runs import get_run, reasons_of
+    from povertyrules.web.batching import Explainer
+
+    engine = connect(store)
+    with Session(engine) as session:
+        decisions = list(session.execute(select(Decision).where(Decision.run_id == 1).limit(20)).scalars())
+    batches: list[int] = []
+
+    class Counting(Explainer):
+        def _explain(self, ids):
+            if not batches:  # hold the first batch until every other reader has asked
+                deadline = time.time() + 30
+                while len(self.pending) < len(decisions) and time.time() < deadline:
+                    time.sleep(0.01)
+            batches.append(len(ids))
+            super()._explain(ids)
+
+    explainer = Counting(engine)
+    answers: dict[int, dict] = {}
+    threads = [threading.Thread(target=lambda d=d: answers.__setitem__(d.id, explainer.explained(d.id)))
+               for d in decisions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(batches) == len(decisions) and len(batches) <= 2  # the readers who waited: one batch
+    run = get_run(engine, 1)
+    for d in decisions:
+        assert answers[d.id] == explain_stored(run, d, reasons_of(engine, d.household_id, 1)).to_dict()
+    assert explainer.explained(decisions[0].id) is answers[decisions[0].id]  # kept: a stored decision never changes
+    try:
+        explainer.explained(10**9)
+    except LookupError:
+        pass
+    else:
+        raise AssertionError("an unknown decision must fail")
+
+
+def test_serve_with_several_worker_processes_answers_and_stops_cleanly(store):
+    import urllib.request
+
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "povertyrules.cli.main", "serve", "--db", store, "--port",
+                               str(port), "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
+    try:
+        assert server.stdout.readline().strip().endswith(f"http://127.0.0.1:{port}/")
+        deadline, page = time.time() + 60, None
+        while time.time() < deadline and page is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/run/1", timeout=10) as response:
+                    page = response.read().decode("utf-8")
+            except OSError:
+                time.sleep(0.3)
+        assert page and "分乡镇户数" in page
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    assert server.returncode is not None

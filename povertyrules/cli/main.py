@@ -158,6 +158,8 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     show_identities: Annotated[bool, typer.Option(help="Show identity-card and phone numbers unmasked.")] = False,
+    workers: Annotated[int, typer.Option(min=1, max=32, help="Server processes (one per core serves the most "
+                                                             "readers at once).")] = 1,
 ) -> None:
     """Serve the read-only inspector pages and JSON API over the audit store. Beyond loopback every request
     needs a user of the store (`povertyrules users add`); every read is logged (`povertyrules access-log`)."""
@@ -174,10 +176,20 @@ def serve(
     if require_login and not has_users(connect(db, must_exist=True)):
         raise PovertyRulesError(f"serving on {host} (beyond this machine) needs users: add one with `povertyrules "
                                 "users add NAME` / 对外提供服务须先添加用户")
-    app = create_app(db, show_identities, require_login)
+    app = create_app(db, show_identities, require_login)  # (also checks the store before anything listens)
     shown = f"[{host}]" if ":" in host else host
     print(f"povertyrules 查询页面 / inspector pages: http://{shown}:{port}/", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    if workers == 1:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+        return
+    import json
+    import os
+
+    from povertyrules.web.app import SERVED
+
+    os.environ[SERVED] = json.dumps({"db": db, "show_identities": show_identities, "require_login": require_login})
+    uvicorn.run("povertyrules.web.app:served_app", factory=True, workers=workers, host=host, port=port,
+                log_level="warning")
 
 
 def _prepare(prepare, input: Path, *args):

@@ -22,6 +22,7 @@ import pyarrow as pa
 import yaml
 
 from povertyrules.lang.rulebook import RuleBook
+from povertyrules.model.columns import HOUSEHOLD_COLUMNS
 
 DECISIONS = ("identification", "exit", "monitoring")
 
@@ -45,6 +46,10 @@ def localize(frame: pd.DataFrame, book: RuleBook, lang: str) -> pd.DataFrame:
     if "monitoring_triggers" in out:
         names = {t: r.description.zh for t, r in book.triggers().items()}
         out["monitoring_triggers"] = _map_joined(out["monitoring_triggers"], names, "；")
+    if "missing_columns" in out:  # the blanks to fill, by the headers a clerk knows (parameters by description)
+        names = {c.name: c.zh for c in HOUSEHOLD_COLUMNS}
+        names.update({p: getattr(v.description, "zh", p) for p, v in book.parameters.items() if p not in names})
+        out["missing_columns"] = _map_joined(out["missing_columns"], names, "；")
     for column, mapping in labels()["values"].items():
         if column in out:
             values = pd.Series(out[column], dtype=object)
@@ -122,8 +127,9 @@ class Summary:
         table = table.reindex(columns=[c for c in order if c in table.columns])
         households = rows[rows["decision"] == DECISIONS[0]].groupby("township")["count"].sum()
         table.insert(0, "households", households.reindex(table.index).fillna(0).astype(int))
-        table.loc["Σ"] = table.sum()
         names = labels()["summary_sheet"]
+        table = table.rename(index={"": names["blank"][lang]})  # a blank township is counted, as 未填
+        table.loc[names["total"][lang]] = table.sum()
         table = table.reset_index()
         if lang == "zh":
             table = table.rename(columns={"township": names["township"], "households": names["households"]})

@@ -265,17 +265,19 @@ def _missing_leaves(result: Evaluation) -> dict[str, np.ndarray]:
 
 
 def _line(result: Evaluation, rule: Rule, lang: str) -> pa.Array:
-    """``CLAUSE rule-id: verdict — message`` for every row (masked by the caller)."""
+    """``CLAUSE rule-id: verdict — message`` (zh: ``CLAUSE 规则说明：verdict — message``) for every row (masked by
+    the caller)."""
     words = WORDS[lang]
     v = result.value(rule.id)
     verdict = pc.if_else(pa.array(v.true()), words[True], pc.if_else(pa.array(v.false()), words[False],
                                                                     words[None]))
-    head = f"{rule.citation} {rule.id}: "
+    # zh, for a reader: the rule's own words and the outcome's label; en, for programs too: ids and codes
+    head = f"{rule.citation} {rule.description.zh}：" if lang == "zh" else f"{rule.citation} {rule.id}: "
     if rule.kind == "outcome":
         decision = result.book.decisions[rule.decision or ""]
         label = decision.label(rule.outcome or "", lang)
-        target = f" → {rule.outcome}（{label}）" if lang == "zh" else f" → {rule.outcome} ({label})"
-        return pc.binary_join_element_wise(head, verdict, target if rule.outcome else f" → {label}", "")
+        target = f" → {label}" if lang == "zh" or not rule.outcome else f" → {rule.outcome} ({label})"
+        return pc.binary_join_element_wise(head, verdict, target, "")
     template = getattr(rule.message, lang) if rule.message else ""
     pieces: list[pa.Array | str] = [head, verdict, " — "]
     for literal, field, _, _ in string.Formatter().parse(template):

@@ -81,6 +81,19 @@ class Evaluation:
     def value(self, name: str) -> Vec:
         return (self.env.get(name) or self.conditions[name]).full(self.n)
 
+    def row(self, i: int) -> Evaluation:
+        """Row `i` alone, as a one-row evaluation (for explaining one household of a batch)."""
+        def one(v: Vec) -> Vec:
+            full = v.full(self.n)
+            return Vec(np.asarray(full.values)[i:i + 1], np.asarray(full.known)[i:i + 1])
+
+        return Evaluation(self.book, self.entity, 1, {k: one(v) for k, v in self.env.items()},
+                          {k: one(v) for k, v in self.conditions.items()},
+                          {k: v[i:i + 1] for k, v in self.codes.items()}, self.outcome_values,
+                          {k: v[i:i + 1] for k, v in self.cited.items()},
+                          {k: v[i:i + 1] for k, v in self.possible.items()},
+                          {k: v[i:i + 1] for k, v in self.failures.items()})
+
 
 def column_vec(series: pd.Series, kind: str) -> Vec:
     """An input column as a `Vec` (kind: 'number', 'bool' or 'text'; text becomes a fixed-width str array)."""

@@ -32,6 +32,12 @@ def parse_members(raw: pd.DataFrame, file: str) -> Parsed:
     return parsed
 
 
+def member_citation(book: RuleBook) -> str:
+    """The clauses the member rules cite (the ID-1 counting of household members), from the rule files."""
+    decision = book.decisions["counted"]
+    return ",".join(dict.fromkeys(c for rid in decision.outcomes for c in book.rules[rid].clauses))
+
+
 def household_sizes(book: RuleBook, members: Parsed, lang: str = "zh") -> HouseholdSizes:
     """Count the members ID-1 counts, per household; list members the rules could not decide."""
     frame = members.valid
@@ -44,10 +50,11 @@ def household_sizes(book: RuleBook, members: Parsed, lang: str = "zh") -> Househ
     excluded = frame.loc[outcome == "not_counted"].groupby("household_id")["member_id"].agg(", ".join)
     sizes = counted.where(~counted.index.isin(undecided.index), np.nan)
     zh = lang == "zh"
+    cite = member_citation(book)
 
     def line(hid: str) -> str:
-        head = (f"ID-1 household_members: 家庭人口计入 {int(counted[hid])} / {int(total[hid])} 人" if zh
-                else f"ID-1 household_members: {int(counted[hid])} of {int(total[hid])} members counted")
+        head = (f"{cite} 家庭人口计入 {int(counted[hid])} / {int(total[hid])} 人" if zh
+                else f"{cite} household_members: {int(counted[hid])} of {int(total[hid])} members counted")
         if hid in excluded.index:
             head += f"（不计入：{excluded[hid]}）" if zh else f" (not counted: {excluded[hid]})"
         if hid in undecided.index:

@@ -84,11 +84,22 @@ def snapshot_rulebook(run: Run) -> RuleBook:
 
 
 def explain_stored(run: Run, decision: Decision, reasons: list[Reason]) -> Explanation:
-    cited = {c.strip() for r in reasons for c in r.clause.split(",")}
-    clause_texts = {c: t for c, t in json.loads(run.clauses).items() if c in cited and t}
-    explanation = Explanation(run, decision, reasons, clause_texts)
-    explanation.changes = counterfactuals(snapshot_rulebook(run), decision, reasons)
-    return explanation
+    return explain_many(run, [decision], {decision.household_id: reasons})[decision.household_id]
+
+
+def explain_many(run: Run, decisions: list[Decision], reasons: dict[str, list[Reason]]) -> dict[str, Explanation]:
+    """The explanations of several stored decisions of one run, their counterfactuals worked out in batches
+    shared by all of them (one evaluation for their rows, one for all their single flips, one for pairs)."""
+    known = json.loads(run.clauses)
+    book = snapshot_rulebook(run)
+    changes = counterfactuals_many(book, decisions, [reasons.get(d.household_id, []) for d in decisions])
+    out = {}
+    for decision, found in zip(decisions, changes, strict=True):
+        mine = reasons.get(decision.household_id, [])
+        cited = {c.strip() for r in mine for c in r.clause.split(",")}
+        clause_texts = {c: t for c, t in known.items() if c in cited and t}
+        out[decision.household_id] = Explanation(run, decision, mine, clause_texts, found)
+    return out
 
 
 def typed_inputs(book: RuleBook, decisions: list[Decision]) -> pd.DataFrame:
@@ -107,38 +118,61 @@ def typed_inputs(book: RuleBook, decisions: list[Decision]) -> pd.DataFrame:
     return frame
 
 
-def input_columns(decision: Decision, book: RuleBook) -> dict[str, Vec]:
-    """The stored input row as engine columns (scalars; they broadcast to any number of variants)."""
-    row = json.loads(decision.inputs)
+def input_columns(decisions: list[Decision], book: RuleBook) -> dict[str, Vec]:
+    """The stored input rows as engine columns, one row per decision."""
+    rows = [json.loads(d.inputs) for d in decisions]
     columns = {}
     for name, column in book.columns("household").items():
-        value = row.get(name)
-        if value is None:
+        present = [row.get(name) for row in rows]
+        if all(v is None for v in present):
             continue
-        columns[name] = Vec(bool(value) if column.type == "bool" else
-                            float(value) if column.type == "number" else str(value), True)
+        known = np.asarray([v is not None for v in present], dtype=bool)
+        if column.type == "bool":
+            values = np.asarray([bool(v) for v in present], dtype=bool)
+        elif column.type == "number":
+            values = np.asarray([float(v) if v is not None else 0.0 for v in present], dtype=float)
+        else:
+            values = np.asarray(["" if v is None else str(v) for v in present], dtype=str)
+        columns[name] = Vec(values, known)
     return columns
 
 
-def _evaluate(book: RuleBook, decision: Decision, n: int, forced=None) -> Evaluation:
-    return evaluate_columns(book, input_columns(decision, book), n, years=np.full(n, int(decision.year)),
-                            forced=forced)
+def _evaluate(book: RuleBook, columns: dict[str, Vec], years: np.ndarray, rows: np.ndarray,
+              forced=None) -> Evaluation:
+    """The rules on `rows` (indexes into the decisions whose `columns` and `years` are given)."""
+    taken = {name: Vec(v.values[rows], v.known[rows]) for name, v in columns.items()}
+    return evaluate_columns(book, taken, len(rows), years=years[rows], forced=forced)
 
 
 def counterfactuals(book: RuleBook, decision: Decision, reasons: list[Reason]) -> list[Change]:
-    """For each decision, the single (or else paired) flipped conditions that change its outcome.
+    return counterfactuals_many(book, [decision], [reasons])[0]
 
-    All single flips of all decisions run as one batch with the unchanged row first; pairs, where no single
-    flip moves a decision, as a second batch.
+
+def counterfactuals_many(book: RuleBook, decisions: list[Decision], reasons: list[list[Reason]]) -> list[list[Change]]:
+    """For each decision of each household, the single (or else paired) flipped conditions that change its
+    outcome.
+
+    The households' rows are evaluated in one batch; all single flips of all of them in a second, with each
+    flip on a copy of its household's row; pairs, where no single flip moves a decision, in a third.
     """
-    base = _evaluate(book, decision, 1)
+    if not decisions:
+        return []
+    columns = input_columns(decisions, book)
+    years = np.asarray([int(d.year) for d in decisions], dtype="int64")
+    whole = _evaluate(book, columns, years, np.arange(len(decisions)))
+    bases = [whole.row(i) for i in range(len(decisions))]
     names = [*DECISIONS, *(d for d in REPORTED_EXTRA if d in book.decisions)]
-    candidates = {name: _candidates(book, base, [r for r in reasons if r.decision == name]) for name in names}
-    singles = {name: [(c,) for c in candidates[name]] for name in names}
-    found = _search(book, decision, base, singles)
-    pairs = {name: [c for c in itertools.combinations(candidates[name], 2) if c[0][0] != c[1][0]]
-             for name in names if not any(change.decision == name for change in found)}
-    return found + (_search(book, decision, base, pairs) if any(pairs.values()) else [])
+    candidates = [{name: _candidates(book, base, [r for r in mine if r.decision == name]) for name in names}
+                  for base, mine in zip(bases, reasons, strict=True)]
+    singles = [{name: [(c,) for c in found[name]] for name in names} for found in candidates]
+    found = _search(book, columns, years, bases, singles)
+    pairs = [{name: [c for c in itertools.combinations(mine[name], 2) if c[0][0] != c[1][0]]
+              for name in names if not any(change.decision == name for change in done)}
+             for mine, done in zip(candidates, found, strict=True)]
+    if any(any(p.values()) for p in pairs):
+        more = _search(book, columns, years, bases, pairs)
+        found = [a + b for a, b in zip(found, more, strict=True)]
+    return found
 
 
 def _candidates(book: RuleBook, base: Evaluation, reasons: list[Reason]) -> list[tuple[str, bool]]:
@@ -183,27 +217,30 @@ def _leaf_criteria(book: RuleBook, name: str) -> list[str]:
     return [name] if not subs else [leaf for sub in subs for leaf in _leaf_criteria(book, sub)]
 
 
-def _search(book: RuleBook, decision: Decision, base: Evaluation,
-            combos: dict[str, list[tuple[tuple[str, bool], ...]]]) -> list[Change]:
-    """Evaluate every combination of forced values in one batch; keep those that move their decision."""
-    flat = [(name, combo) for name, group in combos.items() for combo in group]
+def _search(book: RuleBook, columns: dict[str, Vec], years: np.ndarray, bases: list[Evaluation],
+            combos: list[dict[str, list[tuple[tuple[str, bool], ...]]]]) -> list[list[Change]]:
+    """Evaluate every combination of forced values of every household in one batch; keep, per household,
+    those that move their decision."""
+    flat = [(h, name, combo) for h, group in enumerate(combos) for name, options in group.items()
+            for combo in options]
+    changes: list[list[Change]] = [[] for _ in bases]
     if not flat:
-        return []
+        return changes
     forced: dict[str, tuple[Vec, np.ndarray]] = {}
-    for target in {n for _, combo in flat for n, _ in combo}:
+    for target in {n for _, _, combo in flat for n, _ in combo}:
         values, rows = np.zeros(len(flat), dtype=bool), np.zeros(len(flat), dtype=bool)
-        for i, (_, combo) in enumerate(flat):
+        for i, (_, _, combo) in enumerate(flat):
             for n, value in combo:
                 if n == target:
                     values[i], rows[i] = value, True
         forced[target] = (Vec(values, True), rows)
-    variants = _evaluate(book, decision, len(flat), forced)
-    outcomes = {name: variants.outcome(name) for name in combos}
-    changes = []
-    for i, (name, combo) in enumerate(flat):
-        outcome, current = outcomes[name][i], base.outcome(name)[0]
+    households = np.asarray([h for h, _, _ in flat], dtype=np.int64)
+    variants = _evaluate(book, columns, years, households, forced)
+    outcomes = {name: variants.outcome(name) for name in {name for _, name, _ in flat}}
+    for i, (h, name, combo) in enumerate(flat):
+        outcome, current = outcomes[name][i], bases[h].outcome(name)[0]
         if outcome != current and outcome != "review":
-            changes.append(Change(name, str(outcome), [_condition(book, base, n, value) for n, value in combo]))
+            changes[h].append(Change(name, str(outcome), [_condition(book, bases[h], n, value) for n, value in combo]))
     return changes
 
 

@@ -226,22 +226,27 @@ def _first_difference(connection, table: Table, run_id: int, expected: bytes) ->
     return None
 
 
-def check_household(engine: Engine, household_id: str) -> Report:
-    """`quick_check`, plus the rows of one household re-hashed in every run (what explain and the household
-    page show): cheap, and it catches an edited row of the household being looked at."""
+def check_household(engine: Engine, household_id: str, quick: Report | None = None) -> Report:
+    """`quick_check` (or the `quick` report already made), plus the rows of one household re-hashed in every
+    run (what explain and the household page show): cheap, and it catches an edited row of the household
+    being looked at. Only the runs the household is in have their row hashes read."""
     from povertyrules.store.database import stored_form
 
-    report = quick_check(engine)
+    report = quick if quick is not None else quick_check(engine)
     if not report.ok:
         return report
+    report = Report(list(report.problems), report.runs, report.head)
     household_id = stored_form(engine, household_id)
     with Session(engine) as session:
         connection = session.connection()
-        sealed = {d.run_id: json.loads(d.row_hashes)
-                  for d in session.execute(select(RunDigest).order_by(RunDigest.run_id)).scalars()}
-        for table in (t for t in run_tables() if "household_id" in t.c):
-            rows = connection.execute(select(table).where(table.c.household_id == household_id)
-                                      .order_by(table.c.run_id, table.c.id)).all()
+        tables = [t for t in run_tables() if "household_id" in t.c]
+        found = {t.name: connection.execute(select(t).where(t.c.household_id == household_id)
+                                            .order_by(t.c.run_id, t.c.id)).all() for t in tables}
+        runs = sorted({row.run_id for rows in found.values() for row in rows})
+        sealed = {d.run_id: json.loads(d.row_hashes) for d in session.execute(
+            select(RunDigest).where(RunDigest.run_id.in_(runs))).scalars()} if runs else {}
+        for table in tables:
+            rows = found[table.name]
             previous: tuple[int, int, int] | None = None  # run, id, position
             for row in rows:
                 if row.run_id not in sealed or table.name not in sealed[row.run_id]:

@@ -10,6 +10,7 @@ import base64
 import functools
 import hashlib
 import json
+import os
 import re
 import tempfile
 import threading
@@ -28,7 +29,7 @@ from povertyrules.lang import safeyaml
 from povertyrules.privacy import mask
 from povertyrules.store.changes import readable_changes
 from povertyrules.store.database import connect, stored_form
-from povertyrules.store.explain import explain_stored, snapshot_rulebook
+from povertyrules.store.explain import snapshot_rulebook
 from povertyrules.store.models import Decision, Run
 from povertyrules.store.procedures import procedures_of
 from povertyrules.store.readable import clause_texts, readable_reasons
@@ -42,8 +43,8 @@ from povertyrules.store.runs import (
     evidence_of,
     get_run,
     history_of,
-    reasons_of,
 )
+from povertyrules.web.batching import Explainer
 from povertyrules.web.exports import build as build_export
 from povertyrules.web.exports import pool
 
@@ -126,6 +127,16 @@ def _basic_user(engine, header: str | None) -> str | None:
     return name if name and authenticate(engine, name, password) else None
 
 
+#: how `serve --workers N` hands its settings to the worker processes (each builds its own app)
+SERVED = "POVERTYRULES_SERVED"
+
+
+def served_app() -> FastAPI:
+    """The app of one worker process of `serve --workers N` (settings from the serving command)."""
+    settings = json.loads(os.environ[SERVED])
+    return create_app(settings["db"], settings["show_identities"], settings["require_login"])
+
+
 def create_app(db: str | None = None, show_identities: bool = False, require_login: bool = False) -> FastAPI:
     """The inspector's app. With `require_login` (any address beyond loopback) every request needs a user of
     the store (HTTP Basic over the county network; put TLS in front). Every read is logged (查询留痕)."""
@@ -146,7 +157,7 @@ def create_app(db: str | None = None, show_identities: bool = False, require_log
     reviews: dict[int, Review] = {}
     headers = security_headers()
 
-    checked: dict[str, Any] = {"at": -1e9, "problems": []}
+    checked: dict[str, Any] = {"at": -1e9}
 
     def store_problems(household_id: str | None = None) -> list[str]:
         """The store's cheap verification (cached for a minute), with one household's rows when given."""
@@ -154,11 +165,11 @@ def create_app(db: str | None = None, show_identities: bool = False, require_log
 
         from povertyrules.store.integrity import check_household, quick_check
 
-        if household_id:
-            return check_household(engine, household_id).problems
         if time.monotonic() - checked["at"] > 60:
-            checked.update(at=time.monotonic(), problems=quick_check(engine).problems)
-        return checked["problems"]
+            checked.update(at=time.monotonic(), report=quick_check(engine))
+        if household_id:
+            return check_household(engine, household_id, checked["report"]).problems
+        return checked["report"].problems
 
     @app.middleware("http")
     async def harden(request: Request, call_next):
@@ -190,12 +201,16 @@ def create_app(db: str | None = None, show_identities: bool = False, require_log
         with guard:
             return locks.setdefault(key, threading.Lock())
 
-    def book_of(run_id: int):
-        return snapshot_rulebook(get_run(engine, run_id))
+    @functools.lru_cache(maxsize=256)
+    def run_of(run_id: int) -> Run:  # a stored run never changes (append-only)
+        return get_run(engine, run_id)
 
-    @functools.lru_cache(maxsize=64)
+    def book_of(run_id: int):
+        return snapshot_rulebook(run_of(run_id))
+
+    @functools.lru_cache(maxsize=256)
     def trace_rules_of(run_id: int) -> list[str]:
-        return json.loads(get_run(engine, run_id).trace_rules)
+        return json.loads(run_of(run_id).trace_rules)
 
     def label(run_id: int, decision: str, value: str | None, lang: str) -> str:
         return book_of(run_id).decisions[decision].label(value or "", lang)
@@ -244,13 +259,8 @@ def create_app(db: str | None = None, show_identities: bool = False, require_log
             out.append(protect(row))
         return out, total
 
-    @functools.lru_cache(maxsize=4096)
-    def explained(decision_id: int) -> dict[str, Any]:
-        """A stored decision's explanation (a stored decision never changes, so it is worked out once)."""
-        with Session(engine) as session:
-            decision = session.get(Decision, decision_id)
-        stored = get_run(engine, decision.run_id)
-        return explain_stored(stored, decision, reasons_of(engine, decision.household_id, decision.run_id)).to_dict()
+    explainer = Explainer(engine)  # concurrent readers' explanations are worked out together
+    explained = explainer.explained
 
     def explanation(decision: Decision) -> dict[str, Any]:
         return explained(int(decision.id))
