@@ -22,7 +22,7 @@ import pyarrow as pa
 import yaml
 
 from povertyrules.lang.rulebook import RuleBook
-from povertyrules.model.columns import HOUSEHOLD_COLUMNS
+from povertyrules.model.columns import HOUSEHOLD_COLUMNS, MEMBER_COLUMNS
 
 DECISIONS = ("identification", "exit", "monitoring")
 
@@ -63,8 +63,6 @@ def side_file(frame: pd.DataFrame, kind: str, lang: str) -> pd.DataFrame:
     labelled columns first in the order given, and contract column names in the cells shown by their header."""
     if lang != "zh":
         return frame
-    from povertyrules.model.columns import HOUSEHOLD_COLUMNS, MEMBER_COLUMNS
-
     spec = labels()["side_files"][kind]
     out = frame.copy()
     names = spec.get("names")
