@@ -110,7 +110,7 @@ def test_real_xlsx_with_chinese_headers_and_a_members_sheet_round_trips(tmp_path
     result = score(frame, members=sheet, file=str(path), members_file=f"{path}#members")
     row = result.decisions.iloc[0]
     assert row["per_capita_income"] == 3500  # m1 and the conscript count; the married-out daughter does not
-    assert "ID-1 household_members" in row["reasons"] and row["identification"] == "poor"
+    assert "ID-1 家庭人口计入 2 / 3 人" in row["reasons"] and row["identification"] == "poor"
     ghost = result.errors[result.errors["household_id"] == "ghost"]
     assert ghost["file"].tolist() == [f"{path}#members"]
     assert result.error_rows == 0 and accounted(result)

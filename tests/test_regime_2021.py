@@ -122,7 +122,8 @@ def test_the_regime_is_dated_by_a_parameter_not_by_code():
     early = score(frame, overrides={"regime_2021": {"2020-01-01": True}, "province_monitoring_line": 6000,
                                     "risk_removal_min_months": 6, "risk_removal_min_measures": 1}, reasons="full")
     assert early.decisions["monitoring"][0] == "none"  # M21-4: below the line but no risk
-    assert "M21-2,M21-4 mon21_unstable_exited: 否" in early.decisions["reasons"][0]
+    rule = load_rules().rules["mon21_unstable_exited"]  # the zh reason: the rule's own words, no id
+    assert f"M21-2,M21-4 {rule.description.zh}：否" in early.decisions["reasons"][0]
 
 
 def test_rules_check_and_test_take_a_province():

@@ -306,7 +306,12 @@ def test_explain_in_chinese_shows_no_internal_names_or_status_codes(db, small_co
     score_and_store(db, small_county, tmp_path / "d.csv")
     internal = re.compile(r"\b[a-z]+_[a-z0-9_]+\b|\b(?:poor|not_poor|excluded|eligible|not_eligible|edge|none|review|"
                           r"true|false|unknown|run|rules_version)\b")
-    for household in ("poor1", "car1", "rich1", "exit1", "weak1", "edge1"):
+    blanks = households({"household_id": "blank1", "registered_status": "", "net_income": "3000",
+                         "food_secure": "", "rigid_expenditure": "", "four_look_score": ""})
+    blanks.to_csv(tmp_path / "blanks.csv", index=False)
+    score_and_store(db, tmp_path / "blanks.csv", tmp_path / "b.csv")
+    assert "待补充数据：" in run("explain", "blank1", "--db", db).output
+    for household in ("poor1", "car1", "rich1", "exit1", "weak1", "edge1", "blank1"):
         shown = run("explain", household, "--db", db).output.replace("\n", "")
         shown = re.sub(r"[\w./-]+\.(?:xlsx|xls|csv|ods|parquet)\b", " ", shown)  # file names are the clerk's own
         assert not internal.findall(shown), (household, internal.findall(shown)[:5])

@@ -69,7 +69,7 @@ def explain(
     zh = lang == "zh"
     lang = "zh" if zh else "en"
     d = explanation.decision
-    from povertyrules.store.changes import decision_name, number, readable_changes
+    from povertyrules.store.changes import decision_name, missing_names, number, readable_changes
     from povertyrules.store.explain import snapshot_rulebook
     from povertyrules.store.readable import clause_texts, readable_reasons
 
@@ -90,7 +90,8 @@ def explain(
                   f"{'监测线' if zh else 'monitoring line'} {number(d.monitoring_line)} {money} · "
                   f"{'四看法评分' if zh else '四看法 score'} {number(d.four_look_score)}", highlight=False)
     if d.missing_columns:
-        console.print(f"{'缺失' if zh else 'missing'}: {escape(d.missing_columns)}", highlight=False)
+        console.print(f"{'待补充数据：' if zh else 'missing: '}{escape(missing_names(book, d.missing_columns, lang))}",
+                      highlight=False)
     console.print(f"\n[bold]{'改变结果的条件' if zh else 'What would change the outcome'}[/bold]")
     as_dict = explanation.to_dict()
     for line in readable_changes(book, as_dict, lang):

@@ -42,6 +42,21 @@ def _name(name: str, lang: str) -> tuple[str, str]:
     return (contract.get(name, name) if lang == "zh" else name.replace("_", " ")), ""
 
 
+def missing_names(book: RuleBook, missing: str | None, lang: str) -> str:
+    """The `missing_columns` of a decision (``a;b``) as a reader names them: the contract's Chinese headers, a
+    parameter's description."""
+    if not missing:
+        return ""
+    parameters = book.parameters
+    names = []
+    for name in missing.split(";"):
+        if name in parameters and lang == "zh":
+            names.append(parameters[name].description.zh)
+        else:
+            names.append(_name(name, lang)[0])
+    return ("、" if lang == "zh" else ", ").join(names)
+
+
 def decision_name(decision: str, lang: str) -> str:
     from povertyrules.decisions.files import labels
 

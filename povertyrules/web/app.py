@@ -27,7 +27,7 @@ from sqlmodel import Session
 
 from povertyrules.lang import safeyaml
 from povertyrules.privacy import mask
-from povertyrules.store.changes import readable_changes
+from povertyrules.store.changes import missing_names, readable_changes
 from povertyrules.store.database import connect, stored_form
 from povertyrules.store.explain import snapshot_rulebook
 from povertyrules.store.models import Decision, Run
@@ -287,6 +287,7 @@ def create_app(db: str | None = None, show_identities: bool = False, require_log
         data["sections"] = readable_reasons(book_of(decision.run_id), decision.trace or "",
                                             trace_rules_of(decision.run_id), data["decision"], data["reasons"], lang)
         data["clause_texts"] = clause_texts(data["clauses"], lang)
+        data["missing"] = missing_names(book_of(decision.run_id), decision.missing_columns, lang)
         return protect(data)
 
     def run_summary(run_id: int, lang: str = "zh") -> dict[str, Any]:
