@@ -353,3 +353,51 @@ def test_a_stored_run_records_how_its_file_was_read(files, tmp_path):
     reading = json.loads(get_run(connect(db), 1).rules_snapshot)["reading"]
     assert reading["layout"] == "township_roster" and reading["header_rows"] == [3, 4]
     assert "wage_income" in reading["blank_as_zero"] and reading["joined"][0]["layout"] == "four_look_sheet"
+
+
+SIDE_FILE_HEADERS = {
+    "zh": {"errors": ["文件", "原表行号", "户编号", "列", "原值", "错误说明"],
+           "skipped": ["文件", "原表行号", "跳过原因", "该行内容"],
+           "checks": ["文件", "原表行号", "户编号", "按本表计算", "表中数值", "说明"]},
+    "en": {"errors": ["row", "household_id", "column", "value", "error", "file"],
+           "skipped": ["row", "reason", "text", "file"],
+           "checks": ["row", "household_id", "check", "computed", "recorded", "description", "file"]},
+}
+
+
+@pytest.mark.parametrize("suffix", [".xlsx", ".csv"])
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_the_errors_skipped_and_checks_files_have_headers_in_the_runs_language(county, tmp_path, lang, suffix):
+    roster = tmp_path / "roster.csv"
+    roster.write_text("\n".join([
+        "XX县XX乡2019年建档立卡贫困户花名册,,,,,",
+        "序号,户编号,户主姓名,家庭人口（人）,工资性收入（元）,四看法评分",
+        "1,5223010001,王明,3,8100,45", "2,5223010002,李华,2,很少,55", "合计,,,5,8100,", "填表人：赵某,,,,,"]),
+        encoding="utf-8")
+    contract = tmp_path / "contract.csv"
+    pd.DataFrame({"household_id": ["h1", "h2"], "members": ["2", "x"], "net_income": ["5000", "6000"]}).to_csv(
+        contract, index=False)
+    national = tmp_path / "national.csv"
+    national_export(county, seed=11, size_changes=0.5).to_csv(national, index=False)
+    headers = SIDE_FILE_HEADERS[lang]
+    for source, kinds in ((roster, ("errors", "skipped")), (contract, ("errors",)), (national, ("checks",))):
+        out = tmp_path / f"{source.stem}.out{suffix}"
+        code, output = run("score", str(source), "--year", "2019", "--lang", lang, "-o", str(out))
+        assert code == 0, output
+        for kind in kinds:
+            table = read_table(out.with_name(f"{out.stem}.{kind}{suffix}"))
+            assert list(table.columns) == headers[kind], (source.name, kind)
+    roster_errors = read_table(tmp_path / f"roster.out.errors{suffix}")
+    contract_errors = read_table(tmp_path / f"contract.out.errors{suffix}")
+    column, error = ("列", "错误说明") if lang == "zh" else ("column", "error")
+    # a column is named as the sheet names it; a contract column by its Chinese header for a Chinese reader
+    # (the income left unknown by the bad cell is then a blank required value: a contract column)
+    assert list(roster_errors[column]) == ["工资性收入（元）", "家庭年纯收入" if lang == "zh" else "net_income"]
+    assert list(contract_errors[column]) == (["家庭人口"] if lang == "zh" else ["members"])
+    for errors in (roster_errors, contract_errors):  # the message itself is in both languages either way
+        assert errors[error].str.contains(r"[\u4e00-\u9fff].* / .*[a-z]").all()
+    skipped = read_table(tmp_path / f"roster.out.skipped{suffix}")
+    assert list(skipped["原表行号" if lang == "zh" else "row"]) == ["1", "5", "6"]  # title, 合计, signature
+    checks = read_table(tmp_path / f"national.out.checks{suffix}")
+    assert len(checks) and not checks.apply(lambda c: c.str.fullmatch(r"[a-z]+_[a-z_]+")).any().any() \
+        if lang == "zh" else set(checks["check"]) == {"household_size"}

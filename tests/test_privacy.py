@@ -71,7 +71,7 @@ def test_decisions_and_errors_files_are_masked_by_default(county, tmp_path):
     assert "522301199001011230" not in errors and "522301********1230" in errors
     assert "139-1234-5678" not in errors and "139****5678" in errors
     frame = pd.read_csv(tmp_path / "d.errors.csv", dtype=str)
-    assert set(frame["column"]) == {"householder_id_number", "net_income"}  # the bad id is an error on its row
+    assert set(frame["列"]) == {"户主身份证号码", "家庭年纯收入"}  # the bad id is an error on its row
     shown = run("--show-identities", "score", county, "-o", tmp_path / "open.csv")
     assert shown.exit_code == 0 and VALID_ID in (tmp_path / "open.csv").read_text(encoding="utf-8-sig")
 

@@ -54,6 +54,17 @@ def test_a_2023_county_scored_for_yunnan_decides_all_three_categories_and_risk_r
     assert removed["reasons"].str.contains("M21-5 rr_monitored_long_enough: true").all()
 
 
+def test_a_chinese_decisions_file_shows_risk_removal_in_words(county2023, tmp_path):
+    source, english = county2023
+    out = tmp_path / "zh.csv"
+    assert run("score", source, "--year", 2023, "--province", "云南省", "-o", out).exit_code == 0
+    chinese = read_table(out)
+    decision = load_rules().decisions["risk_removal"]
+    words = {code: decision.label(code, "zh") for code in [*decision.values, "review"]}
+    assert chinese["风险消除评估"].fillna("").tolist() == english["risk_removal"].fillna("").map(words).tolist()
+    assert not chinese["风险消除评估"].fillna("").str.contains(r"[a-z]").any()
+
+
 def test_every_reason_of_a_2023_run_cites_its_clause(county2023):
     _, decisions = county2023
     known = set(clauses())

@@ -122,11 +122,138 @@ def test_the_review_command_prints_the_counts_and_writes_the_workbook(stored, tm
     assert english.exit_code == 0 and "suspected wrongly identified (ID-3, ID-2.3): 2 of 3" in english.output
 
 
-@pytest.mark.parametrize("command", [["review"], ["runs"], ["explain", "h1"], ["history", "h1"], ["diff", "1", "2"],
-                                     ["watchlist", "-o", "w.xlsx"], ["alerts"], ["procedure", "show", "h1"],
-                                     ["serve"]])
+READ_ONLY = [["review"], ["核查"], ["runs"], ["explain", "h1"], ["history", "h1"], ["diff", "1", "2"],
+             ["watchlist", "-o", "{out}/w.xlsx"], ["alerts"], ["procedure", "show", "h1"], ["serve"],
+             ["serve", "--host", "0.0.0.0"], ["store", "verify"], ["access-log"],
+             # a writer that can only act on what a store already holds (an alert) creates none either
+             ["confirm", "1", "--actor", "县扶贫办"]]
+
+
+@pytest.mark.parametrize("command", READ_ONLY, ids=lambda c: " ".join(c[:2]))
 def test_no_read_only_command_creates_a_store(tmp_path, command):
-    missing = tmp_path / "nowhere.db"
-    result = CliRunner().invoke(app, [*command, "--db", str(missing)])
-    assert result.exit_code != 0 and not missing.exists()
-    assert "审计库文件不存在" in result.output
+    folder = tmp_path / "store"
+    folder.mkdir()
+    missing = folder / "nowhere.db"
+    args = [a.replace("{out}", str(tmp_path)) for a in command]
+    result = CliRunner().invoke(app, [*args, "--db", str(missing)])
+    assert result.exit_code != 0, result.output
+    assert list(folder.iterdir()) == []  # no database, no key file, no journal
+    assert not (tmp_path / "w.xlsx").exists()
+    # said in both languages, naming the file; never a traceback
+    assert "审计库文件不存在" in result.output and "no audit store" in result.output
+    assert "nowhere.db" in result.output and result.exc_info[0] is SystemExit
+
+
+# -- the county's own monitoring record, read from the files counties hold -----------------------------------
+CATEGORY = {"脱贫不稳定户": "unstable_exited", "边缘易致贫户": "edge", "突发严重困难户": "sudden_hardship"}
+MONITORED = {"unstable_exited", "edge", "returned", "sudden_hardship"}
+
+
+@pytest.fixture(scope="module")
+def county_2023():
+    from povertyrules.datasets.synth import synth
+
+    return synth(300, seed=5, year=2023, bad_rate=0.0, blank_rate=0.0)
+
+
+def _score_stored(path, db, out) -> tuple[pd.DataFrame, int]:
+    result = CliRunner().invoke(app, ["score", str(path), "--year", "2023", "--province", "云南省", "--lang", "en",
+                                      "-o", str(out), "--store", "--db", db])
+    assert result.exit_code == 0, result.output
+    decisions = pd.read_csv(out, dtype=str, keep_default_na=False).set_index("household_id")
+    return decisions, int(result.output.strip().splitlines()[-1])
+
+
+def _households_of(frame: pd.DataFrame, column: str) -> pd.Series:
+    """A household field of a person-row export, as the file holds it (one value per 户编号)."""
+    return frame.drop_duplicates("户编号").set_index("户编号")[column].fillna("").astype(str)
+
+
+def test_a_national_export_with_its_monitoring_columns_gives_the_review_the_countys_categories(county_2023, tmp_path):
+    from povertyrules.datasets.layouts import national_export
+
+    frame = national_export(county_2023, seed=5)
+    assert {"监测对象类别", "风险是否已消除", "识别监测时间"} <= set(frame.columns)  # the generator writes them
+    # households below 云南's 2023 line (8,050) in a dangerous house: the rules monitor them (M21-3 突出困难问题);
+    # the county recorded a category for some of them and none for the others
+    low = _households_of(frame, "人均纯收入（元）").astype(float) < 6000
+    chosen = list(low[low].index[:6])
+    frame.loc[frame["户编号"].isin(chosen), "是否危房户"] = "是"
+    unrecorded, recorded = chosen[:4], chosen[4:]
+    frame.loc[frame["户编号"].isin(unrecorded), "监测对象类别"] = ""
+    frame.loc[frame["户编号"].isin(recorded), "监测对象类别"] = "边缘易致贫户"
+    path = tmp_path / "national_2023.csv"
+    frame.to_csv(path, index=False)
+    db = str(tmp_path / "audit.db")
+    decisions, run_id = _score_stored(path, db, tmp_path / "national.csv")
+    result = review(connect(db), run_id)
+    stored = result.inputs.set_index(result.decisions["household_id"])
+    # the record as the county wrote it, in the contract's values, is what was stored and compared
+    category = _households_of(frame, "监测对象类别").map(CATEGORY)
+    assert stored["county_category"].reindex(category.index).fillna("").equals(category.fillna(""))
+    missed = {r.spec.id: r for r in result.results}["missed_monitoring"]
+    assert missed.checked
+    flagged = set(result.decisions["household_id"][missed.flagged])
+    monitored = decisions.index[decisions["monitoring"].isin(MONITORED)]
+    assert flagged == {h for h in monitored if category.get(h) is None or pd.isna(category.get(h))}
+    assert set(unrecorded) <= flagged and not flagged & set(recorded)  # the recorded category is what decides
+
+
+def test_a_monitoring_export_gives_the_review_the_countys_risk_removals(county_2023, tmp_path):
+    from povertyrules.datasets.layouts import monitoring_export
+
+    frame = monitoring_export(county_2023, seed=5)
+    since = _households_of(frame, "识别监测时间")
+    under = list(since[since != ""].index)
+    # the generator carries the county's own record (synth's county_category, risk_removed, monitoring_start)
+    own = county_2023.households.set_index("household_id")
+    assert (since[under] == own.loc[under, "monitoring_start"].astype(str)).all()
+    path = tmp_path / "monitoring_2023.csv"
+    frame.to_csv(path, index=False)
+    db = str(tmp_path / "audit.db")
+    decisions, run_id = _score_stored(path, db, tmp_path / "monitoring.csv")
+    # households the rules say are not cleared, recorded as not removed: the county now records them removed; and
+    # households whose removal the file cannot decide (no 帮扶措施 column), recorded removed too
+    not_cleared = [h for h in under if decisions.loc[h, "risk_removal"] in ("not_removed", "safety_net")]
+    undecided = list(decisions.index[decisions["risk_removal"] == "review"])
+    removed = _households_of(frame, "风险是否已消除")
+    switched = [h for h in not_cleared if removed[h] == "否"][:3]
+    assert switched and undecided  # both kinds are present
+    frame.loc[frame["户编号"].isin([*switched, *undecided]), "风险是否已消除"] = "是"
+    frame.to_csv(path, index=False)
+    decisions, run_id = _score_stored(path, db, tmp_path / "monitoring.csv")
+    result = review(connect(db), run_id)
+    check = {r.spec.id: r for r in result.results}["unsupported_risk_removal"]
+    assert check.checked
+    removed = _households_of(frame, "风险是否已消除")
+    yes = set(removed.index[removed == "是"])
+    ids = result.decisions["household_id"]
+    flagged, among, unknown = (set(ids[a]) for a in (check.flagged, check.among, check.unknown))
+    assert among == yes  # the households the county recorded as removed
+    unsupported = {h for h in yes if decisions.loc[h, "risk_removal"] in ("not_removed", "safety_net")}
+    assert set(switched) <= unsupported <= flagged
+    # an undecided removal is flagged only where every way it could fall is unsupported (e.g. not removed or
+    # 兜底 with labour capacity unknown); otherwise it cannot be checked — never both
+    assert flagged - unsupported <= set(undecided) <= flagged | unknown and not flagged & unknown
+    assert unknown <= set(undecided)
+    # and the 核查 command says it, in Chinese, from the same stored run
+    printed = CliRunner().invoke(app, ["核查", str(run_id), "--db", db])
+    assert printed.exit_code == 0
+    assert f"风险消除依据不足（M21-5）：{len(flagged)} 户，占核查范围 {len(yes)} 户" in printed.output
+
+
+def test_a_roster_of_the_regime_years_carries_the_countys_record(county_2023, tmp_path):
+    from povertyrules.datasets.layouts import write_layout
+    from povertyrules.lang.rulebook import load_rulebook
+    from povertyrules.layouts.prepare import prepare
+
+    path = write_layout(county_2023, "township_roster", tmp_path / "roster.xlsx", seed=5, year=2023)
+    prepared = prepare(path, load_rulebook()).frame.set_index("household_id")
+    own = county_2023.households.set_index("household_id")
+    def plain(series: pd.Series) -> list:
+        return [None if pd.isna(v) else v for v in series.astype(object)]
+
+    assert plain(prepared["county_category"]) == plain(own["county_category"].map(CATEGORY))
+    assert own["county_category"].notna().any() and own["risk_removed"].notna().any()
+    # √/× read as 是/否
+    assert plain(prepared["risk_removed"]) == plain(own["risk_removed"].map({"是": True, "否": False}))

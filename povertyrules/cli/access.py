@@ -39,7 +39,7 @@ def access_log(household: Annotated[str | None, typer.Option(help="Only reads of
     from povertyrules.store.database import connect
 
     table = Table("time", "user", "client", "request", "household", "status")
-    for e in entries(connect(db), household, limit):
+    for e in entries(connect(db, must_exist=True), household, limit):
         table.add_row(f"{e.at:%Y-%m-%d %H:%M:%S}", escape(e.user), escape(e.client or ""),
                       escape(f"{e.method} {e.path}"), escape(e.household_id or ""), str(e.status))
     console.print(table)

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from povertyrules.cli import access, audit, datasets, inspect, monitor, notebook, procedure, rules, store
 from povertyrules.cli.common import MaskingConsole, ProvinceOption, fail_on_errors, parse_sets, summary_table
-from povertyrules.decisions.files import DecisionWriter
+from povertyrules.decisions.files import DecisionWriter, side_file
 from povertyrules.errors import PovertyRulesError
 from povertyrules.io.tables import write_table
 
@@ -113,11 +113,12 @@ def score(
     result.errors = pd.concat([e for e in (prepared.errors, result.errors) if len(e)], ignore_index=True) \
         if len(prepared.errors) else result.errors
     errors_path = output.with_name(f"{output.stem}.errors{output.suffix}")
-    write_table(result.errors, errors_path)
+    write_table(side_file(result.errors, "errors", lang), errors_path)
     extra = {}
     for name, table in (("skipped", prepared.skipped), ("checks", prepared.checks)):
         if len(table):
-            extra[name] = write_table(table, output.with_name(f"{output.stem}.{name}{output.suffix}"))
+            extra[name] = write_table(side_file(table, name, lang),
+                                      output.with_name(f"{output.stem}.{name}{output.suffix}"))
     if registered is not None:
         from povertyrules.cli.registers import report
 

@@ -192,7 +192,7 @@ def confirm(alert_id: Annotated[int, typer.Argument()],
     from povertyrules.store.models import Alert
     from povertyrules.store.rulebooks import rulebook_for
 
-    engine = connect(db)
+    engine = connect(db, must_exist=True)  # an alert is only ever in a store that exists
     with Session(engine) as session:
         alert = session.get(Alert, alert_id)
     book, _ = rulebook_for(engine, rules_dir, override, parse_sets(set_),

@@ -20,7 +20,7 @@ def verify(db: DbOption = None) -> None:
     from povertyrules.store.database import connect
     from povertyrules.store.integrity import verify as verify_store
 
-    report = verify_store(connect(db))
+    report = verify_store(connect(db, must_exist=True))  # never an empty new store
     for problem in report.problems:
         console.print(f"[red]✗[/red] {escape(problem)}", highlight=False, soft_wrap=True)
     if not report.ok:

@@ -38,6 +38,14 @@ def _plain(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.where(frame.notna(), None)
 
 
+def _recorded(h: pd.DataFrame, column: str) -> pd.Series:
+    """The county's own monitoring record (监测对象类别, 风险是否已消除, 识别监测时间) as the export writes it:
+    the synthetic county's value where it has one (years of the regime from 2021), else blank."""
+    if column not in h:
+        return pd.Series("", index=h.index, dtype=object)
+    return h[column].where(h[column].notna(), "").astype(str)
+
+
 def _num(frame: pd.DataFrame, column: str) -> np.ndarray:
     return pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
 
@@ -95,7 +103,8 @@ def national_export(county: County, seed: int = 0, size_changes: float = 0.03) -
     house = pd.DataFrame({
         "县": h["county"], "乡": h["township"], "村": h["village"], "户编号": h["household_id"],
         "户类型": h["registered_status"].map(HOUSEHOLD_TYPE).fillna("一般农户"),
-        "监测对象类别": "", "是否军烈属": "否",
+        "监测对象类别": _recorded(h, "county_category"), "风险是否已消除": _recorded(h, "risk_removed"),
+        "识别监测时间": _recorded(h, "monitoring_start"), "是否军烈属": "否",
         "工资性收入": inc["wage"], "公益性岗位收入": 0, "其他工资性收入": 0, "生产经营性收入": inc["business"],
         "财产性收入": inc["property"], "其他财产性收入（旧指标）": 0, "资产收益扶贫分红收入": 0,
         "转移性收入": inc["transfer"], "养老金或离退休金": 0, "计划生育金": 0, "生态补偿金": 0, "最低生活保障金": 0,
@@ -143,14 +152,19 @@ def monitoring_export(county: County, seed: int = 0) -> pd.DataFrame:
     monitored = rng.random(len(s)) < 0.3
     category = np.where(monitored, np.where(s["registered_status"] == "exited", "脱贫不稳定户",
                                             rng.choice(["边缘易致贫户", "突发严重困难户"], len(s))), "")
+    since = np.where(monitored, [f"2021{rng.integers(1, 13):02d}" for _ in range(len(s))], "")
+    removed = np.where(monitored, np.where(rng.random(len(s)) < 0.3, "是", "否"), "")
+    if "county_category" in s:  # a county of the regime from 2021 has its own record: the export carries it
+        category, since, removed = (_recorded(s, c).to_numpy() for c in
+                                    ("county_category", "monitoring_start", "risk_removed"))
+        monitored = category != ""
     risk = np.where(s["expenditure_cause"].isin(["因病", "因残", "因灾"]), s["expenditure_cause"].fillna(""),
                     rng.choice(["因务工就业不稳", "缺劳动力", "因意外事故", "因产业项目失败", "其他"], len(s)))
     house = pd.DataFrame({
         "县": s["county"], "乡": s["township"], "村": s["village"], "户编号": s["household_id"],
         "户类型": np.where(s["registered_status"] == "exited", "脱贫户", "监测户"), "监测对象类别": category,
         "致贫/返贫风险1": np.where(monitored, risk, ""), "致贫/返贫风险2": "", "致贫/返贫风险3": "",
-        "识别监测时间": np.where(monitored, [f"2021{rng.integers(1, 13):02d}" for _ in range(len(s))], ""),
-        "风险是否已消除": np.where(monitored, np.where(rng.random(len(s)) < 0.3, "是", "否"), ""),
+        "识别监测时间": since, "风险是否已消除": removed,
         "风险消除方式": "", "消除监测时间": "",
         "合规自付支出": s["rigid_expenditure"].fillna("0"),
         "工资性收入": inc["wage"], "生产经营性收入": inc["business"], "财产性收入": inc["property"],
@@ -198,6 +212,9 @@ def roster(county: County, seed: int = 0) -> pd.DataFrame:
                            ("ex_costly_schooling", "高费择校私立或自费留学"),
                            ("hardship_approved", "特殊困难经村民代表会议评议通过")):
         frame[header] = h[column].map(MARK)
+    if "county_category" in h:  # a roster of the regime years carries the county's monitoring record
+        frame["监测对象类别"] = _recorded(h, "county_category")
+        frame["风险是否已消除"] = _recorded(h, "risk_removed").map(MARK).fillna("")
     frame["上年家庭纯收入"] = h["net_income_last_year"]
     frame["劳动力人数"] = h["able_bodied"]
     frame["主要致贫原因"] = h["poverty_cause"]

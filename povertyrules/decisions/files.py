@@ -22,7 +22,7 @@ import pyarrow as pa
 import yaml
 
 from povertyrules.lang.rulebook import RuleBook
-from povertyrules.model.columns import HOUSEHOLD_COLUMNS
+from povertyrules.model.columns import HOUSEHOLD_COLUMNS, MEMBER_COLUMNS
 
 DECISIONS = ("identification", "exit", "monitoring")
 
@@ -37,7 +37,7 @@ def localize(frame: pd.DataFrame, book: RuleBook, lang: str) -> pd.DataFrame:
     if lang != "zh":
         return frame
     out = frame.drop(columns=[c for c in ("trace",) if c in frame])
-    for name in DECISIONS:
+    for name in book.decisions:  # identification, exit, monitoring, risk_removal … whichever the file has
         if name in out:
             decision = book.decisions[name]
             codes = pd.Series(out[name], dtype=object)
@@ -55,6 +55,24 @@ def localize(frame: pd.DataFrame, book: RuleBook, lang: str) -> pd.DataFrame:
             values = pd.Series(out[column], dtype=object)
             out[column] = values.map(mapping).where(values.isin(list(mapping)), values)
     return out.rename(columns=labels()["columns"])
+
+
+def side_file(frame: pd.DataFrame, kind: str, lang: str) -> pd.DataFrame:
+    """An errors, skipped-lines or checks table (`kind`, see `side_files` in columns.yaml) as a reader of `lang`
+    sees it: ``en`` unchanged (the contract's names, stable for programs); ``zh`` with Chinese headers, the
+    labelled columns first in the order given, and contract column names in the cells shown by their header."""
+    if lang != "zh":
+        return frame
+    spec = labels()["side_files"][kind]
+    out = frame.copy()
+    names = spec.get("names")
+    if names in out:
+        headers = {c.name: c.zh for c in (*MEMBER_COLUMNS, *HOUSEHOLD_COLUMNS)}
+        cells = pd.Series(out[names], dtype=object)
+        out[names] = cells.map(headers).where(cells.isin(list(headers)), cells)
+    labelled = spec["columns"]
+    shown = [c for c in labelled if c in out and labelled[c]] + [c for c in out.columns if c not in labelled]
+    return out[shown].rename(columns={c: v for c, v in labelled.items() if v})
 
 
 def _map_joined(series: pd.Series, names: dict[str, str], separator: str) -> pd.Series:
