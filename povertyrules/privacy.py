@@ -129,9 +129,19 @@ def mask_id_numbers(ids: pd.Series) -> pd.Series:
     return pd.Series(masked.to_numpy(zero_copy_only=False), index=ids.index, dtype=object)
 
 
+#: columns the program writes that hold codes, never personal data: a packed trace (hexadecimal, so a run of
+#: its digits can look like a phone number) is kept as it is, or it could no longer be decoded
+CODES = ("trace",)
+
+
 def mask_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy of `frame` whose text columns are masked (columns without a run of 7 digits are left as they are)."""
-    return _map_text(frame, mask_text)
+    """A copy of `frame` whose text columns are masked (columns without a run of 7 digits are left as they are;
+    the program's own code columns, `CODES`, are never changed)."""
+    codes = [c for c in CODES if c in frame.columns]
+    if not codes:
+        return _map_text(frame, mask_text)
+    masked = _map_text(frame.drop(columns=codes), mask_text)
+    return masked.assign(**{c: frame[c] for c in codes})[list(frame.columns)]
 
 
 def normalize_id_number(text: str) -> str:

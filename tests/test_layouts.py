@@ -401,3 +401,17 @@ def test_the_errors_skipped_and_checks_files_have_headers_in_the_runs_language(c
     checks = read_table(tmp_path / f"national.out.checks{suffix}")
     assert len(checks) and not checks.apply(lambda c: c.str.fullmatch(r"[a-z]+_[a-z_]+")).any().any() \
         if lang == "zh" else set(checks["check"]) == {"household_size"}
+
+
+def test_a_total_or_signature_written_in_the_household_id_column_of_a_contract_file_is_skipped(tmp_path):
+    from .conftest import households
+
+    path = tmp_path / "county.csv"
+    households({}, {}).to_csv(path, index=False)
+    with open(path, "a", encoding="utf-8") as out:
+        out.write("合计,,,,\n填表人：张三,,,,\n")
+    result = CliRunner().invoke(app, ["score", str(path), "-o", str(tmp_path / "d.csv"), "--lang", "en"])
+    assert result.exit_code == 0, result.output
+    assert "input lines 4 = decided 2 (2 households) + skipped 2 + with errors 0" in result.output.replace("\n", " ")
+    skipped = pd.read_csv(tmp_path / "d.skipped.csv")
+    assert skipped["row"].tolist() == [4, 5] and skipped["text"].tolist() == ["合计", "填表人：张三"]

@@ -147,3 +147,14 @@ def test_at_rest_the_store_keeps_a_keyed_hash_and_the_masked_form_not_the_number
     assert run("explain", VALID_ID, "--db", db).exit_code == 1  # without the store's key no look-up by number
     database._KEYS.clear()
     assert connect(str(db))
+
+
+def test_a_trace_code_that_looks_like_a_phone_number_is_written_as_it_is():
+    import pandas as pd
+
+    from povertyrules.privacy import mask_frame
+
+    frame = pd.DataFrame({"household_id": ["a"], "note": ["电话13812345678"], "trace": ["58a14195805458a8"]})
+    masked = mask_frame(frame)
+    assert masked["trace"].tolist() == ["58a14195805458a8"]  # (its digits 14195805458 are no phone to hide)
+    assert masked["note"].tolist() == ["电话138****5678"] and list(masked.columns) == list(frame.columns)

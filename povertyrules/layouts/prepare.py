@@ -22,7 +22,7 @@ from povertyrules.io.sheets import Grid, read_grid, sheet_names, sniff
 from povertyrules.io.tables import MEMBER_SHEETS, read_table
 from povertyrules.lang.rulebook import RuleBook
 from povertyrules.layouts.spec import CONTRACT, Layout, load_layout, load_layouts
-from povertyrules.layouts.table import SKIP_REASONS, Table, classify, find_table
+from povertyrules.layouts.table import SIGNATURE, SKIP_REASONS, TOTAL, Table, classify, find_table
 from povertyrules.model.columns import ERROR_COLUMNS
 from povertyrules.model.members import household_sizes, parse_members
 from povertyrules.model.records import _parse
@@ -133,9 +133,14 @@ def _contract_fast(path: Path, sheet: str | int, table: Table) -> Prepared:
     frame = read_table(path, sheet)
     rows = np.arange(2, len(frame) + 2)
     key = table.headers[table.columns[table.layout.key]]
-    # only lines without a household id can be totals, signatures or blank lines
-    suspicious = np.flatnonzero(frame[key].isna().to_numpy() if key in frame else
-                                frame.isna().all(axis=1).to_numpy())
+    # only lines without a household id, or whose 户编号 cell reads 合计 or 填表人…, can be totals, signatures or
+    # blank lines
+    if key in frame:
+        text = frame[key].astype("string")
+        odd = text.str.contains(TOTAL.pattern, regex=True) | text.str.contains(SIGNATURE.pattern, regex=True)
+        suspicious = np.flatnonzero(frame[key].isna().to_numpy() | odd.fillna(False).to_numpy(dtype=bool))
+    else:
+        suspicious = np.flatnonzero(frame.isna().all(axis=1).to_numpy())
     reasons = np.full(len(frame), None, dtype=object)
     for i in suspicious:
         row = [None if pd.isna(v) else str(v) for v in frame.iloc[i].tolist()]

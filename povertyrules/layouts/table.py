@@ -171,6 +171,6 @@ def classify(row: list[str | None], key_column: int) -> str | None:
     if TOTAL.search(head):
         return "total"
     key = row[key_column] if key_column < len(row) else None
-    if not key and (SIGNATURE.search(" ".join(cells)) or len(cells) == 1):
+    if (not key or SIGNATURE.search(key)) and (SIGNATURE.search(" ".join(cells)) or len(cells) == 1):
         return "signature"
     return None
