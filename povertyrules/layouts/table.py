@@ -12,8 +12,8 @@ from povertyrules.io.sheets import Grid
 from povertyrules.layouts.spec import Layout, header_keys
 
 HEADER_SEARCH = 30  # lines from the top in which the header is looked for
-TOTAL = re.compile(r"^\s*(合\s*计|小\s*计|总\s*计|全\s*县|全\s*乡|全\s*镇|累\s*计)")
-SIGNATURE = re.compile(r"(填表人|填报人|审核人|负责人|制表人|统计人|签字|签名|盖章"
+TOTAL = re.compile(r"^\s*(?:合\s*计|小\s*计|总\s*计|全\s*县|全\s*乡|全\s*镇|累\s*计)")
+SIGNATURE = re.compile(r"(?:填表人|填报人|审核人|负责人|制表人|统计人|签字|签名|盖章"
                        r"|联系电话[:：]|填报日期|制表日期|说明[:：])")
 SKIP_REASONS = {
     "title": ("表头以上的标题行", "title line above the header"),
