@@ -144,10 +144,6 @@ def _evaluate(book: RuleBook, columns: dict[str, Vec], years: np.ndarray, rows: 
     return evaluate_columns(book, taken, len(rows), years=years[rows], forced=forced)
 
 
-def counterfactuals(book: RuleBook, decision: Decision, reasons: list[Reason]) -> list[Change]:
-    return counterfactuals_many(book, [decision], [reasons])[0]
-
-
 def counterfactuals_many(book: RuleBook, decisions: list[Decision], reasons: list[list[Reason]]) -> list[list[Change]]:
     """For each decision of each household, the single (or else paired) flipped conditions that change its
     outcome.
