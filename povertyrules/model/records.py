@@ -74,7 +74,8 @@ def parse_records(raw: pd.DataFrame, columns: tuple[Column, ...], file: str,
     for column in columns:
         if column.name not in frame:
             continue
-        values, bad, message = _parse(frame[column.name], column, fast)
+        # text columns stay in Arrow, but for the id (`unique`) that other tables are matched on
+        values, bad, message = _parse(frame[column.name], column, fast, arrow_text=column.name != unique)
         if column.required and column.name not in optional:
             blank = values.isna() & ~bad
             if blank.any():
@@ -203,15 +204,21 @@ def _choices(series: pd.Series, column: Column) -> tuple[pd.Series, pd.Series]:
             pd.Series(bad, index=series.index, dtype=bool))
 
 
-def _parse(series: pd.Series, column: Column, fast: bool = True) -> tuple[pd.Series, pd.Series, tuple[str, str]]:
-    """(typed values with NA for blanks, mask of unreadable cells, (zh, en) message for them).
+def _parse(series: pd.Series, column: Column, fast: bool = True,
+           arrow_text: bool = False) -> tuple[pd.Series, pd.Series, tuple[str, str]]:
+    """(typed values with NA for blanks, mask of unreadable cells, (zh, en) message for them). Text is Python
+    text (object), or with `arrow_text` a pandas ``string`` column kept in Arrow.
 
     Numbers and yes/no are typed in Arrow with a direct path for cells already in their plain form; ``fast=False``
     reads every cell through the text path instead (the same result, checked by tests/test_typed_read.py)."""
     if column.kind == "text":
         text = _arrow_text(_arrow_cells(series))
-        values = np.asarray(text.to_numpy(zero_copy_only=False), dtype=object)
-        return pd.Series(values, index=series.index, dtype=object), pd.Series(False, index=series.index), ("", "")
+        if arrow_text:  # kept in Arrow: no Python string per cell
+            values = pd.Series(text.to_pandas(types_mapper=pd.ArrowDtype).array, index=series.index, dtype="string")
+        else:
+            values = pd.Series(np.asarray(text.to_numpy(zero_copy_only=False), dtype=object), index=series.index,
+                               dtype=object)
+        return values, pd.Series(False, index=series.index), ("", "")
     if column.kind == "id_number":
         from povertyrules.privacy import id_number_problem, normalize_id_number
 
