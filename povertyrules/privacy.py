@@ -113,15 +113,20 @@ def _text_cells(column: pd.Series) -> pa.Array:
 
 
 def _candidate_rows(text: pa.Array) -> np.ndarray:
-    """Positions of the cells that may hold a number (`_candidates`), tried once per distinct long cell: a
-    decision file repeats the same reason, clause and status text on most rows."""
-    long = np.flatnonzero(np.asarray(pc.fill_null(pc.greater_equal(pc.utf8_length(text), SHORTEST), False),
+    """Positions of the cells that may hold a number (`_candidates`), each distinct value tried once and only if
+    it is long enough (`SHORTEST`): a decision file repeats the same reason, clause and status text on most rows."""
+    encoded = pc.dictionary_encode(text)
+    distinct = encoded.dictionary
+    long = np.flatnonzero(np.asarray(pc.fill_null(pc.greater_equal(pc.utf8_length(distinct), SHORTEST), False),
                                      dtype=bool))
     if not len(long):
         return long
-    encoded = pc.dictionary_encode(text.take(pa.array(long)))
-    found = _candidates(encoded.dictionary)
-    return long[found[np.asarray(encoded.indices, dtype=np.int64)]]
+    found = np.zeros(len(distinct), dtype=bool)
+    found[long] = _candidates(distinct.take(pa.array(long)))
+    if not found.any():
+        return np.flatnonzero(found)
+    indices = np.asarray(pc.fill_null(encoded.indices, len(distinct)), dtype=np.int64)
+    return np.flatnonzero(np.append(found, False)[indices])
 
 
 def _map_text(frame: pd.DataFrame, change) -> pd.DataFrame:

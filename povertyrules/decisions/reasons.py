@@ -154,15 +154,26 @@ def _distinct(parts: list[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
     text a decision row shows depends on a few codes, whose combinations repeat over most rows."""
     key = np.zeros(n, dtype=np.int64)
     for part in parts:
-        if part.dtype == bool:
-            key = key * 2 + part
-        else:
-            values, index = np.unique(part, return_inverse=True)
-            key = key * len(values) + index.reshape(-1)
-        if key.size and key.max() > 2 ** 31:  # keep the numbers small: number the combinations seen so far
-            key = np.unique(key, return_inverse=True)[1].reshape(-1)
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    return first, inverse.reshape(-1)
+        codes, count = (part.astype(np.int64), 2) if part.dtype == bool else _numbered(part)
+        key = key * count + codes
+        if key.size and key.max() >= 2 ** 31:  # keep the numbers small: number the combinations seen so far
+            key = _numbered(key)[0]
+    codes, count = _numbered(key)
+    first = np.empty(count, dtype=np.int64)
+    first[codes[::-1]] = np.arange(n - 1, -1, -1)  # the last write wins: each combination's first row
+    return first, codes
+
+
+def _numbered(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Each value's number among the distinct values (in their order), and how many there are; by counting
+    where the values are small integers (codes), by sorting otherwise."""
+    values = np.asarray(values)
+    if values.dtype.kind in "iub" and values.size and values.min() >= 0 and values.max() < 4 * values.size + 4096:
+        present = np.bincount(values.astype(np.int64)) > 0
+        number = np.cumsum(present) - 1
+        return number[values.astype(np.int64)], int(present.sum())
+    distinct, inverse = np.unique(values, return_inverse=True)
+    return inverse.reshape(-1).astype(np.int64), len(distinct)
 
 
 def _expand(texts: pa.Array, inverse: np.ndarray) -> pa.DictionaryArray:
