@@ -85,7 +85,7 @@ def parse_records(raw: pd.DataFrame, columns: tuple[Column, ...], file: str,
             problems.append(_problems(rows, ids, column, frame[column.name], bad, *message, file))
         typed[column.name] = values
     if unique and unique in typed:
-        duplicated = typed[unique].notna() & typed[unique].duplicated(keep=False)
+        duplicated = pd.Series(_repeated(typed[unique]), index=typed.index)
         if len(duplicated_elsewhere):
             duplicated |= typed[unique].isin(list(duplicated_elsewhere)).fillna(False).astype(bool)
         if duplicated.any():
@@ -96,6 +96,14 @@ def parse_records(raw: pd.DataFrame, columns: tuple[Column, ...], file: str,
     bad_rows = set(errors["row"])
     valid = typed[~typed["row"].isin(bad_rows)].reset_index(drop=True)
     return Parsed(valid, errors.sort_values(["row", "column"], kind="stable", ignore_index=True), len(frame))
+
+
+def _repeated(values: pd.Series) -> np.ndarray:
+    """Which cells hold a value (not blank) that another cell holds too, found by hashing in Arrow."""
+    encoded = pc.dictionary_encode(_arrow_cells(values))
+    indices = np.asarray(pc.fill_null(encoded.indices, -1), dtype=np.int64)
+    counts = np.bincount(indices[indices >= 0], minlength=len(encoded.dictionary))
+    return (indices >= 0) & (np.append(counts, 0)[indices] > 1)
 
 
 MAX_CELL = 1e15  # larger magnitudes (and 1e400, read as infinity) are an error on the row, never a value
@@ -156,7 +164,10 @@ def _numbers(series: pd.Series, fast: bool = True) -> tuple[pd.Series, pd.Series
     if not fast:
         numbers, bad = _numbers_from_text(raw)
     else:
-        plain = _mask(pc.match_substring_regex(raw, PLAIN_NUMBER))
+        plain = _mask(pc.ascii_is_decimal(raw))  # digits only, no pattern needed; the pattern for the others
+        rest = np.flatnonzero(_mask(pc.is_valid(raw)) & ~plain)
+        if len(rest):
+            plain[rest] = _mask(pc.match_substring_regex(raw.take(pa.array(rest)), PLAIN_NUMBER))
         numbers = np.array(pc.cast(pc.if_else(plain, raw, _NULL_TEXT), pa.float64())
                            .to_numpy(zero_copy_only=False), dtype=float)  # a writable copy
         with np.errstate(invalid="ignore"):
@@ -177,8 +188,9 @@ def _bools(series: pd.Series, fast: bool = True) -> tuple[pd.Series, pd.Series]:
     yes, no = pa.array(sorted(TRUE_WORDS), pa.string()), pa.array(sorted(FALSE_WORDS), pa.string())
     blank = ~_mask(pc.is_valid(raw))
     true, false = np.zeros(len(raw), dtype=bool), np.zeros(len(raw), dtype=bool)
-    if fast:
-        true, false = _mask(pc.is_in(raw, value_set=yes)), _mask(pc.is_in(raw, value_set=no))
+    if fast:  # one look-up in both lists (the words are distinct, `columns.py`)
+        found = np.asarray(pc.fill_null(pc.index_in(raw, value_set=pa.concat_arrays([yes, no])), -1))
+        true, false = (found >= 0) & (found < len(yes)), found >= len(yes)
     folded_at = np.flatnonzero(~blank & ~true & ~false)
     if len(folded_at):
         folded = pc.utf8_lower(_arrow_text(raw.take(pa.array(folded_at))))
