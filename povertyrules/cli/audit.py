@@ -46,8 +46,8 @@ def explain(
     db: DbOption = None,
 ) -> None:
     """Why was this household decided so? The stored reasons, clause texts, and what would change it."""
-    from povertyrules.store.explain import explain_stored
-    from povertyrules.store.runs import NotFound, contradictions_of, decision_of, evidence_of, get_run, reasons_of
+    from povertyrules.store.explain import explain_decisions
+    from povertyrules.store.runs import NotFound, contradictions_of, decision_of, evidence_of, get_run
 
     engine = _engine(db, household_id)
     try:
@@ -55,7 +55,7 @@ def explain(
     except NotFound as exc:
         _not_found(exc)
     stored_run = get_run(engine, decision.run_id)
-    explanation = explain_stored(stored_run, decision, reasons_of(engine, household_id, decision.run_id))
+    explanation = explain_decisions(stored_run, [decision])[decision.household_id]
     procedures = _procedures(engine, decision)
     evidence = [e.model_dump(exclude={"id", "run_id"}) for e in evidence_of(engine, household_id, decision.run_id)]
     contradictions = [c.model_dump(exclude={"id", "run_id"})

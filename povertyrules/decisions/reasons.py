@@ -58,7 +58,18 @@ class Item:
 
 
 def reason_items(book: RuleBook) -> list[Item]:
-    """Every reason that can appear, in listing order: per decision its outcome rules, then their criteria."""
+    """Every reason that can appear, in listing order: per decision its outcome rules, then their criteria
+    (worked out once per rule set: a `RuleBook` is read-only)."""
+    cached = _ITEMS.get(id(book))
+    if cached is None or cached[0] is not book:
+        cached = _ITEMS[id(book)] = (book, _reason_items(book))
+    return cached[1]
+
+
+_ITEMS: dict[int, tuple[RuleBook, list[Item]]] = {}
+
+
+def _reason_items(book: RuleBook) -> list[Item]:
     items: list[Item] = []
     for decision in decision_order(book):
         outcome_rules = [book.rules[rid] for rid in book.decisions[decision].outcomes]
@@ -112,7 +123,7 @@ def decision_frame(result: Evaluation, frame: pd.DataFrame, version: str, lang: 
         text = main
     missing = join_present([pa.array(np.where(mask, leaf, None), type=pa.string())
                             for leaf, mask in _missing_leaves(result).items()], ";", n)
-    records = reason_records(result, frame, cited, lines) if with_records else None
+    records = reason_records(result, _ids(frame), cited, lines) if with_records else None
     if member_reasons is not None:
         member_lines = frame["household_id"].map(member_reasons)
         text = join_present([pa.array(member_lines.to_numpy(dtype=object), type=pa.string(), from_pandas=True),
@@ -162,11 +173,20 @@ def _cited(result: Evaluation) -> list[tuple[Item, np.ndarray]]:
     return [(item, masks[rid]) for rid, item in first.items() if masks[rid].any()]
 
 
-def reason_records(result: Evaluation, frame: pd.DataFrame, cited: list[tuple[Item, np.ndarray]],
+def reason_table(result: Evaluation, ids: pa.Array, lang: str) -> pa.Table:
+    """Only the reason records of every row (see `reason_records`), for explaining stored decisions."""
+    cited = _cited(result)
+    return reason_records(result, ids, cited, {item.rule.id: _line(result, item.rule, lang) for item, _ in cited})
+
+
+def _ids(frame: pd.DataFrame) -> pa.Array:
+    return pa.array(frame["household_id"].to_numpy(dtype=object), type=pa.string())
+
+
+def reason_records(result: Evaluation, ids: pa.Array, cited: list[tuple[Item, np.ndarray]],
                    lines: dict[str, pa.Array]) -> pa.Table:
     """One record per (row, cited rule): verdict, observed values and thresholds as JSON, and the message."""
     book = result.book
-    ids = pa.array(frame["household_id"].to_numpy(dtype=object), type=pa.string())
     parts = []
     for seq, (item, mask) in enumerate(cited):
         rule, where = item.rule, pa.array(mask)
