@@ -225,9 +225,14 @@ def reasons_for(engine: Engine, run_id: int, ids: list[str]) -> dict[str, list[d
 
 
 def history_of(engine: Engine, household_id: str) -> list[tuple[Run, Decision]]:
+    """The household's decision in every run, with the run's id, time and rules version (the runs' rule
+    snapshots are not loaded)."""
+    from sqlalchemy.orm import load_only
+
     household_id = stored_form(engine, household_id)
     with Session(engine) as session:
-        query = (select(Run, Decision).join(Decision, Decision.run_id == Run.id)
+        query = (select(Run, Decision).options(load_only(Run.id, Run.created_at, Run.rules_version))
+                 .join(Decision, Decision.run_id == Run.id)
                  .where(Decision.household_id == household_id).order_by(Run.id))
         return [(r, d) for r, d in session.execute(query).all()]
 
