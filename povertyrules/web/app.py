@@ -150,6 +150,7 @@ def create_app(db: str | None = None, show_identities: bool = False, require_log
     app = FastAPI(title="povertyrules inspector", description="Read-only decisions, reasons and runs.",
                   version="1", docs_url=None, redoc_url=None)
     templates = Jinja2Templates(directory=str(TEMPLATES))
+    templates.env.auto_reload = False  # the templates ship with the package: no file check on every page
     templates.env.filters["percent"] = percent
     templates.env.filters["number"] = lambda v: "—" if v is None or v != v else f"{v:,.0f}" if float(v).is_integer() \
         else f"{v:,.2f}".rstrip("0").rstrip(".")
