@@ -115,7 +115,8 @@ def decision_frame(result: Evaluation, frame: pd.DataFrame, version: str, lang: 
     main, clauses = main_reasons(result, decision_order(result.book), lang)
     if reasons == "full" or with_records:
         cited = _cited(result)
-        lines = {item.rule.id: _line(result, item.rule, lang) for item, mask in cited}
+        memo: dict = {}  # each value's text made once, however many rules name it
+        lines = {item.rule.id: _line(result, item.rule, lang, memo) for item, mask in cited}
     if reasons == "full":
         text = join_present([pc.if_else(pa.array(mask), lines[item.rule.id], pa.scalar(None, pa.string()))
                              for item, mask in cited], ";", n)
@@ -123,7 +124,7 @@ def decision_frame(result: Evaluation, frame: pd.DataFrame, version: str, lang: 
         text = main
     missing = join_present([pa.array(np.where(mask, leaf, None), type=pa.string())
                             for leaf, mask in _missing_leaves(result).items()], ";", n)
-    records = reason_records(result, _ids(frame), cited, lines) if with_records else None
+    records = reason_records(result, _ids(frame), cited, lines, memo) if with_records else None
     if member_reasons is not None:
         member_lines = frame["household_id"].map(member_reasons)
         text = join_present([pa.array(member_lines.to_numpy(dtype=object), type=pa.string(), from_pandas=True),
@@ -175,8 +176,9 @@ def _cited(result: Evaluation) -> list[tuple[Item, np.ndarray]]:
 
 def reason_table(result: Evaluation, ids: pa.Array, lang: str) -> pa.Table:
     """Only the reason records of every row (see `reason_records`), for explaining stored decisions."""
-    cited = _cited(result)
-    return reason_records(result, ids, cited, {item.rule.id: _line(result, item.rule, lang) for item, _ in cited})
+    cited, memo = _cited(result), {}
+    lines = {item.rule.id: _line(result, item.rule, lang, memo) for item, _ in cited}
+    return reason_records(result, ids, cited, lines, memo)
 
 
 def _ids(frame: pd.DataFrame) -> pa.Array:
@@ -184,7 +186,7 @@ def _ids(frame: pd.DataFrame) -> pa.Array:
 
 
 def reason_records(result: Evaluation, ids: pa.Array, cited: list[tuple[Item, np.ndarray]],
-                   lines: dict[str, pa.Array]) -> pa.Table:
+                   lines: dict[str, pa.Array], memo: dict | None = None) -> pa.Table:
     """One record per (row, cited rule): verdict, observed values and thresholds as JSON, and the message."""
     book = result.book
     parts = []
@@ -193,8 +195,8 @@ def reason_records(result: Evaluation, ids: pa.Array, cited: list[tuple[Item, np
         v = result.value(rule.id)
         verdict = pc.if_else(pa.array(v.true()), "true", pc.if_else(pa.array(v.false()), "false", "unknown"))
         names = [n for n in dict.fromkeys([*ex.names(rule.expr), *message_fields(rule)]) if n in result.env]
-        observed = _json(result, [n for n in names if not is_threshold(book, n)])
-        thresholds = _json(result, [n for n in names if is_threshold(book, n)])
+        observed = _json(result, [n for n in names if not is_threshold(book, n)], memo)
+        thresholds = _json(result, [n for n in names if is_threshold(book, n)], memo)
         count = int(mask.sum())
         parts.append(pa.table({
             "household_id": pc.filter(ids, where),
@@ -227,14 +229,14 @@ def is_threshold(book: RuleBook, name: str) -> bool:
     return False
 
 
-def _json(result: Evaluation, names: list[str]) -> pa.Array:
+def _json(result: Evaluation, names: list[str], memo: dict | None = None) -> pa.Array:
     """``{"name": value, …}`` per row (null for unknown values), built in bulk."""
     if not names:
         return pa.array(["{}"] * result.n, type=pa.string())
     pieces: list[pa.Array | str] = ["{"]
     for i, name in enumerate(names):
         pieces.append(("" if i == 0 else ", ") + f'"{name}": ')
-        pieces.append(_value_text(result, name, JSON_WORDS, quote_text=True))
+        pieces.append(_value_text(result, name, JSON_WORDS, quote_text=True, memo=memo))
     pieces.append("}")
     return pc.binary_join_element_wise(*pieces, "")
 
@@ -284,7 +286,7 @@ def _missing_leaves(result: Evaluation) -> dict[str, np.ndarray]:
     return {k: v for k, v in leaves.items() if v.any()}
 
 
-def _line(result: Evaluation, rule: Rule, lang: str) -> pa.Array:
+def _line(result: Evaluation, rule: Rule, lang: str, memo: dict | None = None) -> pa.Array:
     """``CLAUSE rule-id: verdict — message`` (zh: ``CLAUSE 规则说明：verdict — message``) for every row (masked by
     the caller)."""
     words = WORDS[lang]
@@ -304,11 +306,23 @@ def _line(result: Evaluation, rule: Rule, lang: str) -> pa.Array:
         if literal:
             pieces.append(literal)
         if field:
-            pieces.append(_value_text(result, field, words))
+            pieces.append(_value_text(result, field, words, memo=memo))
     return pc.binary_join_element_wise(*pieces, "")
 
 
-def _value_text(result: Evaluation, name: str, words: dict, quote_text: bool = False) -> pa.Array:
+def _value_text(result: Evaluation, name: str, words: dict, quote_text: bool = False,
+                memo: dict | None = None) -> pa.Array:
+    """A value as text on every row (`words` for yes/no and missing); kept in `memo` for the next rule."""
+    key = (name, words["missing"], words[True], quote_text)
+    if memo is not None and key in memo:
+        return memo[key]
+    text = _text_of(result, name, words, quote_text)
+    if memo is not None:
+        memo[key] = text
+    return text
+
+
+def _text_of(result: Evaluation, name: str, words: dict, quote_text: bool) -> pa.Array:
     book = result.book
     v = result.value(name)
     if name in book.rules:

@@ -178,8 +178,9 @@ def counterfactuals_many(book: RuleBook, decisions: list[Decision], reasons: lis
     """For each decision of each household, the single (or else paired) flipped conditions that change its
     outcome.
 
-    The households' rows are evaluated in one batch; all single flips of all of them in a second, with each
-    flip on a copy of its household's row; pairs, where no single flip moves a decision, in a third.
+    The households' rows are evaluated in one batch (or given, as `evaluated`); all single flips and all
+    pairs of flips of all of them in a second, each on a copy of its household's row. A pair is kept only
+    for a decision that no single flip moves.
     """
     if not decisions:
         return []
@@ -191,14 +192,11 @@ def counterfactuals_many(book: RuleBook, decisions: list[Decision], reasons: lis
     candidates = [{name: _candidates(book, base, [r for r in mine if r.decision == name]) for name in names}
                   for base, mine in zip(bases, reasons, strict=True)]
     singles = [{name: [(c,) for c in found[name]] for name in names} for found in candidates]
-    found = _search(book, columns, years, bases, singles)
-    pairs = [{name: [c for c in itertools.combinations(mine[name], 2) if c[0][0] != c[1][0]]
-              for name in names if not any(change.decision == name for change in done)}
-             for mine, done in zip(candidates, found, strict=True)]
-    if any(any(p.values()) for p in pairs):
-        more = _search(book, columns, years, bases, pairs)
-        found = [a + b for a, b in zip(found, more, strict=True)]
-    return found
+    pairs = [{name: [c for c in itertools.combinations(mine[name], 2) if c[0][0] != c[1][0]] for name in names}
+             for mine in candidates]
+    by_one, by_two = _search(book, columns, years, bases, singles, pairs)
+    return [one + [c for c in two if not any(x.decision == c.decision for x in one)]
+            for one, two in zip(by_one, by_two, strict=True)]
 
 
 def _candidates(book: RuleBook, base: Evaluation, reasons: list[Reason]) -> list[tuple[str, bool]]:
@@ -244,29 +242,30 @@ def _leaf_criteria(book: RuleBook, name: str) -> list[str]:
 
 
 def _search(book: RuleBook, columns: dict[str, Vec], years: np.ndarray, bases: list[Evaluation],
-            combos: list[dict[str, list[tuple[tuple[str, bool], ...]]]]) -> list[list[Change]]:
-    """Evaluate every combination of forced values of every household in one batch; keep, per household,
-    those that move their decision."""
-    flat = [(h, name, combo) for h, group in enumerate(combos) for name, options in group.items()
-            for combo in options]
-    changes: list[list[Change]] = [[] for _ in bases]
+            *groups: list[dict[str, list[tuple[tuple[str, bool], ...]]]]) -> list[list[list[Change]]]:
+    """Evaluate every combination of forced values of every household of every group in one batch; keep, per
+    group and household, those that move their decision."""
+    flat = [(g, h, name, combo) for g, combos in enumerate(groups) for h, group in enumerate(combos)
+            for name, options in group.items() for combo in options]
+    changes: list[list[list[Change]]] = [[[] for _ in bases] for _ in groups]
     if not flat:
         return changes
     forced: dict[str, tuple[Vec, np.ndarray]] = {}
-    for target in {n for _, _, combo in flat for n, _ in combo}:
+    for target in {n for *_, combo in flat for n, _ in combo}:
         values, rows = np.zeros(len(flat), dtype=bool), np.zeros(len(flat), dtype=bool)
-        for i, (_, _, combo) in enumerate(flat):
+        for i, (*_, combo) in enumerate(flat):
             for n, value in combo:
                 if n == target:
                     values[i], rows[i] = value, True
         forced[target] = (Vec(values, True), rows)
-    households = np.asarray([h for h, _, _ in flat], dtype=np.int64)
+    households = np.asarray([h for _, h, _, _ in flat], dtype=np.int64)
     variants = _evaluate(book, columns, years, households, forced)
-    outcomes = {name: variants.outcome(name) for name in {name for _, name, _ in flat}}
-    for i, (h, name, combo) in enumerate(flat):
+    outcomes = {name: variants.outcome(name) for name in {name for _, _, name, _ in flat}}
+    for i, (g, h, name, combo) in enumerate(flat):
         outcome, current = outcomes[name][i], bases[h].outcome(name)[0]
         if outcome != current and outcome != "review":
-            changes[h].append(Change(name, str(outcome), [_condition(book, bases[h], n, value) for n, value in combo]))
+            changes[g][h].append(Change(name, str(outcome),
+                                        [_condition(book, bases[h], n, value) for n, value in combo]))
     return changes
 
 
