@@ -187,30 +187,45 @@ def _ids(frame: pd.DataFrame) -> pa.Array:
 
 def reason_records(result: Evaluation, ids: pa.Array, cited: list[tuple[Item, np.ndarray]],
                    lines: dict[str, pa.Array], memo: dict | None = None) -> pa.Table:
-    """One record per (row, cited rule): verdict, observed values and thresholds as JSON, and the message."""
-    book = result.book
-    parts = []
-    for seq, (item, mask) in enumerate(cited):
-        rule, where = item.rule, pa.array(mask)
-        v = result.value(rule.id)
-        verdict = pc.if_else(pa.array(v.true()), "true", pc.if_else(pa.array(v.false()), "false", "unknown"))
+    """One record per (row, cited rule): verdict, observed values and thresholds as JSON, and the message.
+
+    Records are listed rule by rule (in citing order), each rule's rows in row order; every column is gathered
+    in one pass over all rules (a rule's texts are made for all rows, then the cited ones are taken)."""
+    if not cited:
+        return pa.table({})
+    book, n = result.book, result.n
+    rules = [item.rule for item, _ in cited]
+    rows = [np.flatnonzero(mask) for _, mask in cited]
+    counts = np.asarray([len(r) for r in rows], dtype=np.int64)
+    seq = np.repeat(np.arange(len(cited), dtype=np.int32), counts)
+    row = np.concatenate(rows)
+    flat = seq.astype(np.int64) * n + row  # the record's position in the rules' texts laid end to end
+    verdicts = np.stack([result.verdict(rule.id) for rule in rules])  # rules × rows: 0 false, 1 true, 2 unknown
+    observed, thresholds = [], []
+    for rule in rules:
         names = [n for n in dict.fromkeys([*ex.names(rule.expr), *message_fields(rule)]) if n in result.env]
-        observed = _json(result, [n for n in names if not is_threshold(book, n)], memo)
-        thresholds = _json(result, [n for n in names if is_threshold(book, n)], memo)
-        count = int(mask.sum())
-        parts.append(pa.table({
-            "household_id": pc.filter(ids, where),
-            "seq": pa.array(np.full(count, seq, dtype=np.int32)),
-            "decision": pa.array([rule.decision or item.decision] * count, type=pa.string()),
-            "rule_id": pa.array([rule.id] * count, type=pa.string()),
-            "kind": pa.array([rule.kind] * count, type=pa.string()),
-            "clause": pa.array([rule.citation] * count, type=pa.string()),
-            "verdict": pc.filter(verdict, where),
-            "observed": pc.filter(observed, where),
-            "thresholds": pc.filter(thresholds, where),
-            "message": pc.filter(lines[rule.id], where),
-        }))
-    return pa.concat_tables(parts) if parts else pa.table({})
+        observed.append(_json(result, [n for n in names if not is_threshold(book, n)], memo))
+        thresholds.append(_json(result, [n for n in names if is_threshold(book, n)], memo))
+
+    def per_rule(values: list) -> pa.Array:
+        return pa.array(np.asarray(values, dtype=object)[seq], type=pa.string())
+
+    def gathered(texts: list[pa.Array]) -> pa.Array:
+        return pa.concat_arrays(texts).take(pa.array(flat))
+
+    return pa.table({
+        "household_id": ids.take(pa.array(row)),
+        "seq": pa.array(seq),
+        "decision": per_rule([rule.decision or item.decision for rule, (item, _) in zip(rules, cited, strict=True)]),
+        "rule_id": per_rule([rule.id for rule in rules]),
+        "kind": per_rule([rule.kind for rule in rules]),
+        "clause": per_rule([rule.citation for rule in rules]),
+        "verdict": pa.array(np.asarray(["false", "true", "unknown"], dtype=object)[verdicts[seq, row]],
+                            type=pa.string()),
+        "observed": gathered(observed),
+        "thresholds": gathered(thresholds),
+        "message": gathered([lines[rule.id] for rule in rules]),
+    })
 
 
 def message_fields(rule: Rule) -> list[str]:
