@@ -106,11 +106,15 @@ def explain(
                           f"  {r['mark']} {decisive if r['decisive'] else ''}{r['text']} ({r['clause']})",
                           highlight=False, markup=False)
     if evidence:
-        console.print(f"\n[bold]{'部门数据依据' if zh else 'Register evidence'} (MON-5.1)[/bold]")
+        cited = "、".join(dict.fromkeys(e["clause"] for e in evidence if e["clause"]))
+        console.print(f"\n[bold]{'部门数据依据' if zh else 'Register evidence'}{escape(f' ({cited})') if cited else ''}"
+                      "[/bold]", highlight=False)
         for e in evidence:
-            console.print(f"  {e['column']}: {e['text']} ({e['file']}:{e['row']})", highlight=False, markup=False)
+            console.print(f"  {missing_names(book, e['column'], lang)}: {e['text']} ({e['file']}:{e['row']})",
+                          highlight=False, markup=False)
     for c in contradictions:
-        console.print(f"  {'与户表不一致' if zh else 'contradicts the household file'}: {c['column']} "
+        console.print(f"  {'与户表不一致' if zh else 'contradicts the household file'}: "
+                      f"{missing_names(book, c['column'], lang)} "
                       f"{'户表' if zh else 'file'} {c['file_value']} / {'部门数据' if zh else 'register'} "
                       f"{c['register_value']} — {c['evidence']}", highlight=False, markup=False)
     console.print(f"\n[bold]{'条款原文' if zh else 'Clause texts'}[/bold]")

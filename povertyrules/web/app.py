@@ -279,8 +279,10 @@ def create_app(db: str | None = None, show_identities: bool = False, require_log
         data = dict(explanation(decision))
         data["evidence"] = [e.model_dump(exclude={"id", "run_id"})
                             for e in evidence_of(engine, hid, decision.run_id)]
-        data["contradictions"] = [c.model_dump(exclude={"id", "run_id"})
+        data["contradictions"] = [{**c.model_dump(exclude={"id", "run_id"}),
+                                   "label": missing_names(book_of(decision.run_id), c.column, lang)}
                                   for c in contradictions_of(engine, decision.run_id, hid)]
+        data["evidence_clauses"] = "、".join(dict.fromkeys(e["clause"] for e in data["evidence"] if e["clause"]))
         data["location"] = {"county": decision.county, "township": decision.township, "village": decision.village}
         data["labels"] = {d: label(decision.run_id, d, getattr(decision, d), lang) for d in DECISIONS}
         data["store_problems"] = store_problems(hid)
