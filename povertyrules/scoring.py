@@ -217,8 +217,9 @@ def _apply_members(book: RuleBook, valid: pd.DataFrame, raw: pd.DataFrame, known
     valid = valid.assign(members=derived.where(has_members, fallback).mask(broken))
     none_counted = has_members & (derived == 0) & ~broken
     no_size = ~has_members & fallback.isna() & ~broken
-    problems.append(_error_rows(valid[none_counted], "members", "按ID-1计入的家庭人口为0",
-                                "no member counts toward household size under ID-1", file))
+    cite = member_citation(book)  # (the clauses of the counting rules, from the rule files)
+    problems.append(_error_rows(valid[none_counted], "members", f"成员表中无人计入家庭人口（{cite}）",
+                                f"no member counts toward household size ({cite})", file))
     problems.append(_error_rows(valid[no_size], "members", "家庭人口为空且成员表中无该户",
                                 "members is blank and the members sheet has no one for this household", file))
     keep = ~(none_counted | no_size)

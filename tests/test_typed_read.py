@@ -16,10 +16,11 @@ from .conftest import BASE_HOUSEHOLD
 
 #: characters that make and break identity and phone numbers: ASCII and full-width digits, X, separators,
 #: a prefix's +, letters (the look-around of the patterns), Chinese text and line breaks
-NUMBERISH = st.text(alphabet="0123456789０１２３９Xx +-ab中\n\u0663", max_size=40)
+NUMBERISH = st.text(alphabet="0123456789０１２３４５９XxＸｘ +-－　abＡ中\n\u0663", max_size=40)
 DIGIT_RUNS = st.builds(lambda a, d, b: a + d + b, NUMBERISH, st.text(alphabet="0123456789", min_size=10, max_size=19),
                        NUMBERISH)
-CELLS = st.one_of(NUMBERISH, DIGIT_RUNS, st.just("13812345678"), st.just("11010519491231002X"))
+CELLS = st.one_of(NUMBERISH, DIGIT_RUNS, st.just("13812345678"), st.just("11010519491231002X"),
+                  st.just("１１０１０５１９４９１２３１００２Ｘ"), st.just("１３８－１２３４－５６７８"))
 
 
 @settings(max_examples=400, deadline=None)
