@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from povertyrules.decisions.trace import codes, encode, main_reasons, trace_rules
+from povertyrules.decisions.trace import main_reasons, pack, trace_rules
 from povertyrules.engines.vectorized import Evaluation
 from povertyrules.lang import expr as ex
 from povertyrules.lang.rulebook import REVIEW, Rule, RuleBook
@@ -130,7 +130,8 @@ def decision_frame(result: Evaluation, frame: pd.DataFrame, version: str, lang: 
     out["missing_columns"] = pd.Series(missing.to_pandas(types_mapper=pd.ArrowDtype), dtype="string")
     out["row"] = (frame["row"].to_numpy() if "row" in frame else np.arange(2, n + 2)).astype("int64")
     out["clauses"] = pd.Series(clauses.to_pandas(types_mapper=pd.ArrowDtype), dtype="string")
-    out["trace"] = pd.array(encode(codes(result, trace_rules(result.book))), dtype="string")
+    out["trace"] = pd.Series(pack(result, trace_rules(result.book)).to_pandas(types_mapper=pd.ArrowDtype),
+                             dtype="string")
     return out, records
 
 

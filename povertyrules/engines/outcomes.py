@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from povertyrules.lang.rulebook import Decision, Rule, RuleBook
 
 FALSE, TRUE, UNKNOWN = 0, 1, 2
+#: the state of a verdict held in Kleene's order (0 false < 1 unknown < 2 true), as the batch engine holds them
+KLEENE_STATES = (FALSE, UNKNOWN, TRUE)
 MAX_RULES = 10  # 3^10 combinations: far more outcome rules than any decision needs
 
 
