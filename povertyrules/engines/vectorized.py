@@ -77,7 +77,7 @@ class Vec:
     def kleene(self) -> Any:
         """The condition's verdicts in Kleene's order (int8: 0 false, 1 unknown, 2 true)."""
         if self._kleene is None:
-            self._kleene = np.where(self.known, np.where(self.values, K_TRUE, K_FALSE), K_UNKNOWN)
+            self._kleene = _verdicts(self.values, self.known)
         return self._kleene
 
     def true(self) -> np.ndarray:
@@ -97,8 +97,8 @@ class Vec:
 
     def full(self, n: int) -> Vec:
         """The same column with every form held at length `n` (itself where it already is)."""
-        if self._derive is not None:
-            self._derived()
+        if self._derive is not None:  # deferred values are made at full length
+            return self
         forms = (self._values, self._known, self._kleene)
         if all(f is None or np.shape(f) == (n,) for f in forms):
             return self
@@ -125,9 +125,55 @@ class Vec:
         return f"Vec(values={self.values!r}, known={self.known!r})"
 
 
+class Coded(Vec):
+    """A choice column held as its category codes (-1 blank) and labels: a comparison with a literal compares
+    codes (the text values are made only if asked for)."""
+
+    __slots__ = ("codes", "labels")
+
+    def __init__(self, codes: np.ndarray, categories: list[str]):
+        super().__init__(None, codes >= 0)
+        self.codes, self.labels = codes, categories
+        self._derive = lambda: (np.asarray([*categories, ""], dtype=str)[codes], self._known)
+
+    def hit(self, literals: Any) -> np.ndarray:
+        """Where the value is one of `literals` (meaningful where known)."""
+        out = np.zeros(len(self.codes), dtype=bool)
+        for i, label in enumerate(self.labels):
+            if label in literals:
+                out |= self.codes == i
+        return out
+
+
 K_FALSE, K_UNKNOWN, K_TRUE = np.int8(0), np.int8(1), np.int8(2)  # Kleene's order: and = min, or = max
-#: a Kleene verdict as the state the outcome tables and the trace use (0 false, 1 true, 2 unknown)
-STATE_OF_KLEENE = np.asarray(KLEENE_STATES, dtype=np.int8)
+
+
+def _verdicts(values: Any, known: Any) -> np.ndarray:
+    """Values and known mask as Kleene verdicts: 2·(known and true) + (not known), in int8 arithmetic on the
+    masks' bytes (a nested `np.where` takes some 40 times as long)."""
+    true = np.asarray(np.asarray(values, dtype=bool) & np.asarray(known, dtype=bool)).view(np.int8)
+    return true + true + np.asarray(~np.asarray(known, dtype=bool)).view(np.int8)
+
+
+def _both_known(a: Vec, b: Vec) -> Any:
+    """Where both are known (without a pass over the rows where one side is a known scalar)."""
+    ka, kb = a.known, b.known
+    if np.ndim(kb) == 0 and kb:
+        return ka
+    if np.ndim(ka) == 0 and ka:
+        return kb
+    return np.asarray(ka, dtype=bool) & np.asarray(kb, dtype=bool)
+
+
+def kleene_state(kleene: Any) -> np.ndarray:
+    """Kleene verdicts (0 false, 1 unknown, 2 true) as the states the outcome tables and the trace use (0 false,
+    1 true, 2 unknown: `outcomes.KLEENE_STATES`), by byte arithmetic: (2v & 3) | (v > 1) (numpy's shifts and
+    look-ups take several times as long)."""
+    v = np.asarray(kleene).view(np.uint8)
+    state = v + v
+    state &= 3
+    state |= np.asarray(v > 1).view(np.uint8)
+    return state.view(np.int8)
 
 
 class DecisionPlan:
@@ -142,24 +188,27 @@ class DecisionPlan:
         self.decision, self.table = decision, table
         self.values = [*decision.values, REVIEW]
         size = table.size
-        self.resolved = np.zeros(size, dtype=bool)
         self.code = np.zeros(size, dtype=np.int32)  # the table's own code of the combination
-        self.outcome = np.full(size, len(decision.values), dtype=np.int8)  # index into `values`
+        self.outcome = np.full(size, -1, dtype=np.int8)  # index into `values`; -1: not resolved yet
         self.possible = np.zeros(size, dtype=np.int32)  # bit mask of the possible outcomes
         self.error = np.zeros(size, dtype=bool)
         self.cited = np.zeros((len(table.rules), size), dtype=bool)
         self._lock = threading.Lock()
 
-    def fill(self, combinations: np.ndarray) -> np.ndarray:
-        """Resolve the combinations that occur in `combinations` and are not yet resolved; return those
-        that occur."""
-        present = np.flatnonzero(np.bincount(combinations, minlength=self.table.size))
-        missing = present[~self.resolved[present]]
-        if len(missing):
+    def outcomes(self, combinations: np.ndarray) -> np.ndarray:
+        """Each row's outcome (an index into `values`), resolving the combinations not met before."""
+        out = np.take(self.outcome, combinations)
+        if (out < 0).any():
             with self._lock:
-                for combination in missing:
-                    self._resolve(int(combination))
-        return present
+                for combination in np.unique(combinations[out < 0]):
+                    if self.outcome[combination] < 0:
+                        self._resolve(int(combination))
+            out = np.take(self.outcome, combinations)
+        return out
+
+    def present(self, combinations: np.ndarray) -> np.ndarray:
+        """The combinations that occur in `combinations` (each resolved by `outcomes` already)."""
+        return np.flatnonzero(np.bincount(combinations, minlength=self.table.size))
 
     def _resolve(self, combination: int) -> None:
         table, kleene, states = self.table, combination, []
@@ -170,13 +219,12 @@ class DecisionPlan:
         res = table.resolve(code)
         bit = {v: 1 << i for i, v in enumerate(self.decision.values)}
         self.code[combination] = code
-        self.outcome[combination] = self.values.index(res.decided) if res.decided is not None else \
-            len(self.decision.values)
         self.possible[combination] = sum(bit[v] for v in res.possible)
         self.error[combination] = res.error
         for j, rule in enumerate(table.rules):
             self.cited[j, combination] = rule.id in res.cited
-        self.resolved[combination] = True
+        self.outcome[combination] = self.values.index(res.decided) if res.decided is not None else \
+            len(self.decision.values)  # last: the combination counts as resolved from here on
 
     def failure(self, combination: int) -> str:
         """"" or why the rule set fails on a row with this combination (Chinese / English)."""
@@ -267,7 +315,7 @@ class Evaluation:
 
     def verdict(self, name: str) -> np.ndarray:
         """A criterion's or outcome rule's verdict per row as a code: 0 false, 1 true, 2 unknown."""
-        return STATE_OF_KLEENE[self.value(name).kleene]
+        return kleene_state(self.value(name).kleene)
 
     def value(self, name: str) -> Vec:
         return (self.env.get(name) or self.conditions[name]).full(self.n)
@@ -285,10 +333,8 @@ class Evaluation:
 def column_vec(series: pd.Series, kind: str) -> Vec:
     """An input column as a `Vec` (kind: 'number', 'bool' or 'text'; text becomes a fixed-width str array)."""
     array = series.array
-    if isinstance(array, pd.Categorical):  # choice columns: index the few categories by code
-        codes = np.asarray(array.codes)
-        labels = np.asarray([*array.categories.astype(str), ""], dtype=str)
-        return Vec(labels[codes], codes >= 0)
+    if isinstance(array, pd.Categorical):  # choice columns: the few categories by code
+        return Coded(np.asarray(array.codes), [str(c) for c in array.categories])
     if kind == "bool" and isinstance(array, pd.arrays.BooleanArray):
         return Vec(np.asarray(array._data), ~np.asarray(array._mask))
     if kind == "number":
@@ -394,9 +440,12 @@ class _Evaluator:
                 return self.decision_test(name, set(values), negate)
             case ex.In(operand=o, values=values, negate=negate):
                 v = self.eval(o)
-                hit = np.zeros(np.shape(v.values), dtype=bool)
-                for value in values:  # a short literal list: one vectorised comparison each
-                    hit |= np.asarray(v.values == value, dtype=bool)
+                if isinstance(v, Coded):
+                    hit = v.hit(set(values))
+                else:
+                    hit = np.zeros(np.shape(v.values), dtype=bool)
+                    for value in values:  # a short literal list: one vectorised comparison each
+                        hit |= np.asarray(v.values == value, dtype=bool)
                 return Vec(~hit if negate else hit, v.known)
             case ex.Known(operand=o, negate=negate):
                 known = np.asarray(self.eval(o).known, dtype=bool)
@@ -438,7 +487,7 @@ class _Evaluator:
 
     @staticmethod
     def arith(op: str, a: Vec, b: Vec) -> Vec:
-        known = a.known & b.known
+        known = _both_known(a, b)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             if op == "+":
                 return Vec(a.values + b.values, known)
@@ -446,13 +495,16 @@ class _Evaluator:
                 return Vec(a.values - b.values, known)
             if op == "*":
                 return Vec(a.values * b.values, known)
-            divisor_ok = b.values != 0
-            return Vec(np.where(divisor_ok, a.values / np.where(divisor_ok, b.values, 1), 0.0),
-                       known & divisor_ok)
+            return Vec(a.values / b.values, known & (b.values != 0))  # unknown where b is 0
 
     @staticmethod
     def compare(op: str, a: Vec, b: Vec) -> Vec:
-        known = a.known & b.known
+        known = _both_known(a, b)
+        if op in ("==", "!=") and (isinstance(a, Coded) or isinstance(b, Coded)):
+            coded, other = (a, b) if isinstance(a, Coded) else (b, a)
+            if isinstance(other.values, str):  # a choice column against a literal: compare codes
+                hit = coded.hit({other.values})
+                return Vec(hit if op == "==" else ~hit, known)
         with np.errstate(invalid="ignore"):
             match op:
                 case "<":
@@ -495,16 +547,15 @@ class _Evaluator:
         row's combination of verdicts, looked up in the decision's plan for its outcome and possible ones."""
         n, result = self.result.n, self.result
         plan = decision_plan(self.book, decision.name)
-        combination = np.zeros(n, dtype=np.int32)
+        combination = np.zeros(n, dtype=np.uint16)  # Σ verdict·3^i < 3^10 (`outcomes.MAX_RULES`)
         for i, r in enumerate(plan.table.rules):
             c = self.eval(r.expr).full(n)
             result.conditions[r.id] = c
-            combination += np.multiply(c.kleene, 3 ** i, dtype=np.int32)
-        plan.fill(combination)
-        out = plan.outcome[combination]
+            combination += np.multiply(np.asarray(c.kleene).view(np.uint8), 3 ** i, dtype=np.uint16)
+        out = plan.outcomes(combination)
         result.combinations[decision.name], result.plans[decision.name] = combination, plan
         result.codes[decision.name] = out
-        result.possible[decision.name] = plan.possible[combination]
+        result.possible[decision.name] = np.take(plan.possible, combination)
         result.outcome_values[decision.name] = plan.values
         review = len(decision.values)
         result.env[decision.name] = Vec.deferred(
@@ -515,9 +566,12 @@ class _Evaluator:
         possible outcome is accepted and another is not."""
         values = self.book.decisions[name].values
         wanted = sum(1 << i for i, v in enumerate(values) if v in accepted)
-        masks = np.arange(1 << len(values))
-        inside, outside = (masks & ~wanted) == 0, (masks & wanted) == 0
+        possible = self.result.possible[name]
+        inside, outside = (possible & ~wanted) == 0, (possible & wanted) == 0
         if negate:
             inside, outside = outside, inside
-        verdicts = np.where(inside, K_TRUE, np.where(outside, K_FALSE, K_UNKNOWN))
-        return Vec.of_verdicts(verdicts[self.result.possible[name]])
+        # true inside, false outside, unknown where outcomes both inside and outside are possible (by byte
+        # arithmetic: 1 + inside - outside, and true where nothing is possible, a fault of the rule set)
+        verdicts = inside.view(np.int8) + K_UNKNOWN
+        verdicts -= (outside & ~inside).view(np.int8)
+        return Vec.of_verdicts(verdicts)
