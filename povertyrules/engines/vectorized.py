@@ -132,9 +132,10 @@ class Coded(Vec):
     __slots__ = ("codes", "labels")
 
     def __init__(self, codes: np.ndarray, categories: list[str]):
-        super().__init__(None, codes >= 0)
+        known = codes >= 0
+        super().__init__(None, known)
         self.codes, self.labels = codes, categories
-        self._derive = lambda: (np.asarray([*categories, ""], dtype=str)[codes], self._known)
+        self._derive = lambda: (np.asarray([*categories, ""], dtype=str)[codes], known)  # (no cycle via self)
 
     def hit(self, literals: Any) -> np.ndarray:
         """Where the value is one of `literals` (meaningful where known)."""
@@ -495,7 +496,7 @@ class _Evaluator:
                 return Vec(a.values - b.values, known)
             if op == "*":
                 return Vec(a.values * b.values, known)
-            return Vec(a.values / b.values, known & (b.values != 0))  # unknown where b is 0
+            return Vec(np.divide(a.values, b.values), known & (b.values != 0))  # unknown where b is 0
 
     @staticmethod
     def compare(op: str, a: Vec, b: Vec) -> Vec:
