@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from povertyrules.engines.outcomes import KLEENE_STATES, OutcomeTable, outcome_table
+from povertyrules.engines.scalar import parameters_for
 from povertyrules.errors import RuleError
 from povertyrules.lang import expr as ex
 from povertyrules.lang.rulebook import REVIEW, Decision, Entity, RuleBook
@@ -339,14 +340,18 @@ def column_vec(series: pd.Series, kind: str) -> Vec:
     if kind == "bool" and isinstance(array, pd.arrays.BooleanArray):
         return Vec(np.asarray(array._data), ~np.asarray(array._mask))
     if kind == "number":
+        if series.dtype == np.float64:  # blanks are NaN already: no copy
+            values = series.to_numpy()
+            return Vec(values, ~np.isnan(values))
         if not pd.api.types.is_float_dtype(series.dtype):
             series = pd.to_numeric(series, errors="coerce")
         values = series.to_numpy(dtype=float, na_value=np.nan)
         return Vec(values, ~np.isnan(values))
-    known = series.notna().to_numpy(dtype=bool)
     if kind == "bool":
+        known = series.notna().to_numpy(dtype=bool)
         return Vec(series.fillna(False).to_numpy(dtype=bool), known)
-    return Vec(series.astype(object).where(known, "").to_numpy(dtype=str), known)
+    codes, uniques = pd.factorize(series)  # text: coded by its distinct values (blank: -1), as choices are
+    return Coded(np.asarray(codes), [str(u) for u in uniques])
 
 
 def evaluate(book: RuleBook, frame: pd.DataFrame, entity: Entity = "household",
@@ -358,11 +363,24 @@ def evaluate(book: RuleBook, frame: pd.DataFrame, entity: Entity = "household",
     `forced` maps a column, definition or criterion to (values, rows): on those rows the values replace what
     the data or the rules give (for counterfactuals); everything downstream follows.
     """
-    used = book.used_columns(entity)
+    used = _used_columns(book, entity)
     columns = {name: column_vec(frame[name], column.type)
                for name, column in book.columns(entity).items() if name in frame and name in used}
     years = frame["year"].to_numpy() if "year" in frame else None
     return evaluate_columns(book, columns, len(frame), entity, years, forced)
+
+
+_USED: dict[tuple[int, str, str], set[str]] = {}
+
+
+def _used_columns(book: RuleBook, entity: Entity) -> set[str]:
+    """`RuleBook.used_columns`, worked out once per rule set (it walks every rule and message)."""
+    key = (id(book), book.version, entity)
+    if key not in _USED:
+        if len(_USED) > 64:
+            _USED.clear()
+        _USED[key] = book.used_columns(entity)
+    return _USED[key]
 
 
 def evaluate_columns(book: RuleBook, columns: dict[str, Vec], n: int, entity: Entity = "household",
@@ -464,15 +482,17 @@ class _Evaluator:
 
     def parameter(self, name: str, offset: int) -> Vec:
         """A parameter's value for each row's year (+ offset); unknown where none is in force."""
-        parameter = self.book.parameters[name]
+        if name not in self.book.parameters:
+            raise KeyError(name)
         if self.years is None:
             raise RuleError(f"parameter '{name}' needs a year, but the {self.entity} entity has none")
         key = (name, offset)
         if key not in self._params:
             if self._unique_years is None:
-                self._unique_years = pd.unique(self.years)
+                years = self.years  # mostly one year a chunk: checked in one pass before hashing them
+                self._unique_years = years[:1] if len(years) and (years == years[0]).all() else pd.unique(years)
             unique = self._unique_years
-            lookup = {int(y): parameter.at(int(y) + offset) for y in unique}
+            lookup = {int(y): parameters_for(self.book, int(y) + offset)[name] for y in unique}
             if len(unique) == 1:
                 v = lookup[int(unique[0])]
                 self._params[key] = Vec(v if v is not None else 0.0, v is not None)
