@@ -333,7 +333,7 @@ class Evaluation:
 
 
 def column_vec(series: pd.Series, kind: str) -> Vec:
-    """An input column as a `Vec` (kind: 'number', 'bool' or 'text'; text becomes a fixed-width str array)."""
+    """An input column as a `Vec` (kind: 'number', 'bool' or 'text'; choice and text columns are `Coded`)."""
     array = series.array
     if isinstance(array, pd.Categorical):  # choice columns: the few categories by code
         return Coded(np.asarray(array.codes), [str(c) for c in array.categories])
