@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from povertyrules.decisions.trace import codes, encode, main_reasons, table_codes, trace_rules
+from povertyrules.decisions.trace import main_reasons, pack, table_codes, trace_rules
 from povertyrules.engines.vectorized import Evaluation, Vec
 from povertyrules.lang import expr as ex
 from povertyrules.lang.rulebook import REVIEW, Rule, RuleBook
@@ -138,7 +138,7 @@ def decision_frame(result: Evaluation, frame: pd.DataFrame, version: str, lang: 
     out["missing_columns"] = _strings(missing)
     out["row"] = (frame["row"].to_numpy() if "row" in frame else np.arange(2, n + 2)).astype("int64")
     out["clauses"] = _strings(clauses)
-    out["trace"] = _strings(pa.array(encode(codes(result, trace_rules(result.book))), type=pa.string()))
+    out["trace"] = _strings(pack(result, trace_rules(result.book)))
     return out, records
 
 
