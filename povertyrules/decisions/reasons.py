@@ -9,7 +9,7 @@ checked, or the unknown ones that made it ``review``), each followed by the crit
 from __future__ import annotations
 
 import string
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from povertyrules.decisions.trace import main_reasons, pack, table_codes, trace_rules
-from povertyrules.engines.vectorized import Evaluation, Vec
+from povertyrules.engines.vectorized import Evaluation
 from povertyrules.lang import expr as ex
 from povertyrules.lang.rulebook import REVIEW, Rule, RuleBook
 
@@ -193,26 +193,12 @@ def _expand(texts: pa.Array, inverse: np.ndarray) -> pa.DictionaryArray:
     return pa.DictionaryArray.from_arrays(pa.array(inverse.astype(np.int32)), texts)
 
 
-def _rows(result: Evaluation, rows: np.ndarray) -> Evaluation:
-    """The evaluation of `rows` only (as `Evaluation.row` gives one row)."""
-    def take(v: Vec) -> Vec:
-        full = v.full(result.n)
-        return Vec(np.asarray(full.values)[rows], np.asarray(full.known)[rows])
-
-    def pick(arrays: dict) -> dict:
-        return {k: np.asarray(v)[rows] for k, v in arrays.items()}
-
-    return replace(result, n=len(rows), env={k: take(v) for k, v in result.env.items()},
-                   conditions={k: take(v) for k, v in result.conditions.items()}, codes=pick(result.codes),
-                   cited=pick(result.cited), possible=pick(result.possible), failures=pick(result.failures))
-
-
 def _main_reasons(result: Evaluation, lang: str) -> tuple[pa.Array, pa.Array]:
     """`main_reasons` (the main reason line and the decisive path's clause ids), rendered once for each
     combination of the decisions' outcome-rule states present and looked up for every row."""
     decisions = decision_order(result.book)
     first, inverse = _distinct([table_codes(result, name) for name in decisions], result.n)
-    lines, clauses = main_reasons(_rows(result, first), decisions, lang)
+    lines, clauses = main_reasons(result.take(first), decisions, lang)
     return _expand(lines, inverse), _expand(clauses, inverse)
 
 

@@ -324,8 +324,12 @@ class Evaluation:
 
     def row(self, i: int) -> Evaluation:
         """Row `i` alone, as a one-row evaluation (for explaining one household of a batch)."""
-        rows = slice(i, i + 1)
-        return Evaluation(self.book, self.entity, 1, {k: v.full(self.n).take(rows) for k, v in self.env.items()},
+        return self.take(slice(i, i + 1))
+
+    def take(self, rows: slice | np.ndarray) -> Evaluation:
+        """The evaluation of `rows` only (a slice or row positions), in that order."""
+        n = len(range(self.n)[rows]) if isinstance(rows, slice) else len(rows)
+        return Evaluation(self.book, self.entity, n, {k: v.full(self.n).take(rows) for k, v in self.env.items()},
                           {k: v.full(self.n).take(rows) for k, v in self.conditions.items()},
                           {k: v[rows] for k, v in self.codes.items()}, self.outcome_values,
                           {k: v[rows] for k, v in self.possible.items()},
