@@ -20,15 +20,22 @@ def build(db: str, run_id: int, kind: str, lang: str, link: str, show_identities
 
     reveal(show_identities)  # this worker's outputs are masked as the server's are (`povertyrules.privacy`)
     engine = connect(db, prepare=False, must_exist=True)  # the server prepared the store
+    if engine.dialect.name == "sqlite":  # one pass through the store: the writers' large page cache would only grow
+        from sqlalchemy import event
+
+        event.listen(engine, "connect", lambda connection, _: connection.execute("PRAGMA cache_size=-16384"))
+        engine.dispose()
     partial = Path(f"{path}.{os.getpid()}.part.xlsx")
     if kind == "decisions":  # read from the store in chunks into a constant-memory workbook
         from povertyrules.decisions.files import XlsxWriter
+        from povertyrules.decisions.workbook import BLOCK
         from povertyrules.store.explain import snapshot_rulebook
-        from povertyrules.store.runs import decision_chunks, get_run
+        from povertyrules.store.runs import DECISION_FIELDS, decision_chunks, get_run
 
         writer = XlsxWriter(partial, snapshot_rulebook(get_run(engine, run_id)), lang)
-        for chunk in decision_chunks(engine, run_id):
-            writer.write(chunk.drop(columns=["inputs", "run_id"]))
+        fields = [f for f in DECISION_FIELDS if f not in ("inputs", "run_id")]
+        for chunk in decision_chunks(engine, run_id, size=BLOCK, fields=fields):  # one block in memory at a time
+            writer.write(chunk)
         writer.close()
         partial.rename(path)
         return path
