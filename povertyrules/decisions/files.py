@@ -102,13 +102,15 @@ class Summary:
         self.counts: dict[tuple[str, str, str], int] = {}
 
     def add(self, frame: pd.DataFrame) -> None:
-        township = frame["township"].astype(object).fillna("") if "township" in frame else \
-            pd.Series([""] * len(frame))
+        def text(values) -> pa.Array:
+            return pa.array(values, from_pandas=True).cast(pa.string())
+
+        township = text(frame["township"] if "township" in frame else [""] * len(frame)).fill_null("")
+        table = pa.table({"t": township, **{name: text(frame[name]) for name in DECISIONS}})
         for name in DECISIONS:
-            grouped = pd.DataFrame({"t": township.to_numpy(), "s": frame[name].astype(object).to_numpy()}) \
-                .value_counts()
-            for (t, s), k in grouped.items():
-                self.counts[(name, t, s)] = self.counts.get((name, t, s), 0) + int(k)
+            for row in table.group_by(["t", name]).aggregate([([], "count_all")]).to_pylist():
+                key = (name, row["t"], row[name])
+                self.counts[key] = self.counts.get(key, 0) + row["count_all"]
 
     def table(self, book: RuleBook, lang: str) -> pd.DataFrame:
         """Township rows; a column per (decision, status) label; a total row."""

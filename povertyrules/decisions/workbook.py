@@ -14,8 +14,10 @@ same header.
 from __future__ import annotations
 
 import contextlib
+import queue
 import shutil
 import tempfile
+import threading
 import zipfile
 from pathlib import Path
 from typing import IO
@@ -48,11 +50,14 @@ class Workbook:
         self.zip = zipfile.ZipFile(self.path, "w", zipfile.ZIP_DEFLATED, compresslevel=compresslevel)
         self.sheets: list[Sheet] = []
         self.live: Sheet | None = None  # the sheet whose zip member is open
+        self.background = _Background()  # compresses and writes blocks while the next one is built
         self._spill: Path | None = None
 
     def add_sheet(self, name: str, headers: list[str], widths: list[float] | None = None) -> Sheet:
         """A new sheet with a frozen header row (and `widths` in characters, one per column)."""
         sheet = Sheet(self, _sheet_name(name), [str(h) for h in headers], widths, len(self.sheets) + 1)
+        if sheet.name.casefold() in {s.name.casefold() for s in self.sheets}:
+            raise ValueError(f"the workbook already has a sheet named {sheet.name!r}")
         self.sheets.append(sheet)
         return sheet
 
@@ -64,6 +69,7 @@ class Workbook:
     def close(self) -> None:
         """Finish every sheet and write the workbook's parts."""
         try:
+            self.background.wait()
             if self.live is not None:
                 self.live.finish()
             for sheet in self.sheets:
@@ -73,10 +79,13 @@ class Workbook:
             self._write_parts()
             self.zip.close()
         finally:
+            self.background.stop()
             self._drop_spill()
 
     def abort(self) -> None:
         """Close what is open and drop the temporary files (the caller removes the half-written file)."""
+        with contextlib.suppress(Exception):
+            self.background.stop()
         for sheet in self.sheets:
             sheet.drop()
         with contextlib.suppress(Exception):  # the half-written zip is deleted by the caller
@@ -155,7 +164,7 @@ class Sheet:
                 self.continuation.append(table.slice(start))
                 return
             block = table.slice(start, min(BLOCK, room, table.num_rows - start))
-            self._sink.write(_rows(block, self.rows + 1))
+            self.workbook.background.submit(self._sink.write, _rows(block, self.rows + 1))
             self.rows += block.num_rows
             self.blocks += 1
             start += block.num_rows
@@ -163,6 +172,7 @@ class Sheet:
     def _open(self) -> None:
         if self._sink is not None or self._done:
             return
+        self.workbook.background.wait()
         if self.workbook.live is None:
             self._sink = self.workbook.zip.open(f"xl/worksheets/sheet{self.index}.xml", "w")
             self.workbook.live = self
@@ -189,6 +199,7 @@ class Sheet:
         if self._done:
             return
         self._open()
+        self.workbook.background.wait()
         last = _column(len(self.headers) - 1)
         tail = f'<autoFilter ref="A1:{last}{self.rows}"/>' if self.headers else ""
         self._sink.write(f'</sheetData>{tail}<pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" '
@@ -212,6 +223,54 @@ class Sheet:
             with contextlib.suppress(Exception):  # aborting: the file is removed anyway
                 self._sink.close()
             self._sink = None
+
+
+class _Background:
+    """One thread that runs the blocks' writes in order (zlib and file writes release the GIL, so compressing a
+    block overlaps building the next); at most `depth` blocks wait, so memory stays bounded. An error in a write
+    is raised by the next `submit` or `wait`."""
+
+    def __init__(self, depth: int = 2):
+        self.depth = depth
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def submit(self, write, data) -> None:
+        self._raise()
+        if self.thread is None:
+            self.queue: queue.Queue = queue.Queue(self.depth)
+            self.thread = threading.Thread(target=self._run, name="xlsx-writer", daemon=True)
+            self.thread.start()
+        self.queue.put((write, data))
+
+    def wait(self) -> None:
+        """Return when every submitted write is done."""
+        if self.thread is not None:
+            self.queue.join()
+        self._raise()
+
+    def stop(self) -> None:
+        if self.thread is not None:
+            self.queue.put(None)
+            self.thread.join()
+            self.thread = None
+        self._raise()
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            try:
+                if self.error is None:
+                    item[0](item[1])
+            except BaseException as error:  # handed to the caller's thread
+                self.error = error
+            finally:
+                self.queue.task_done()
+        self.queue.task_done()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
 
 
 def _rows(table: pa.Table, first: int) -> memoryview:

@@ -7,7 +7,9 @@ workbook is made, and the file is then sent in chunks (never held in memory as o
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -34,7 +36,7 @@ def build(db: str, run_id: int, kind: str, lang: str, link: str, show_identities
 
         writer = XlsxWriter(partial, snapshot_rulebook(get_run(engine, run_id)), lang)
         fields = [f for f in DECISION_FIELDS if f not in ("inputs", "run_id")]
-        for chunk in decision_chunks(engine, run_id, size=BLOCK, fields=fields):  # one block in memory at a time
+        for chunk in _ahead(decision_chunks(engine, run_id, size=BLOCK, fields=fields)):  # a block at a time
             writer.write(chunk)
         writer.close()
         partial.rename(path)
@@ -52,6 +54,43 @@ def build(db: str, run_id: int, kind: str, lang: str, link: str, show_identities
     write_table(first[1], partial, sheet=first[0], sheets=dict(rest))
     partial.rename(path)
     return path
+
+
+def _ahead(chunks: Iterator, depth: int = 1) -> Iterator:
+    """`chunks`, each read by a thread of its own while the one before is written (reading the store and
+    building the workbook overlap; at most `depth` chunks wait)."""
+    import queue
+    import threading
+
+    waiting: queue.Queue = queue.Queue(depth)
+    done = object()
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for chunk in chunks:
+                if stop.is_set():
+                    break
+                waiting.put(chunk)
+            waiting.put(done)
+        except BaseException as error:  # raised in the writing thread
+            waiting.put(error)
+        finally:  # the store's cursor is closed in the thread that opened it
+            getattr(chunks, "close", lambda: None)()
+
+    reader = threading.Thread(target=read, name="export-reader", daemon=True)
+    reader.start()
+    try:
+        while (item := waiting.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while reader.is_alive():  # let a reader blocked on a full queue finish
+            with contextlib.suppress(queue.Empty):
+                waiting.get(timeout=0.1)
+        reader.join()
 
 
 _POOL: ProcessPoolExecutor | None = None
