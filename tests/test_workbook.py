@@ -172,3 +172,11 @@ def test_chunks_read_ahead_arrive_in_order_and_a_reading_error_reaches_the_write
     assert next(ahead) == 0
     ahead.close()  # the writer stops early (an error while writing): the reader stops and closes its cursor
     assert closed == [50, 3, 1000]
+
+
+def test_workbooks_are_built_in_a_worker_that_yields_the_cpu_to_readers():
+    import os
+
+    from povertyrules.web.exports import BUILD_NICENESS, pool
+
+    assert pool().submit(os.nice, 0).result(timeout=120) == min(os.nice(0) + BUILD_NICENESS, 19)

@@ -94,13 +94,21 @@ def _ahead(chunks: Iterator, depth: int = 1) -> Iterator:
 
 
 _POOL: ProcessPoolExecutor | None = None
+BUILD_NICENESS = 10  # added to the worker's niceness (POSIX scheduling priority; higher yields more)
 
 
 def pool() -> ProcessPoolExecutor:
-    """One worker process for the server's builds (started on the first download)."""
+    """One worker process for the server's builds (started on the first download), at a lower priority: on a
+    busy machine a build takes the CPU the readers of pages leave, not theirs."""
     global _POOL
     if _POOL is None:
         import multiprocessing
 
-        _POOL = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        _POOL = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                    initializer=_yield_to_readers)
     return _POOL
+
+
+def _yield_to_readers() -> None:
+    with contextlib.suppress(AttributeError, OSError):  # os.nice is POSIX only
+        os.nice(BUILD_NICENESS)
