@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -34,8 +33,7 @@ def _child_export(db: str, lang: str, out: str) -> None:
     started, cpu = time.perf_counter(), time.process_time()
     build(db, 1, "decisions", lang, "", False, out)
     print(json.dumps({"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu,
-                      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "start_mb": started_rss, "bytes": Path(out).stat().st_size}))
+                      "peak_mb": _peak_mb(), "start_mb": started_rss, "bytes": Path(out).stat().st_size}))
 
 
 def _rss_mb() -> float:
@@ -43,18 +41,25 @@ def _rss_mb() -> float:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _run(command: list[str], env: dict | None = None) -> tuple[str, float, float]:
-    """Run `command`; its output, wall seconds and peak RSS (MB, that process alone)."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=out, stderr=err, env=env, text=True)
-        _, status, usage = os.wait4(process.pid, 0)
-        seconds = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0), err.seek(0)
-        if process.returncode:
-            raise SystemExit(err.read())
-        return out.read(), seconds, usage.ru_maxrss / 1024
+def _peak_mb() -> float:
+    """This process's peak RSS (VmHWM: unlike ru_maxrss, not inherited from the parent that started it)."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+
+
+#: `povertyrules score …` that prints its own peak RSS on exit
+SCORE = ("import atexit, json, sys; sys.path.insert(0, sys.argv.pop(1)); from bench_export import _peak_mb; "
+         "atexit.register(lambda: print(json.dumps({'peak_mb': _peak_mb()}), file=sys.stderr)); "
+         "from povertyrules.cli.main import app; app(sys.argv[1:], prog_name='povertyrules')")
+
+
+def _run(command: list[str], env: dict | None = None) -> tuple[str, str, float]:
+    """Run `command`; its output, its error output and its wall seconds."""
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if done.returncode:
+        raise SystemExit(done.stderr)
+    return done.stdout, done.stderr, time.perf_counter() - started
 
 
 def _export(db: str, lang: str, out: Path, code: Path | None = None) -> dict:
@@ -66,9 +71,9 @@ def _export(db: str, lang: str, out: Path, code: Path | None = None) -> dict:
 
 
 def _score(source: Path, out: Path, lang: str) -> tuple[float, float]:
-    _, seconds, peak = _run([sys.executable, "-m", "povertyrules.cli.main", "score", str(source), "-o", str(out),
-                             "--lang", lang])
-    return seconds, peak
+    _, errors, seconds = _run([sys.executable, "-c", SCORE, str(Path(__file__).parent), "score", str(source),
+                               "-o", str(out), "--lang", lang])
+    return seconds, json.loads(errors.strip().splitlines()[-1])["peak_mb"]
 
 
 def main() -> None:
