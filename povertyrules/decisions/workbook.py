@@ -37,10 +37,6 @@ _RELS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 _PACKAGE = "http://schemas.openxmlformats.org/package/2006/relationships"
 _DECLARATION = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 _CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"  # not allowed in XML 1.0; Excel writes them as _xHHHH_
-_FLAGS = np.zeros(256, dtype=np.uint8)  # per byte: 1 '&', 2 '<', 4 '>', 8 a control character
-_FLAGS[[ord("&"), ord("<"), ord(">")]] = [1, 2, 4]
-_FLAGS[[b for b in range(32) if b not in (9, 10, 13)]] = 8
-
 
 class Workbook:
     """An xlsx file written sheet by sheet and block by block (see the module docstring)."""
@@ -311,11 +307,13 @@ def _cells(column: pa.ChunkedArray | pa.Array, letter: str, numbers: pa.Array) -
 def _escaped(text: pa.Array) -> pa.Array:
     """Text as XML character data; each replacement pass only where the block holds the character (found from
     the bytes: in UTF-8 a byte below 0x80 is always that ASCII character)."""
-    found = int(np.bitwise_or.reduce(_FLAGS[np.frombuffer(_buffer(text), dtype=np.uint8)], initial=0))
-    for bit, (raw, entity) in enumerate((("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"))):
-        if found & (1 << bit):
+    data = np.frombuffer(_buffer(text), dtype=np.uint8)
+    if not len(data):
+        return text
+    for raw, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
+        if (data == ord(raw)).any():
             text = pc.replace_substring(text, raw, entity)
-    if not found & 8:
+    if data.min() >= 32 or not _any(pc.match_substring_regex(text, _CONTROL)):  # tab, CR and LF are allowed
         return text
     import re
 
