@@ -28,7 +28,7 @@ def build(db: str, run_id: int, kind: str, lang: str, link: str, show_identities
         event.listen(engine, "connect", lambda connection, _: connection.execute("PRAGMA cache_size=-16384"))
         engine.dispose()
     partial = Path(f"{path}.{os.getpid()}.part.xlsx")
-    if kind == "decisions":  # read from the store in chunks into a constant-memory workbook
+    if kind == "decisions":  # read from the store a block at a time into a streamed workbook
         from povertyrules.decisions.files import XlsxWriter
         from povertyrules.decisions.workbook import BLOCK
         from povertyrules.store.explain import snapshot_rulebook
@@ -36,8 +36,12 @@ def build(db: str, run_id: int, kind: str, lang: str, link: str, show_identities
 
         writer = XlsxWriter(partial, snapshot_rulebook(get_run(engine, run_id)), lang)
         fields = [f for f in DECISION_FIELDS if f not in ("inputs", "run_id")]
-        for chunk in _ahead(decision_chunks(engine, run_id, size=BLOCK, fields=fields)):  # a block at a time
-            writer.write(chunk)
+        try:
+            for chunk in _ahead(decision_chunks(engine, run_id, size=BLOCK, fields=fields)):  # a block at a time
+                writer.write(chunk)
+        except BaseException:
+            writer.abort()  # no partial workbook or spilled sheet left behind
+            raise
         writer.close()
         partial.rename(path)
         return path
