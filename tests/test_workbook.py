@@ -180,3 +180,27 @@ def test_workbooks_are_built_in_a_worker_that_yields_the_cpu_to_readers():
     from povertyrules.web.exports import BUILD_NICENESS, pool
 
     assert pool().submit(os.nice, 0).result(timeout=120) == min(os.nice(0) + BUILD_NICENESS, 19)
+
+
+def test_a_web_export_that_fails_half_way_leaves_no_partial_workbook(tmp_path, book, monkeypatch):
+    from povertyrules.decisions import files
+    from povertyrules.web.exports import build
+
+    monkeypatch.setattr(workbook, "BLOCK", 100)
+    db = str(tmp_path / "a.db")
+    county = synth(300, seed=13, members=False, bad_rate=0, book=book)
+    record_run(connect(db), score(county.households, rules=book, keep_records=True), "c.csv")
+    real, calls = files.XlsxWriter.write, []
+
+    def fail_on_the_second(self, frame, records=None):
+        calls.append(len(frame))
+        if len(calls) == 2:
+            raise OSError("disk full")
+        real(self, frame, records)
+
+    monkeypatch.setattr(files.XlsxWriter, "write", fail_on_the_second)
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    with pytest.raises(OSError, match="disk full"):
+        build(db, 1, "decisions", "zh", "", False, str(exports / "decisions.xlsx"))
+    assert list(exports.iterdir()) == []
