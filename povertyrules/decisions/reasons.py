@@ -58,7 +58,18 @@ class Item:
 
 
 def reason_items(book: RuleBook) -> list[Item]:
-    """Every reason that can appear, in listing order: per decision its outcome rules, then their criteria."""
+    """Every reason that can appear, in listing order: per decision its outcome rules, then their criteria
+    (worked out once per rule set: a `RuleBook` is read-only)."""
+    cached = _ITEMS.get(id(book))
+    if cached is None or cached[0] is not book:
+        cached = _ITEMS[id(book)] = (book, _reason_items(book))
+    return cached[1]
+
+
+_ITEMS: dict[int, tuple[RuleBook, list[Item]]] = {}
+
+
+def _reason_items(book: RuleBook) -> list[Item]:
     items: list[Item] = []
     for decision in decision_order(book):
         outcome_rules = [book.rules[rid] for rid in book.decisions[decision].outcomes]
@@ -104,7 +115,8 @@ def decision_frame(result: Evaluation, frame: pd.DataFrame, version: str, lang: 
     main, clauses = main_reasons(result, decision_order(result.book), lang)
     if reasons == "full" or with_records:
         cited = _cited(result)
-        lines = {item.rule.id: _line(result, item.rule, lang) for item, mask in cited}
+        memo: dict = {}  # each value's text made once, however many rules name it
+        lines = {item.rule.id: _line(result, item.rule, lang, memo) for item, mask in cited}
     if reasons == "full":
         text = join_present([pc.if_else(pa.array(mask), lines[item.rule.id], pa.scalar(None, pa.string()))
                              for item, mask in cited], ";", n)
@@ -112,7 +124,7 @@ def decision_frame(result: Evaluation, frame: pd.DataFrame, version: str, lang: 
         text = main
     missing = join_present([pa.array(np.where(mask, leaf, None), type=pa.string())
                             for leaf, mask in _missing_leaves(result).items()], ";", n)
-    records = reason_records(result, frame, cited, lines) if with_records else None
+    records = reason_records(result, _ids(frame), cited, lines, memo) if with_records else None
     if member_reasons is not None:
         member_lines = frame["household_id"].map(member_reasons)
         text = join_present([pa.array(member_lines.to_numpy(dtype=object), type=pa.string(), from_pandas=True),
@@ -162,33 +174,58 @@ def _cited(result: Evaluation) -> list[tuple[Item, np.ndarray]]:
     return [(item, masks[rid]) for rid, item in first.items() if masks[rid].any()]
 
 
-def reason_records(result: Evaluation, frame: pd.DataFrame, cited: list[tuple[Item, np.ndarray]],
-                   lines: dict[str, pa.Array]) -> pa.Table:
-    """One record per (row, cited rule): verdict, observed values and thresholds as JSON, and the message."""
-    book = result.book
-    ids = pa.array(frame["household_id"].to_numpy(dtype=object), type=pa.string())
-    parts = []
-    for seq, (item, mask) in enumerate(cited):
-        rule, where = item.rule, pa.array(mask)
-        v = result.value(rule.id)
-        verdict = pc.if_else(pa.array(v.true()), "true", pc.if_else(pa.array(v.false()), "false", "unknown"))
+def reason_table(result: Evaluation, ids: pa.Array, lang: str) -> pa.Table:
+    """Only the reason records of every row (see `reason_records`), for explaining stored decisions."""
+    cited, memo = _cited(result), {}
+    lines = {item.rule.id: _line(result, item.rule, lang, memo) for item, _ in cited}
+    return reason_records(result, ids, cited, lines, memo)
+
+
+def _ids(frame: pd.DataFrame) -> pa.Array:
+    return pa.array(frame["household_id"].to_numpy(dtype=object), type=pa.string())
+
+
+def reason_records(result: Evaluation, ids: pa.Array, cited: list[tuple[Item, np.ndarray]],
+                   lines: dict[str, pa.Array], memo: dict | None = None) -> pa.Table:
+    """One record per (row, cited rule): verdict, observed values and thresholds as JSON, and the message.
+
+    Records are listed rule by rule (in citing order), each rule's rows in row order; every column is gathered
+    in one pass over all rules (a rule's texts are made for all rows, then the cited ones are taken)."""
+    if not cited:
+        return pa.table({})
+    book, n = result.book, result.n
+    rules = [item.rule for item, _ in cited]
+    rows = [np.flatnonzero(mask) for _, mask in cited]
+    counts = np.asarray([len(r) for r in rows], dtype=np.int64)
+    seq = np.repeat(np.arange(len(cited), dtype=np.int32), counts)
+    row = np.concatenate(rows)
+    flat = seq.astype(np.int64) * n + row  # the record's position in the rules' texts laid end to end
+    verdicts = np.stack([result.verdict(rule.id) for rule in rules])  # rules × rows: 0 false, 1 true, 2 unknown
+    observed, thresholds = [], []
+    for rule in rules:
         names = [n for n in dict.fromkeys([*ex.names(rule.expr), *message_fields(rule)]) if n in result.env]
-        observed = _json(result, [n for n in names if not is_threshold(book, n)])
-        thresholds = _json(result, [n for n in names if is_threshold(book, n)])
-        count = int(mask.sum())
-        parts.append(pa.table({
-            "household_id": pc.filter(ids, where),
-            "seq": pa.array(np.full(count, seq, dtype=np.int32)),
-            "decision": pa.array([rule.decision or item.decision] * count, type=pa.string()),
-            "rule_id": pa.array([rule.id] * count, type=pa.string()),
-            "kind": pa.array([rule.kind] * count, type=pa.string()),
-            "clause": pa.array([rule.citation] * count, type=pa.string()),
-            "verdict": pc.filter(verdict, where),
-            "observed": pc.filter(observed, where),
-            "thresholds": pc.filter(thresholds, where),
-            "message": pc.filter(lines[rule.id], where),
-        }))
-    return pa.concat_tables(parts) if parts else pa.table({})
+        observed.append(_json(result, [n for n in names if not is_threshold(book, n)], memo))
+        thresholds.append(_json(result, [n for n in names if is_threshold(book, n)], memo))
+
+    def per_rule(values: list) -> pa.Array:
+        return pa.array(np.asarray(values, dtype=object)[seq], type=pa.string())
+
+    def gathered(texts: list[pa.Array]) -> pa.Array:
+        return pa.concat_arrays(texts).take(pa.array(flat))
+
+    return pa.table({
+        "household_id": ids.take(pa.array(row)),
+        "seq": pa.array(seq),
+        "decision": per_rule([rule.decision or item.decision for rule, (item, _) in zip(rules, cited, strict=True)]),
+        "rule_id": per_rule([rule.id for rule in rules]),
+        "kind": per_rule([rule.kind for rule in rules]),
+        "clause": per_rule([rule.citation for rule in rules]),
+        "verdict": pa.array(np.asarray(["false", "true", "unknown"], dtype=object)[verdicts[seq, row]],
+                            type=pa.string()),
+        "observed": gathered(observed),
+        "thresholds": gathered(thresholds),
+        "message": gathered([lines[rule.id] for rule in rules]),
+    })
 
 
 def message_fields(rule: Rule) -> list[str]:
@@ -207,14 +244,14 @@ def is_threshold(book: RuleBook, name: str) -> bool:
     return False
 
 
-def _json(result: Evaluation, names: list[str]) -> pa.Array:
+def _json(result: Evaluation, names: list[str], memo: dict | None = None) -> pa.Array:
     """``{"name": value, …}`` per row (null for unknown values), built in bulk."""
     if not names:
         return pa.array(["{}"] * result.n, type=pa.string())
     pieces: list[pa.Array | str] = ["{"]
     for i, name in enumerate(names):
         pieces.append(("" if i == 0 else ", ") + f'"{name}": ')
-        pieces.append(_value_text(result, name, JSON_WORDS, quote_text=True))
+        pieces.append(_value_text(result, name, JSON_WORDS, quote_text=True, memo=memo))
     pieces.append("}")
     return pc.binary_join_element_wise(*pieces, "")
 
@@ -264,7 +301,7 @@ def _missing_leaves(result: Evaluation) -> dict[str, np.ndarray]:
     return {k: v for k, v in leaves.items() if v.any()}
 
 
-def _line(result: Evaluation, rule: Rule, lang: str) -> pa.Array:
+def _line(result: Evaluation, rule: Rule, lang: str, memo: dict | None = None) -> pa.Array:
     """``CLAUSE rule-id: verdict — message`` (zh: ``CLAUSE 规则说明：verdict — message``) for every row (masked by
     the caller)."""
     words = WORDS[lang]
@@ -284,11 +321,23 @@ def _line(result: Evaluation, rule: Rule, lang: str) -> pa.Array:
         if literal:
             pieces.append(literal)
         if field:
-            pieces.append(_value_text(result, field, words))
+            pieces.append(_value_text(result, field, words, memo=memo))
     return pc.binary_join_element_wise(*pieces, "")
 
 
-def _value_text(result: Evaluation, name: str, words: dict, quote_text: bool = False) -> pa.Array:
+def _value_text(result: Evaluation, name: str, words: dict, quote_text: bool = False,
+                memo: dict | None = None) -> pa.Array:
+    """A value as text on every row (`words` for yes/no and missing); kept in `memo` for the next rule."""
+    key = (name, words["missing"], words[True], quote_text)
+    if memo is not None and key in memo:
+        return memo[key]
+    text = _text_of(result, name, words, quote_text)
+    if memo is not None:
+        memo[key] = text
+    return text
+
+
+def _text_of(result: Evaluation, name: str, words: dict, quote_text: bool) -> pa.Array:
     book = result.book
     v = result.value(name)
     if name in book.rules:
