@@ -25,8 +25,9 @@ def build(db: str, run_id: int, kind: str, lang: str, link: str, show_identities
     if engine.dialect.name == "sqlite":  # one pass through the store: the writers' large page cache would only grow
         from sqlalchemy import event
 
-        event.listen(engine, "connect", lambda connection, _: connection.execute("PRAGMA cache_size=-16384"))
-        engine.dispose()
+        if not event.contains(engine, "connect", _small_page_cache):  # the engine is shared within the process
+            event.listen(engine, "connect", _small_page_cache)
+            engine.dispose()
     partial = Path(f"{path}.{os.getpid()}.part.xlsx")
     if kind == "decisions":  # read from the store a block at a time into a streamed workbook
         from povertyrules.decisions.files import XlsxWriter
@@ -58,6 +59,10 @@ def build(db: str, run_id: int, kind: str, lang: str, link: str, show_identities
     write_table(first[1], partial, sheet=first[0], sheets=dict(rest))
     partial.rename(path)
     return path
+
+
+def _small_page_cache(connection, _record) -> None:
+    connection.execute("PRAGMA cache_size=-16384")  # 16 MiB
 
 
 def _ahead(chunks: Iterator, depth: int = 1) -> Iterator:
