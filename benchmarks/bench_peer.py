@@ -9,7 +9,7 @@ Timed, best of --repeat rounds (each round runs every contender once, starting w
 so load spikes and memory reuse hit them alike), from
 the same typed rows (`parse_records`, not timed):
 - ours with the full trace, as `score` produces it: the batch engine in 50k-row chunks, the packed trace
-  codes of every criterion and outcome rule, and the three decisions' outcomes — on the shipped rule set
+  of every criterion and outcome rule, and the three decisions' outcomes — on the shipped rule set
   (six decisions) and on the port's three decisions alone (the same 40 rules as the port: the target's "same
   rules");
 - the OpenFisca port without its tracer and with it (`simulation.trace = True`, OpenFisca's full tracer),
@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from povertyrules.datasets.synth import synth
-from povertyrules.decisions.trace import codes, encode, trace_rules
+from povertyrules.decisions.trace import pack, trace_rules
 from povertyrules.engines.vectorized import evaluate
 from povertyrules.lang import safeyaml
 from povertyrules.lang.rulebook import RuleBook, load_rulebook, rules_folder
@@ -53,13 +53,13 @@ SAME = "ours, full trace, the port's rules"
 
 
 def ours_with_trace(book: RuleBook, chunks: list) -> Callable[[], None]:
-    """The batch engine as `score` runs it: per chunk, evaluate, pack the trace codes, take the outcomes."""
+    """The batch engine as `score` runs it: per chunk, evaluate, pack the trace, take the outcomes."""
     rules = trace_rules(book)
 
     def go() -> None:
         for chunk in chunks:
             result = evaluate(book, chunk)
-            encode(codes(result, rules))
+            pack(result, rules)
             for d in DECISIONS:
                 result.outcome(d)
     return go
@@ -120,9 +120,7 @@ def main() -> None:
     # where the time goes (one more timing of each part)
     chunk_results = [evaluate(three, c) for c in chunks]
     eval_s = _timed(lambda: [evaluate(three, c) for c in chunks])
-    matrices = [codes(r, trace_rules(three)) for r in chunk_results]
-    codes_s = _timed(lambda: [codes(r, trace_rules(three)) for r in chunk_results])
-    pack_s = _timed(lambda: [encode(m) for m in matrices])
+    pack_s = _timed(lambda: [pack(r, trace_rules(three)) for r in chunk_results])
     inputs_s = _timed(lambda: inputs(typed))
 
     rules = {"shipped": len(trace_rules(book)), "port": len(trace_rules(three))}
@@ -131,8 +129,8 @@ def main() -> None:
         print(f"{name:<40} {seconds:>8.3f} {n / seconds:>14,.0f}")
     print(f"\ntrace rules: shipped rule set {rules['shipped']}, the port's {rules['port']} "
           f"(OpenFisca computes {len(ported_rules(book))} rule variables plus inputs and decisions)")
-    print(f"ours on the port's rules: evaluate {eval_s:.3f} s, trace codes {codes_s:.3f} s, packed to text "
-          f"{pack_s:.3f} s; OpenFisca: input arrays {inputs_s:.3f} s of its run")
+    print(f"ours on the port's rules: evaluate {eval_s:.3f} s, the packed trace (Arrow) {pack_s:.3f} s; "
+          f"OpenFisca: input arrays {inputs_s:.3f} s of its run")
     traced = best["OpenFisca, tracer on"]
     for name in (SAME, "ours, full trace, shipped rule set"):
         ratio = traced / best[name]

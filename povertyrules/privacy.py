@@ -64,11 +64,28 @@ def _mask_phone(match: re.Match) -> str:
     return f"{match.group(1) or ''}{match.group(2)}****{match.group(4)}"
 
 
+#: full-width digits, X, hyphen and space as a Chinese input method types them, folded one character for one
+#: to their ASCII forms before the patterns are tried (so ５２２３…０３Ｘ is found as a whole number)
+_FOLD = str.maketrans({**{chr(0xFF10 + i): str(i) for i in range(10)}, "Ｘ": "X", "ｘ": "x", "－": "-", "　": " "})
+
+
 def mask_text(text: str) -> str:
-    """`text` with every identity and mobile number masked."""
-    if not _DIGITS.search(text.replace(" ", "").replace("-", "")):
+    """`text` with every identity and mobile number masked (written in full-width digits too)."""
+    folded = text.translate(_FOLD)
+    if not _DIGITS.search(folded.replace(" ", "").replace("-", "")):
         return text
-    return PHONE.sub(_mask_phone, ID_NUMBER.sub(_mask_id, text))
+    if folded == text:
+        return PHONE.sub(_mask_phone, ID_NUMBER.sub(_mask_id, text))
+    return _sub_folded(PHONE, _mask_phone, _sub_folded(ID_NUMBER, _mask_id, text))
+
+
+def _sub_folded(pattern: re.Pattern, masked, text: str) -> str:
+    """`pattern.sub(masked, …)` found on the folded text; what is not masked keeps its own characters."""
+    parts, at = [], 0
+    for match in pattern.finditer(text.translate(_FOLD)):
+        parts += [text[at:match.start()], masked(match)]
+        at = match.end()
+    return "".join([*parts, text[at:]])
 
 
 def mask(value: Any) -> Any:
@@ -92,8 +109,9 @@ def _may_hold_numbers(text: pa.Array | pa.ChunkedArray) -> bool:
 #: boundaries (RE2 has no look-around, so the neighbouring character or the text's end is matched instead), and
 #: ``\p{Nd}`` for Python's Unicode ``\d`` (full-width ０-９ too). A phone's optional +86 prefix is left out, and
 #: with it the check before the number, so the pattern only ever finds more cells, never fewer.
-_CANDIDATE = (r"(^|[^0-9A-Za-z])\p{Nd}{6}[ \-]?(\p{Nd}{8}[ \-]?\p{Nd}{3}[0-9Xx]|\p{Nd}{6}[ \-]?\p{Nd}{3})"
-              r"([^0-9A-Za-z]|$)|1[3-9]\p{Nd}[ \-]?\p{Nd}{4}[ \-]?\p{Nd}{4}([^0-9]|$)")
+_CANDIDATE = (r"(^|[^0-9A-Za-z０-９Ｘｘ])\p{Nd}{6}[ \-　－]?(\p{Nd}{8}[ \-　－]?\p{Nd}{3}[0-9Xx０-９Ｘｘ]|"
+              r"\p{Nd}{6}[ \-　－]?\p{Nd}{3})([^0-9A-Za-z]|$)|"
+              r"[1１][3-9３-９]\p{Nd}[ \-　－]?\p{Nd}{4}[ \-　－]?\p{Nd}{4}([^0-9]|$)")
 
 
 def _candidates(text: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -101,15 +119,52 @@ def _candidates(text: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return np.asarray(pc.fill_null(pc.match_substring_regex(text, _CANDIDATE), False), dtype=bool)
 
 
+#: the fewest characters a cell must have for `mask_text` (or `pseudonym_text`) to change it: a mobile number's
+#: 11 digits (an identity number has 15 or 18); shorter cells are left out before any pattern is tried
+SHORTEST = 11
+
+
+def _text_cells(column: pd.Series) -> pa.Array:
+    """A text column as one Arrow string array (no copy where the column is Arrow-backed already)."""
+    cells = pa.array(column.astype("string"), type=pa.string(), from_pandas=True)
+    return cells.combine_chunks() if isinstance(cells, pa.ChunkedArray) else cells
+
+
+def _candidate_rows(text: pa.Array) -> np.ndarray:
+    """Positions of the cells that may hold a number (`_candidates`), each distinct value tried once and only if
+    it is long enough (`SHORTEST`): a decision file repeats the same reason, clause and status text on most rows."""
+    encoded = pc.dictionary_encode(text)
+    distinct = encoded.dictionary
+    long = np.flatnonzero(np.asarray(pc.fill_null(pc.greater_equal(pc.utf8_length(distinct), SHORTEST), False),
+                                     dtype=bool))
+    if not len(long):
+        return long
+    found = np.zeros(len(distinct), dtype=bool)
+    found[long] = _candidates(distinct.take(pa.array(long)))
+    if not found.any():
+        return np.flatnonzero(found)
+    indices = np.asarray(pc.fill_null(encoded.indices, len(distinct)), dtype=np.int64)
+    return np.flatnonzero(np.append(found, False)[indices])
+
+
 def _map_text(frame: pd.DataFrame, change) -> pd.DataFrame:
-    """`frame` with `change` applied to each text cell that may hold a number (found in bulk, `_candidates`):
-    the same frame as mapping every cell, with Python called only on the few candidate cells."""
+    """`frame` with `change` applied to each text cell that may hold a number (found in bulk, `_candidate_rows`):
+    the same frame as mapping every cell, with Python called only on the few candidate cells. A categorical
+    column has its categories changed."""
     changed = {}
     for name in frame.columns:
         column = frame[name]
+        if isinstance(column.dtype, pd.CategoricalDtype):  # its categories, each once
+            categories = pd.Series(column.cat.categories.astype(object))
+            masked = _map_text(pd.DataFrame({"c": categories}), change)["c"]
+            if not masked.equals(categories):
+                codes = column.cat.codes.to_numpy()
+                values = np.where(codes >= 0, masked.to_numpy(dtype=object)[codes], None)
+                changed[name] = pd.Series(pd.Categorical(values), index=column.index)
+            continue
         if not (column.dtype == object or pd.api.types.is_string_dtype(column)):
             continue
-        hits = np.flatnonzero(_candidates(pa.array(column.astype("string"), type=pa.string(), from_pandas=True)))
+        hits = _candidate_rows(_text_cells(column))
         if not len(hits):
             continue
         values = column.to_numpy(dtype=object, copy=True)
@@ -215,11 +270,13 @@ def pseudonym_text(text: str, key: bytes) -> str:
     """`text` as the store keeps it: each identity number as its masked form plus a keyed hash
     (``110105********002X#3f9a…``: the same number always gives the same text, so look-ups work), each
     mobile number masked."""
-    if not _DIGITS.search(text.replace(" ", "").replace("-", "")):
+    folded = text.translate(_FOLD)
+    if not _DIGITS.search(folded.replace(" ", "").replace("-", "")):
         return text
-    with_ids = ID_NUMBER.sub(lambda m: f"{_mask_id(m)}#{lookup_key(m.group(0), key)[:16].translate(_LETTERS)}",
-                             text)  # letters only: the hash never looks like (part of) a number
-    return PHONE.sub(_mask_phone, with_ids)
+    # (found on the folded text: a number typed in full-width digits gets the same key as in ASCII)
+    with_ids = _sub_folded(ID_NUMBER, lambda m: f"{_mask_id(m)}#{lookup_key(m.group(0), key)[:16].translate(_LETTERS)}",
+                           text)  # letters only: the hash never looks like (part of) a number
+    return _sub_folded(PHONE, _mask_phone, with_ids)
 
 
 def pseudonym_frame(frame: pd.DataFrame, key: bytes) -> pd.DataFrame:

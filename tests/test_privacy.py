@@ -31,6 +31,9 @@ def run(*args):
     ("522301-19900101-1236", "522301********1236"), ("522301 19900101 1236", "522301********1236"),
     (VALID_ID, "110105********002X"), (VALID_ID.lower(), "110105********002x"), (VALID_15, "110105******002"),
     ("户主 11010519491231002X，电话 13912345678", "户主 110105********002X，电话 139****5678"),
+    # typed in full-width digits (a Chinese input method): masked whole, the rest of the text as it was
+    ("１１０１０５１９４９１２３１００２Ｘ", "110105********002X"), ("１３８－１２３４－５６７８", "138****5678"),
+    ("金额７３０８元，身份证５２２３０１１９９００１０１１２３６", "金额７３０８元，身份证522301********1236"),
 ])
 def test_every_common_written_form_is_masked(text, masked):
     assert mask_text(text) == masked
@@ -158,3 +161,13 @@ def test_a_trace_code_that_looks_like_a_phone_number_is_written_as_it_is():
     masked = mask_frame(frame)
     assert masked["trace"].tolist() == ["58a14195805458a8"]  # (its digits 14195805458 are no phone to hide)
     assert masked["note"].tolist() == ["电话138****5678"] and list(masked.columns) == list(frame.columns)
+
+
+def test_a_number_typed_in_full_width_digits_is_kept_in_the_store_as_its_ascii_form_is():
+    """The store's keyed form of an identity number does not depend on the digits it was typed in, so a
+    household stored from a file with full-width digits is found by its ordinary number (and the reverse)."""
+    from povertyrules.privacy import pseudonym_text
+
+    ascii_form, wide = "身份证 11010519491231002X", "身份证 １１０１０５１９４９１２３１００２Ｘ"
+    assert pseudonym_text(wide, b"k") == pseudonym_text(ascii_form, b"k")
+    assert "１９４９" not in pseudonym_text(wide, b"k") and "1949" not in pseudonym_text(wide, b"k")

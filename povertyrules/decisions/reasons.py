@@ -9,15 +9,15 @@ checked, or the unknown ones that made it ``review``), each followed by the crit
 from __future__ import annotations
 
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from povertyrules.decisions.trace import codes, encode, main_reasons, trace_rules
-from povertyrules.engines.vectorized import Evaluation
+from povertyrules.decisions.trace import main_reasons, pack, table_codes, trace_rules
+from povertyrules.engines.vectorized import Evaluation, Vec
 from povertyrules.lang import expr as ex
 from povertyrules.lang.rulebook import REVIEW, Rule, RuleBook
 
@@ -112,7 +112,7 @@ def decision_frame(result: Evaluation, frame: pd.DataFrame, version: str, lang: 
     for decision in CONTRACT_DECISIONS:
         out[decision] = result.outcome(decision)
     out["monitoring_triggers"] = _triggers(result)
-    main, clauses = main_reasons(result, decision_order(result.book), lang)
+    main, clauses = _main_reasons(result, lang)
     if reasons == "full" or with_records:
         cited = _cited(result)
         memo: dict = {}  # each value's text made once, however many rules name it
@@ -122,37 +122,117 @@ def decision_frame(result: Evaluation, frame: pd.DataFrame, version: str, lang: 
                              for item, mask in cited], ";", n)
     else:
         text = main
-    missing = join_present([pa.array(np.where(mask, leaf, None), type=pa.string())
-                            for leaf, mask in _missing_leaves(result).items()], ";", n)
+    missing = _joined_flags(_missing_leaves(result), n)
     records = reason_records(result, _ids(frame), cited, lines, memo) if with_records else None
     if member_reasons is not None:
         member_lines = frame["household_id"].map(member_reasons)
         text = join_present([pa.array(member_lines.to_numpy(dtype=object), type=pa.string(), from_pandas=True),
-                             text], ";", n)
-    out["reasons"] = pd.Series(text.to_pandas(types_mapper=pd.ArrowDtype), dtype="string")
+                             text.cast(pa.string())], ";", n)
+    out["reasons"] = _strings(text)
     out["rules_version"] = version
     for decision in decision_order(result.book):  # extensions, after the contract's columns
         if decision not in CONTRACT_DECISIONS:
             out[decision] = result.outcome(decision)
     for column in CARRIED:
-        values = frame[column] if column in frame else pd.Series([None] * n, dtype=object)
-        if pd.api.types.is_bool_dtype(values.dtype):
-            values = values.map({True: WORDS[lang][True], False: WORDS[lang][False]})
-        out[column] = pd.array(values.astype(object).to_numpy(), dtype="string")
-    out["missing_columns"] = pd.Series(missing.to_pandas(types_mapper=pd.ArrowDtype), dtype="string")
+        out[column] = _carried(frame[column], lang) if column in frame else _strings(pa.nulls(n, pa.string()))
+    out["missing_columns"] = _strings(missing)
     out["row"] = (frame["row"].to_numpy() if "row" in frame else np.arange(2, n + 2)).astype("int64")
-    out["clauses"] = pd.Series(clauses.to_pandas(types_mapper=pd.ArrowDtype), dtype="string")
-    out["trace"] = pd.array(encode(codes(result, trace_rules(result.book))), dtype="string")
+    out["clauses"] = _strings(clauses)
+    out["trace"] = _strings(pack(result, trace_rules(result.book)))
     return out, records
+
+
+def _strings(array: pa.Array) -> pd.Series:
+    """An Arrow string (or dictionary-of-string) array as a pandas ``string`` column, without Python strings."""
+    if pa.types.is_dictionary(array.type):
+        array = array.cast(pa.string())
+    return pd.Series(array.to_pandas(types_mapper=pd.ArrowDtype), dtype="string")
+
+
+def _carried(values: pd.Series, lang: str) -> pd.Series:
+    """An input column carried to the decision row, as text (yes/no in `lang`; a choice by its label)."""
+    if pd.api.types.is_bool_dtype(values.dtype):
+        values = values.map({True: WORDS[lang][True], False: WORDS[lang][False]})
+    if isinstance(values.dtype, pd.CategoricalDtype):  # the few categories once, then indexed
+        labels = pa.array(values.cat.categories.astype(object).astype(str).to_numpy(), type=pa.string())
+        codes = values.cat.codes.to_numpy()
+        return _strings(pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), labels))
+    return pd.Series(pd.array(values.astype(object).to_numpy() if values.dtype == object else values,
+                              dtype="string"), dtype="string")
+
+
+def _distinct(parts: list[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the first row of each distinct combination of `parts`' values, every row's combination number): the
+    text a decision row shows depends on a few codes, whose combinations repeat over most rows."""
+    key = np.zeros(n, dtype=np.int64)
+    for part in parts:
+        codes, count = (part.astype(np.int64), 2) if part.dtype == bool else _numbered(part)
+        key = key * count + codes
+        if key.size and key.max() >= 2 ** 31:  # keep the numbers small: number the combinations seen so far
+            key = _numbered(key)[0]
+    codes, count = _numbered(key)
+    first = np.empty(count, dtype=np.int64)
+    first[codes[::-1]] = np.arange(n - 1, -1, -1)  # the last write wins: each combination's first row
+    return first, codes
+
+
+def _numbered(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Each value's number among the distinct values (in their order), and how many there are; by counting
+    where the values are small integers (codes), by sorting otherwise."""
+    values = np.asarray(values)
+    if values.dtype.kind in "iub" and values.size and values.min() >= 0 and values.max() < 4 * values.size + 4096:
+        present = np.bincount(values.astype(np.int64)) > 0
+        number = np.cumsum(present) - 1
+        return number[values.astype(np.int64)], int(present.sum())
+    distinct, inverse = np.unique(values, return_inverse=True)
+    return inverse.reshape(-1).astype(np.int64), len(distinct)
+
+
+def _expand(texts: pa.Array, inverse: np.ndarray) -> pa.DictionaryArray:
+    """Each row's text, `texts` (one per combination) looked up by the row's combination number."""
+    return pa.DictionaryArray.from_arrays(pa.array(inverse.astype(np.int32)), texts)
+
+
+def _rows(result: Evaluation, rows: np.ndarray) -> Evaluation:
+    """The evaluation of `rows` only (as `Evaluation.row` gives one row)."""
+    def take(v: Vec) -> Vec:
+        full = v.full(result.n)
+        return Vec(np.asarray(full.values)[rows], np.asarray(full.known)[rows])
+
+    def pick(arrays: dict) -> dict:
+        return {k: np.asarray(v)[rows] for k, v in arrays.items()}
+
+    return replace(result, n=len(rows), env={k: take(v) for k, v in result.env.items()},
+                   conditions={k: take(v) for k, v in result.conditions.items()}, codes=pick(result.codes),
+                   cited=pick(result.cited), possible=pick(result.possible), failures=pick(result.failures))
+
+
+def _main_reasons(result: Evaluation, lang: str) -> tuple[pa.Array, pa.Array]:
+    """`main_reasons` (the main reason line and the decisive path's clause ids), rendered once for each
+    combination of the decisions' outcome-rule states present and looked up for every row."""
+    decisions = decision_order(result.book)
+    first, inverse = _distinct([table_codes(result, name) for name in decisions], result.n)
+    lines, clauses = main_reasons(_rows(result, first), decisions, lang)
+    return _expand(lines, inverse), _expand(clauses, inverse)
+
+
+def _joined_flags(flags: dict[str, np.ndarray], n: int) -> pa.Array:
+    """Per row, the names whose flag is set there, joined with ";" (null where none is): joined once for each
+    combination present."""
+    if not flags:
+        return pa.nulls(n, pa.string())
+    masks = list(flags.values())
+    first, inverse = _distinct(masks, n)
+    texts = join_present([pa.array(np.where(mask[first], name, None), type=pa.string())
+                          for name, mask in flags.items()], ";", len(first))
+    return _expand(texts, inverse)
 
 
 def _triggers(result: Evaluation) -> pd.Series:
     decision = result.book.decisions["monitoring"]
     reported = np.isin(result.outcome("monitoring"), list(decision.report_triggers_for))
-    parts = [pa.array(np.where(reported & result.value(r.id).true(), trigger, None), type=pa.string())
-             for trigger, r in result.book.triggers().items()]
-    joined = join_present(parts, ";", result.n)
-    return pd.Series(joined.to_pandas(types_mapper=pd.ArrowDtype), dtype="string")
+    return _strings(_joined_flags({trigger: reported & result.value(r.id).true()
+                                   for trigger, r in result.book.triggers().items()}, result.n))
 
 
 def _cited(result: Evaluation) -> list[tuple[Item, np.ndarray]]:

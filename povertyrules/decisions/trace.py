@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from povertyrules.engines.outcomes import FALSE, TRUE, UNKNOWN, outcome_table
-from povertyrules.engines.vectorized import Evaluation
+from povertyrules.engines.vectorized import Evaluation, kleene_state
 from povertyrules.lang.rulebook import RuleBook
 
 HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
@@ -30,26 +30,42 @@ def trace_rules(book: RuleBook) -> list[str]:
 
 
 def codes(result: Evaluation, rules: list[str]) -> np.ndarray:
-    """The trace as an int8 matrix (rows × rules): 0 false, 1 true, 2 unknown."""
+    """The trace as an int8 matrix (rows × rules): 0 false, 1 true, 2 unknown (as `decode` gives it)."""
     out = np.empty((result.n, len(rules)), dtype=np.int8)
     for j, rule in enumerate(rules):
         out[:, j] = result.verdict(rule)
     return out
 
 
-def encode(matrix: np.ndarray) -> np.ndarray:
-    """Pack a code matrix into one hexadecimal string per row (two bits a rule, two rules a digit)."""
-    n, width = matrix.shape
-    digits = -(-width // 2)
-    padded = np.zeros((n, digits * 2), dtype=np.uint8)
-    padded[:, :width] = matrix
-    chars = np.ascontiguousarray(HEX[padded[:, 0::2] + (padded[:, 1::2] << 2)])
-    return chars.view(f"S{digits}").ravel().astype(str) if digits else np.full(n, "", dtype=str)
+def pack(result: Evaluation, rules: list[str]) -> pa.Array:
+    """The packed trace of every row, as an Arrow string array: two bits a rule, two rules a hexadecimal digit.
+
+    Made straight from the engine's Kleene verdicts by byte arithmetic (no look-up), into the bytes of an Arrow
+    string array (each row `digits` characters long, no per-row object); `decode` reads it back."""
+    n, digits = result.n, -(-len(rules) // 2)
+    chars = np.empty((n, digits), dtype=np.uint8)  # row by row: the buffer of the strings
+    for p in range(digits):
+        digit = kleene_state(result.value(rules[2 * p]).kleene).view(np.uint8)
+        if 2 * p + 1 < len(rules):
+            digit += kleene_state(result.value(rules[2 * p + 1]).kleene).view(np.uint8) * np.uint8(4)
+        digit += np.asarray(digit > 9).view(np.uint8) * np.uint8(39)
+        digit += 48  # 0-9 → '0'-'9', 10 → 'a'
+        chars[:, p] = digit  # one strided write a column (faster than transposing a digits × rows matrix)
+    offsets = np.arange(0, (n + 1) * digits, digits, dtype=np.int32) if digits else np.zeros(n + 1, np.int32)
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(chars)])
 
 
-def decode(packed: list[str] | np.ndarray, width: int) -> np.ndarray:
-    """The code matrix back from `encode`'s strings."""
-    raw = np.frombuffer("".join(packed).encode("ascii"), dtype=np.uint8)
+def decode(packed: list[str] | np.ndarray | pa.Array, width: int) -> np.ndarray:
+    """The code matrix (rows × rules: 0 false, 1 true, 2 unknown) back from packed traces."""
+    if isinstance(packed, pa.ChunkedArray):
+        packed = packed.combine_chunks()
+    if isinstance(packed, pa.Array):  # the characters, straight from the string array's buffers
+        packed = packed.cast(pa.string())
+        _, offsets, data = packed.buffers()
+        ends = np.frombuffer(offsets, dtype=np.int32)[packed.offset:packed.offset + len(packed) + 1]
+        raw = np.frombuffer(data, dtype=np.uint8)[ends[0]:ends[-1]] if data is not None else np.zeros(0, np.uint8)
+    else:
+        raw = np.frombuffer("".join(packed).encode("ascii"), dtype=np.uint8)
     values = np.where(raw >= ord("a"), raw - ord("a") + 10, raw - ord("0")).astype(np.uint8)
     values = values.reshape(len(packed), -1)
     out = np.empty((len(packed), values.shape[1] * 2), dtype=np.int8)
@@ -65,11 +81,7 @@ def verdicts_of(packed: str, rules: list[str]) -> dict[str, str]:
 
 def table_codes(result: Evaluation, decision: str) -> np.ndarray:
     """Each row's combination of the decision's outcome-rule states (the outcome table's code)."""
-    table = outcome_table(result.book, decision)
-    out = np.zeros(result.n, dtype=np.int64)
-    for i, rule in enumerate(table.rules):
-        out += result.verdict(rule.id).astype(np.int64) * 3 ** i
-    return out
+    return result.plans[decision].code[result.combinations[decision]]
 
 
 def decisive(book: RuleBook, decision: str, code: int) -> tuple[list[str], str | None]:
@@ -92,19 +104,23 @@ def main_reasons(result: Evaluation, decisions: list[str], lang: str) -> tuple[p
     """(a one-line main reason, the clause ids of the decisive path) per row, in `lang`.
 
     The main reason names, for each decision, the rule that decided it and the outcome; for a decision left
-    for review, the rule whose condition is unknown."""
+    for review, the rule whose condition is unknown. Both are rendered once per combination of verdicts
+    present and taken for every row by Arrow."""
     book = result.book
     reasons, clauses = [], []
     for name in decisions:
-        codes_ = table_codes(result, name)
-        present, inverse = np.unique(codes_, return_inverse=True)
+        plan, combination = result.plans[name], result.combinations[name]
+        present = plan.present(combination)
+        position = np.zeros(plan.table.size, dtype=np.int32)
+        position[present] = np.arange(len(present), dtype=np.int32)
         lines, cited = [], []
-        for code in present:
+        for code in plan.code[present]:
             path, rule = decisive(book, name, int(code))
             lines.append(_main_line(book, name, int(code), rule, lang))
             cited.append(",".join(dict.fromkeys(c for r in path for c in book.rules[r].clauses)))
-        reasons.append(pa.array(np.asarray(lines, dtype=object)[inverse], type=pa.string()))
-        clauses.append(pa.array(np.asarray(cited, dtype=object)[inverse], type=pa.string()))
+        rows = pa.array(position[combination])
+        reasons.append(pa.array(lines, type=pa.string()).take(rows))
+        clauses.append(pa.array(cited, type=pa.string()).take(rows))
     return (pc.binary_join_element_wise(*reasons, ";"),
             pc.binary_join_element_wise(*clauses, ";"))
 

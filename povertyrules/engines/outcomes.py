@@ -10,8 +10,9 @@ it could change the outcome — e.g. a household meeting ID-3 with one 六不评
 hardship route approved is ``poor`` whichever way the flag falls.
 
 The resolution depends only on the states of the decision's own outcome rules, so it is worked out once per
-combination of states (``code`` = Σ state·3^i) and shared: the batch engine looks the codes of its rows up,
-the row interpreter looks its one code up, and the durable_rules engine compiles one rule per combination.
+combination of states (``code`` = Σ state·3^i) and shared: the batch engine looks up each row's combination
+of its Kleene-ordered verdicts in arrays filled from this table (`engines.vectorized.DecisionPlan`), the row
+interpreter looks its one code up, and the durable_rules engine compiles one rule per pattern of combinations.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 from povertyrules.lang.rulebook import Decision, Rule, RuleBook
 
 FALSE, TRUE, UNKNOWN = 0, 1, 2
+#: the state of a verdict held in Kleene's order (0 false < 1 unknown < 2 true), as the batch engine holds them
+KLEENE_STATES = (FALSE, UNKNOWN, TRUE)
 MAX_RULES = 10  # 3^10 combinations: far more outcome rules than any decision needs
 
 
