@@ -6,7 +6,7 @@ contract column kept, extensions after them). ``lang="zh"`` writes what a county
 other coded values from `columns.yaml` — and leaves out the packed trace. Nothing here names a policy
 outcome: labels come from data files.
 
-An xlsx decisions file is written as it is produced (xlsxwriter's constant-memory mode, one chunk at a time):
+An xlsx decisions file is streamed as it is produced, a block of rows at a time (`workbook`, bounded memory):
 the decisions sheet with a frozen header, column widths and filters; with full reasons, a second sheet with
 one row per household and cited rule; and a summary sheet of households per township and status.
 """
@@ -102,13 +102,15 @@ class Summary:
         self.counts: dict[tuple[str, str, str], int] = {}
 
     def add(self, frame: pd.DataFrame) -> None:
-        township = frame["township"].astype(object).fillna("") if "township" in frame else \
-            pd.Series([""] * len(frame))
+        def text(values) -> pa.Array:
+            return pa.array(values, from_pandas=True).cast(pa.string())
+
+        township = text(frame["township"] if "township" in frame else [""] * len(frame)).fill_null("")
+        table = pa.table({"t": township, **{name: text(frame[name]) for name in DECISIONS}})
         for name in DECISIONS:
-            grouped = pd.DataFrame({"t": township.to_numpy(), "s": frame[name].astype(object).to_numpy()}) \
-                .value_counts()
-            for (t, s), k in grouped.items():
-                self.counts[(name, t, s)] = self.counts.get((name, t, s), 0) + int(k)
+            for row in table.group_by(["t", name]).aggregate([([], "count_all")]).to_pylist():
+                key = (name, row["t"], row[name])
+                self.counts[key] = self.counts.get(key, 0) + row["count_all"]
 
     def table(self, book: RuleBook, lang: str) -> pd.DataFrame:
         """Township rows; a column per (decision, status) label; a total row."""
@@ -135,70 +137,57 @@ class Summary:
 
 
 class XlsxWriter:
-    """A decisions workbook written chunk by chunk in constant memory (see the module docstring)."""
+    """A decisions workbook streamed a block of rows at a time (`povertyrules.decisions.workbook`; see the module
+    docstring): however many households, memory holds the caller's chunk and one block of cells."""
 
     def __init__(self, path: Path | str, book: RuleBook, lang: str, sheet: str = "decisions"):
-        import xlsxwriter
-
+        from povertyrules.decisions.workbook import Workbook
         from povertyrules.io.tables import _temporary
 
         self.path, self.book, self.lang = Path(path), book, lang
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._temporary = _temporary(self.path)  # renamed to `path` when complete: no half workbook after a failure
-        self.workbook = xlsxwriter.Workbook(str(self._temporary), {"constant_memory": True, "strings_to_numbers": False,
-                                                              "strings_to_formulas": False, "strings_to_urls": False})
-        self.header = self.workbook.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1})
+        self.workbook = Workbook(self._temporary)
         self.sheets: dict[str, Any] = {}
-        self.rows: dict[str, int] = {}
         self.columns: dict[str, list[str]] = {}
         self.summary = Summary()
         self.main = labels()["decisions_sheet"] if lang == "zh" else sheet
 
     def write(self, frame: pd.DataFrame, records: pa.Table | None = None) -> None:
+        from povertyrules.decisions.workbook import BLOCK
         from povertyrules.io.tables import _masked
 
-        self.summary.add(frame)
-        self._append(self.main, _masked(localize(frame, self.book, self.lang), True))
+        for start in range(0, len(frame), BLOCK):  # a whole run handed over at once is still localized in blocks
+            part = frame.iloc[start:start + BLOCK]
+            self.summary.add(part)
+            self._append(self.main, _masked(localize(part, self.book, self.lang), True))
         if records is not None and records.num_rows:
             name = labels()["reason_sheet"]["name"] if self.lang == "zh" else "reasons"
-            self._append(name, _masked(reason_sheet(records, self.book, self.lang), True))
+            for start in range(0, records.num_rows, BLOCK):
+                part = records.slice(start, BLOCK)
+                self._append(name, _masked(reason_sheet(part, self.book, self.lang), True))
 
     def _append(self, name: str, frame: pd.DataFrame) -> None:
         if name not in self.sheets:
-            sheet = self.workbook.add_worksheet(name)
-            self.sheets[name], self.rows[name], self.columns[name] = sheet, 1, list(frame.columns)
-            for j, column in enumerate(frame.columns):
-                sheet.write_string(0, j, str(column), self.header)
-                sheet.set_column(j, j, _width(column, frame[column]))
-            sheet.freeze_panes(1, 0)
-        sheet, start = self.sheets[name], self.rows[name]
-        columns = [_cells(frame[c]) for c in self.columns[name]]
-        for i in range(len(frame)):
-            sheet.write_row(start + i, 0, [col[i] for col in columns])
-        self.rows[name] = start + len(frame)
+            self.columns[name] = list(frame.columns)
+            self.sheets[name] = self.workbook.add_sheet(name, self.columns[name],
+                                                        [_width(c, frame[c]) for c in frame.columns])
+        self.sheets[name].append(frame.reindex(columns=self.columns[name]))
 
     def close(self) -> None:
-        for name, sheet in self.sheets.items():
-            sheet.autofilter(0, 0, max(self.rows[name] - 1, 0), len(self.columns[name]) - 1)
+        from povertyrules.io.tables import _publish
+
         if self.main not in self.sheets:
             self._append(self.main, localize(pd.DataFrame(columns=_empty_columns()), self.book, self.lang))
         table = self.summary.table(self.book, self.lang)
         if len(table):
-            name = labels()["summary_sheet"]["name"] if self.lang == "zh" else "summary"
-            self._append(name, table)
-            sheet = self.sheets[name]
-            sheet.autofilter(0, 0, len(table), len(table.columns) - 1)
+            self._append(labels()["summary_sheet"]["name"] if self.lang == "zh" else "summary", table)
         self.workbook.close()
-        from povertyrules.io.tables import _publish
-
         _publish(self._temporary, self.path)
 
     def abort(self) -> None:
         """Drop what was written: the target is left as it was."""
-        import contextlib
-
-        with contextlib.suppress(Exception):
-            self.workbook.close()
+        self.workbook.abort()
         self._temporary.unlink(missing_ok=True)
 
 
@@ -229,13 +218,6 @@ class DecisionWriter:
             self.close()
         else:  # a failed run leaves the previous file, or none, never a partial one
             self.writer.abort()
-
-
-def _cells(series: pd.Series) -> list:
-    """A column as plain Python cells (blank where missing)."""
-    values = series.astype(object).to_numpy()
-    return [None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else
-            (v.item() if hasattr(v, "item") else v) for v in values]
 
 
 def _empty_columns() -> list[str]:

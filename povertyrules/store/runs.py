@@ -249,11 +249,19 @@ def decisions_frame(engine: Engine, run_id: int | None = None, with_id: bool = F
         return pd.read_sql(query, session.connection())
 
 
-def decision_chunks(engine: Engine, run_id: int, size: int = BATCH):
-    """A stored run's decisions as DataFrames of `size` rows each, in household order (bounded memory)."""
-    query = (select(*(getattr(Decision, c) for c in DECISION_FIELDS)).where(Decision.run_id == run_id)
+def decision_chunks(engine: Engine, run_id: int, size: int = BATCH, fields: list[str] | None = None):
+    """A stored run's decisions (`fields`, default all) as DataFrames of `size` rows each, in household order
+    (bounded memory); each chunk's columns are built by Arrow, not row by row."""
+    import pyarrow as pa
+
+    fields = list(fields or DECISION_FIELDS)
+    query = (select(*(getattr(Decision, c) for c in fields)).where(Decision.run_id == run_id)
              .order_by(Decision.id))
     with engine.connect() as connection:
         result = connection.execution_options(stream_results=True, max_row_buffer=size).execute(query)
         while rows := result.fetchmany(size):
-            yield pd.DataFrame(rows, columns=DECISION_FIELDS)
+            try:
+                chunk = pa.table([pa.array(column) for column in zip(*rows, strict=True)], names=fields).to_pandas()
+            except (pa.ArrowInvalid, pa.ArrowTypeError):  # a column of mixed Python types
+                chunk = pd.DataFrame(rows, columns=fields)
+            yield chunk

@@ -7,7 +7,9 @@ workbook is made, and the file is then sent in chunks (never held in memory as o
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -20,15 +22,27 @@ def build(db: str, run_id: int, kind: str, lang: str, link: str, show_identities
 
     reveal(show_identities)  # this worker's outputs are masked as the server's are (`povertyrules.privacy`)
     engine = connect(db, prepare=False, must_exist=True)  # the server prepared the store
+    if engine.dialect.name == "sqlite":  # one pass through the store: the writers' large page cache would only grow
+        from sqlalchemy import event
+
+        if not event.contains(engine, "connect", _small_page_cache):  # the engine is shared within the process
+            event.listen(engine, "connect", _small_page_cache)
+            engine.dispose()
     partial = Path(f"{path}.{os.getpid()}.part.xlsx")
-    if kind == "decisions":  # read from the store in chunks into a constant-memory workbook
+    if kind == "decisions":  # read from the store a block at a time into a streamed workbook
         from povertyrules.decisions.files import XlsxWriter
+        from povertyrules.decisions.workbook import BLOCK
         from povertyrules.store.explain import snapshot_rulebook
-        from povertyrules.store.runs import decision_chunks, get_run
+        from povertyrules.store.runs import DECISION_FIELDS, decision_chunks, get_run
 
         writer = XlsxWriter(partial, snapshot_rulebook(get_run(engine, run_id)), lang)
-        for chunk in decision_chunks(engine, run_id):
-            writer.write(chunk.drop(columns=["inputs", "run_id"]))
+        fields = [f for f in DECISION_FIELDS if f not in ("inputs", "run_id")]
+        try:
+            for chunk in _ahead(decision_chunks(engine, run_id, size=BLOCK, fields=fields)):  # a block at a time
+                writer.write(chunk)
+        except BaseException:
+            writer.abort()  # no partial workbook or spilled sheet left behind
+            raise
         writer.close()
         partial.rename(path)
         return path
@@ -47,14 +61,63 @@ def build(db: str, run_id: int, kind: str, lang: str, link: str, show_identities
     return path
 
 
+def _small_page_cache(connection, _record) -> None:
+    connection.execute("PRAGMA cache_size=-16384")  # 16 MiB
+
+
+def _ahead(chunks: Iterator, depth: int = 1) -> Iterator:
+    """`chunks`, each read by a thread of its own while the one before is written (reading the store and
+    building the workbook overlap; at most `depth` chunks wait)."""
+    import queue
+    import threading
+
+    waiting: queue.Queue = queue.Queue(depth)
+    done = object()
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for chunk in chunks:
+                if stop.is_set():
+                    break
+                waiting.put(chunk)
+            waiting.put(done)
+        except BaseException as error:  # raised in the writing thread
+            waiting.put(error)
+        finally:  # the store's cursor is closed in the thread that opened it
+            getattr(chunks, "close", lambda: None)()
+
+    reader = threading.Thread(target=read, name="export-reader", daemon=True)
+    reader.start()
+    try:
+        while (item := waiting.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while reader.is_alive():  # let a reader blocked on a full queue finish
+            with contextlib.suppress(queue.Empty):
+                waiting.get(timeout=0.1)
+        reader.join()
+
+
 _POOL: ProcessPoolExecutor | None = None
+BUILD_NICENESS = 10  # added to the worker's niceness (POSIX scheduling priority; higher yields more)
 
 
 def pool() -> ProcessPoolExecutor:
-    """One worker process for the server's builds (started on the first download)."""
+    """One worker process for the server's builds (started on the first download), at a lower priority: on a
+    busy machine a build takes the CPU the readers of pages leave, not theirs."""
     global _POOL
     if _POOL is None:
         import multiprocessing
 
-        _POOL = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        _POOL = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                    initializer=_yield_to_readers)
     return _POOL
+
+
+def _yield_to_readers() -> None:
+    with contextlib.suppress(AttributeError, OSError):  # os.nice is POSIX only
+        os.nice(BUILD_NICENESS)
