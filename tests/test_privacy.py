@@ -158,3 +158,14 @@ def test_a_trace_code_that_looks_like_a_phone_number_is_written_as_it_is():
     masked = mask_frame(frame)
     assert masked["trace"].tolist() == ["58a14195805458a8"]  # (its digits 14195805458 are no phone to hide)
     assert masked["note"].tolist() == ["电话138****5678"] and list(masked.columns) == list(frame.columns)
+
+
+def test_a_trace_code_that_looks_like_a_phone_number_is_stored_as_it_is():
+    import pandas as pd
+
+    from povertyrules.privacy import pseudonym_frame
+
+    frame = pd.DataFrame({"household_id": ["a"], "note": ["电话13812345678"], "trace": ["58a14195805458a8"]})
+    stored = pseudonym_frame(frame, b"key")
+    assert stored["trace"].tolist() == ["58a14195805458a8"]  # still decodable: its digits are no phone
+    assert stored["note"].tolist() == ["电话138****5678"] and list(stored.columns) == list(frame.columns)

@@ -1,11 +1,20 @@
 """Tamper evidence for the audit store: each run's rows are digested and the digests chained run to run.
 
 When a run is stored, every row it owns — the run's own record and the rows of every table with a ``run_id``
-column (decisions, reasons, errors, and whatever a later schema adds) — is read back inside the same
-transaction and hashed: one short hash per row (in id order) to find a changed row later, a SHA-256 over
-them per table, and the run's digest over the run record, those table digests and **the previous run's
-digest**. Changing, deleting, replacing or re-inserting any stored row, or dropping a table and letting it be
-re-created, therefore breaks the chain at that run.
+column (decisions, errors, register evidence, and whatever a later schema adds) — is hashed inside the same
+transaction: one short hash per row (in id order) to find a changed row later, a SHA-256 over them per table,
+and the run's digest over the run record, those table digests and **the previous run's digest**. Changing,
+deleting, replacing or re-inserting any stored row, or dropping a table and letting it be re-created, therefore
+breaks the chain at that run.
+
+How a row is hashed (``"rows": 2`` in the digest's table entry, with the columns hashed, in order): each value in
+a canonical form — ``-`` for a null, else ``<bytes>:<text>`` where the text is the UTF-8 text, the decimal
+integer, ``1``/``0`` for a boolean, the float's IEEE-754 bit pattern as a decimal integer (−0 as 0), or the ISO
+form of a date or time (in UTC) — the forms concatenated, and the first 8 bytes of their SHA-256. The forms are
+built column by column in Arrow, so a run's rows are hashed in bulk from the very values it writes (`seal`
+with ``written``: the ids are read back, and a sample of rows re-read and compared); a run written in parts by
+other processes is read back whole. Runs sealed before (no ``"rows"``) hashed each row's Python repr; `verify`
+checks each run by the scheme it was sealed with.
 
 - `quick_check` (run by every read command): the append-only triggers are in place, every run has a digest,
   the chain of run digests recomputes from the stored summaries, and each table holds as many rows per run as
@@ -22,14 +31,26 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import itertools
 import json
+import random
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Column, Engine, Table, Text, func, select, text
 from sqlmodel import Field, Session, SQLModel
 
+from povertyrules.store.database import ARROW_TYPES, column_kind
+
 ROW_HASH_BYTES = 8
 CHUNK = 20_000
+#: how rows are hashed (module docstring); a digest without it was sealed with scheme 1 (each row's repr)
+ROW_SCHEME = 2
+#: rows re-read from the database and compared when a run is sealed from the values it wrote
+SPOT_CHECKS = 32
 
 
 class RunDigest(SQLModel, table=True):
@@ -94,6 +115,7 @@ def _table_rows(connection, table: Table, run_id: int):
 
 
 def _hash_rows(connection, table: Table, run_id: int) -> tuple[int, bytes]:
+    """Scheme 1 (runs sealed before scheme 2): each row's repr, hashed one by one."""
     hashes = bytearray()
     count = 0
     for row in _table_rows(connection, table, run_id):
@@ -102,13 +124,142 @@ def _hash_rows(connection, table: Table, run_id: int) -> tuple[int, bytes]:
     return count, bytes(hashes)
 
 
+# -- scheme 2: typed canonical forms, hashed in bulk ------------------------------------------------------
+
+def _plain(value) -> str:
+    if isinstance(value, dt.datetime):
+        return (value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value).isoformat()
+    return value.isoformat() if isinstance(value, dt.date) else str(value)
+
+
+_PYTHON = {"bool": (bool,), "int": (int,), "float": (float, int), "str": (str,)}
+
+
+def _values_text(kind: str, values) -> pa.Array:
+    """The canonical text of each value of one column (null where the value is null)."""
+    if kind == "other":
+        return pa.array([None if v is None else _plain(v) for v in values], pa.string())
+    if not isinstance(values, pa.Array | pa.ChunkedArray):
+        try:
+            values = pa.array(values, type=ARROW_TYPES[kind])
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+            return _foreign_text(kind, list(values))  # a value of another type (written outside the program)
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if kind == "str":
+        return values.cast(pa.string())
+    if kind == "int":
+        return pc.cast(values, pa.string())
+    if kind == "bool":
+        return pc.if_else(values, "1", "0")
+    numbers = values.to_numpy(zero_copy_only=False).astype(np.float64) + 0.0  # (−0 + 0 is +0)
+    return pa.array(numbers.view(np.uint64), mask=np.asarray(values.is_null())).cast(pa.string())
+
+
+def _foreign_text(kind: str, values: list) -> pa.Array:
+    """As `_values_text`, where some values are not of the column's type: those get a form no value of the
+    right type has (``!`` and their repr), so the row's hash changes."""
+    fits = [v is None or (isinstance(v, _PYTHON[kind]) and not (kind != "bool" and isinstance(v, bool)))
+            for v in values]
+    texts = _values_text(kind, [v if ok else None for v, ok in zip(values, fits, strict=True)]).to_pylist()
+    return pa.array([t if ok else f"!{type(v).__name__}{v!r}" for t, v, ok in zip(texts, values, fits, strict=True)],
+                    pa.string())
+
+
+def _canonical_column(kind: str, values) -> pa.Array:
+    texts = _values_text(kind, values)
+    lengths = pc.cast(pc.binary_length(texts), pa.string())
+    return pc.fill_null(pc.binary_join_element_wise(lengths, ":", texts, ""), "-")
+
+
+def row_hashes(kinds: Sequence[str], columns: Sequence) -> bytes:
+    """The scheme-2 hash of each row (`ROW_HASH_BYTES` each, concatenated) of columns given as Arrow arrays or
+    lists of values, of the kinds `povertyrules.store.database.column_kind` names."""
+    count = len(columns[0]) if columns else 0
+    out = bytearray()
+    digest = hashlib.sha256
+    for start in range(0, count, CHUNK * 2):
+        part = [c[start:start + CHUNK * 2] for c in columns]
+        forms = pc.binary_join_element_wise(*(_canonical_column(k, c) for k, c in zip(kinds, part, strict=True)), "")
+        if isinstance(forms, pa.ChunkedArray):
+            forms = forms.combine_chunks()
+        forms = forms.cast(pa.large_binary())  # (64-bit offsets, whatever the chunk's size)
+        _validity, offsets, data = forms.buffers()
+        bounds = np.frombuffer(offsets, dtype=np.int64, count=len(forms) + 1, offset=forms.offset * 8).tolist()
+        view = memoryview(data) if data is not None else memoryview(b"")
+        out += b"".join([digest(view[a:b]).digest()[:ROW_HASH_BYTES] for a, b in itertools.pairwise(bounds)])
+    return bytes(out)
+
+
+def _kinds(table: Table, columns: Sequence[str]) -> list[str]:
+    return [column_kind(table.c[c]) for c in columns]
+
+
+def _rows_hashes(table: Table, columns: Sequence[str], rows: Sequence[Sequence]) -> bytes:
+    """Scheme-2 hashes of rows read from the database (tuples in the order of `columns`)."""
+    values = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
+    return row_hashes(_kinds(table, columns), [list(v) for v in values])
+
+
+def _stored_chunks(connection, table: Table, run_id: int, columns: Sequence[str]) -> Iterator[list]:
+    query = select(*(table.c[c] for c in columns)).where(table.c.run_id == run_id).order_by(table.c.id)
+    result = connection.execute(query.execution_options(stream_results=True))  # this statement only
+    while rows := result.fetchmany(CHUNK):
+        yield rows
+
+
+def _hash_stored(connection, table: Table, run_id: int, columns: Sequence[str]) -> bytes:
+    return b"".join(_rows_hashes(table, columns, rows) for rows in _stored_chunks(connection, table, run_id, columns))
+
+
+def _written_ids(connection, table: Table, run_id: int, count: int) -> np.ndarray | None:
+    """The ids the database gave the `count` rows just written for run `run_id`, in the order written (one
+    writer, so ascending ids are the order of insertion); None if the table holds another number of them.
+    Consecutive ids (the usual case) are known from min, max and count alone."""
+    low, high, found = connection.execute(select(func.min(table.c.id), func.max(table.c.id), func.count())
+                                          .where(table.c.run_id == run_id)).one()
+    if found != count:
+        return None
+    if not count or high - low + 1 == count:
+        return np.arange(low or 0, (low or 0) + count, dtype=np.int64)
+    ids = connection.execute(select(table.c.id).where(table.c.run_id == run_id).order_by(table.c.id)).scalars()
+    return np.fromiter(ids, dtype=np.int64, count=count)
+
+
+def _written_hashes(connection, table: Table, run_id: int, rows: pa.Table) -> tuple[list[str], bytes] | None:
+    """Scheme-2 hashes of the rows a run wrote, from the written values and the ids read back; a sample of rows
+    is re-read and must hash the same (else None, and the caller reads every row back)."""
+    columns = ["id", *rows.column_names]
+    if sorted(columns) != sorted(c.name for c in table.columns):
+        return None
+    ids = _written_ids(connection, table, run_id, rows.num_rows)
+    if ids is None:
+        return None
+    hashes = row_hashes(_kinds(table, columns), [pa.array(ids), *rows.columns])
+    sample = sorted(set(random.Random(run_id).sample(range(len(ids)), min(SPOT_CHECKS, len(ids)))) |
+                    ({0, len(ids) - 1} if len(ids) else set()))
+    if sample:
+        found = {row[0]: row for row in connection.execute(
+            select(*(table.c[c] for c in columns)).where(table.c.id.in_([int(ids[i]) for i in sample])))}
+        if len(found) != len(sample):
+            return None
+        again = _rows_hashes(table, columns, [found[int(ids[i])] for i in sample])
+        if again != b"".join(hashes[i * ROW_HASH_BYTES:(i + 1) * ROW_HASH_BYTES] for i in sample):
+            return None
+    return columns, hashes
+
+
 def _digest(previous: str, record: bytes, tables: dict[str, dict]) -> str:
     blob = previous.encode() + b"\n" + record + b"\n" + json.dumps(tables, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()
 
 
-def seal(connection, run_id: int) -> str:
+def seal(connection, run_id: int, written: dict[str, pa.Table] | None = None) -> str:
     """Digest run `run_id` (inside the transaction that stored it) and chain it; returns its digest.
+
+    `written`: table name -> the rows this transaction wrote for the run (every column but ``id``, as
+    `povertyrules.store.database.arrow_rows` made them); those are hashed from the written values. Other
+    tables, and a run written in parts by other processes, are read back.
 
     The caller holds the store's write lock (SQLite) or `lock` (PostgreSQL), so no other run is sealed
     between reading the previous digest and writing this one.
@@ -118,9 +269,17 @@ def seal(connection, run_id: int) -> str:
                                   .order_by(digests.c.run_id.desc()).limit(1)).scalar() or ""
     tables, hashes = {}, {}
     for table in run_tables():
-        count, row_hashes = _hash_rows(connection, table, run_id)
-        tables[table.name] = {"count": count, "sha256": hashlib.sha256(row_hashes).hexdigest()}
-        hashes[table.name] = base64.b64encode(row_hashes).decode()
+        done = None
+        if written and table.name in written:
+            done = _written_hashes(connection, table, run_id, written[table.name])
+        if done is None:
+            columns = [c.name for c in table.columns]
+            done = columns, _hash_stored(connection, table, run_id, columns)
+        columns, row_hashes_ = done
+        tables[table.name] = {"count": len(row_hashes_) // ROW_HASH_BYTES,
+                              "sha256": hashlib.sha256(row_hashes_).hexdigest(), "rows": ROW_SCHEME,
+                              "columns": columns}
+        hashes[table.name] = base64.b64encode(row_hashes_).decode()
     digest = _digest(previous, _run_record(connection, run_id), tables)
     connection.execute(digests.insert().values(run_id=run_id, previous=previous, digest=digest,
                                                tables=json.dumps(tables), row_hashes=json.dumps(hashes),
@@ -198,23 +357,42 @@ def verify(engine: Engine) -> Report:
     with Session(engine) as session:
         connection = session.connection()
         for digest in session.execute(select(RunDigest).order_by(RunDigest.run_id)).scalars():
-            stored = json.loads(digest.row_hashes)
+            stored, entries = json.loads(digest.row_hashes), json.loads(digest.tables)
             for table in run_tables():
                 if table.name not in stored:
                     continue
                 expected = base64.b64decode(stored[table.name])
-                problem = _first_difference(connection, table, digest.run_id, expected)
+                problem = _first_difference(connection, table, digest.run_id, expected, entries.get(table.name, {}))
                 if problem:
                     report.problems.append(problem)
                     return report
     return report
 
 
-def _first_difference(connection, table: Table, run_id: int, expected: bytes) -> str | None:
+def _missing_columns(table: Table, entry: dict) -> list[str]:
+    return [c for c in entry.get("columns", []) if c not in table.c]
+
+
+def _hashed_rows(connection, table: Table, run_id: int, entry: dict) -> Iterator[tuple]:
+    """(row, its hash) for every stored row of the run in id order, by the scheme the run was sealed with."""
+    if entry.get("rows", 1) == 1:
+        for row in _table_rows(connection, table, run_id):
+            yield row, _row_hash(tuple(row))
+        return
     size = ROW_HASH_BYTES
+    for rows in _stored_chunks(connection, table, run_id, entry["columns"]):
+        hashes = _rows_hashes(table, entry["columns"], rows)
+        for index, row in enumerate(rows):
+            yield row, hashes[index * size:(index + 1) * size]
+
+
+def _first_difference(connection, table: Table, run_id: int, expected: bytes, entry: dict) -> str | None:
+    size = ROW_HASH_BYTES
+    if missing := _missing_columns(table, entry):
+        return f"run {run_id}, table {table.name}: column(s) {', '.join(missing)} no longer exist / 数据列缺失"
     position = -1
-    for position, row in enumerate(_table_rows(connection, table, run_id)):
-        if expected[position * size:(position + 1) * size] != _row_hash(tuple(row)):
+    for position, (row, hashed) in enumerate(_hashed_rows(connection, table, run_id, entry)):
+        if expected[position * size:(position + 1) * size] != hashed:
             who = f", household {row.household_id}" if "household_id" in row._fields else ""
             what = ("was changed or replaced, or a row before it deleted" if position * size < len(expected)
                     else "was added")
@@ -224,6 +402,12 @@ def _first_difference(connection, table: Table, run_id: int, expected: bytes) ->
         return (f"run {run_id}, table {table.name}: {len(expected) // size - position - 1} row(s) after row "
                 f"{position + 1} were deleted / 数据行被删除")
     return None
+
+
+def _one_row_hash(table: Table, row, entry: dict) -> bytes:
+    if entry.get("rows", 1) == 1:
+        return _row_hash(tuple(row))
+    return _rows_hashes(table, entry["columns"], [tuple(row._mapping[c] for c in entry["columns"])])
 
 
 def check_household(engine: Engine, household_id: str, quick: Report | None = None) -> Report:
@@ -243,8 +427,9 @@ def check_household(engine: Engine, household_id: str, quick: Report | None = No
         found = {t.name: connection.execute(select(t).where(t.c.household_id == household_id)
                                             .order_by(t.c.run_id, t.c.id)).all() for t in tables}
         runs = sorted({row.run_id for rows in found.values() for row in rows})
-        sealed = {d.run_id: json.loads(d.row_hashes) for d in session.execute(
-            select(RunDigest).where(RunDigest.run_id.in_(runs))).scalars()} if runs else {}
+        digests = list(session.execute(select(RunDigest).where(RunDigest.run_id.in_(runs))).scalars()) if runs else []
+        sealed = {d.run_id: json.loads(d.row_hashes) for d in digests}
+        entries = {d.run_id: json.loads(d.tables) for d in digests}
         for table in tables:
             rows = found[table.name]
             previous: tuple[int, int, int] | None = None  # run, id, position
@@ -261,7 +446,8 @@ def check_household(engine: Engine, household_id: str, quick: Report | None = No
                 previous = (row.run_id, row.id, position)
                 expected = base64.b64decode(sealed[row.run_id][table.name])
                 stored = expected[position * ROW_HASH_BYTES:(position + 1) * ROW_HASH_BYTES]
-                if stored != _row_hash(tuple(row)):
+                entry = entries[row.run_id].get(table.name, {})
+                if _missing_columns(table, entry) or stored != _one_row_hash(table, row, entry):
                     report.problems.append(f"run {row.run_id}, table {table.name}: row {position + 1} of the run "
                                            f"(id {row.id}, this household) no longer matches / 数据行被改动")
                     return report
