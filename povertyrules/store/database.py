@@ -11,8 +11,10 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from sqlalchemy import Column, Engine, Table, event, inspect, text
 from sqlalchemy import types as sa_types
@@ -249,6 +251,25 @@ def bulk_insert_table(connection, table: str, rows: pa.Table) -> None:
     marks = ", ".join("?" for _ in rows.column_names)
     cursor = raw.cursor()
     statement = f"INSERT INTO {table} ({names}) VALUES ({marks})"
+    shared = [_few_values(column) for column in rows.columns]
     for batch in rows.to_batches(max_chunksize=BATCH):
-        cursor.executemany(statement, zip(*(column.to_pylist() for column in batch.columns), strict=True))
+        columns = [_python(column, few) for column, few in zip(batch.columns, shared, strict=True)]
+        cursor.executemany(statement, zip(*columns, strict=True))
+
+
+def _few_values(column: pa.ChunkedArray) -> bool:
+    """Whether a text column repeats a few values (outcomes, places, the rules version): judged on its start."""
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)) or not len(column):
+        return False
+    return pc.count_distinct(column.slice(0, 2000), mode="all").as_py() <= 200
+
+
+def _python(column: pa.Array, few: bool):
+    """A column's values as the Python objects the driver binds; a text column of few values as one shared
+    object per distinct value (made once, and encoded to UTF-8 once by the driver)."""
+    if not few:
+        return column.to_pylist()
+    encoded = column.dictionary_encode()
+    words = np.array([*encoded.dictionary.to_pylist(), None], dtype=object)
+    return words[encoded.indices.fill_null(len(encoded.dictionary)).to_numpy()]
 

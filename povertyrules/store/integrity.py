@@ -133,62 +133,92 @@ def _plain(value) -> str:
 
 
 _PYTHON = {"bool": (bool,), "int": (int,), "float": (float, int), "str": (str,)}
+_NULL, _FOREIGN = 0xFFFFFFFF, 0xFFFFFFFE  # a text's length field for a null, for a value of another type
 
 
-def _values_text(kind: str, values) -> pa.Array:
-    """The canonical text of each value of one column (null where the value is null)."""
+def _typed(kind: str, values) -> tuple[pa.Array, np.ndarray | None]:
+    """One column's values as an Arrow array of its kind (text for ``other``), and where a value read back is
+    of another type (written outside the program; it is left out of the array) or None."""
     if kind == "other":
-        return pa.array([None if v is None else _plain(v) for v in values], pa.string())
-    if not isinstance(values, pa.Array | pa.ChunkedArray):
-        try:
-            values = pa.array(values, type=ARROW_TYPES[kind])
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
-            return _foreign_text(kind, list(values))  # a value of another type (written outside the program)
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    if kind == "str":
-        return values.cast(pa.string())
-    if kind == "int":
-        return pc.cast(values, pa.string())
+        return pa.array([None if v is None else _plain(v) for v in values], pa.string()), None
+    if isinstance(values, pa.ChunkedArray):  # (one chunk is used as it is: combining copies)
+        return (values.chunk(0) if values.num_chunks == 1 else values.combine_chunks()), None
+    if isinstance(values, pa.Array):
+        return values, None
+    try:
+        return pa.array(values, type=ARROW_TYPES[kind]), None
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+        foreign = np.array([not (v is None or (isinstance(v, _PYTHON[kind]) and
+                                               (kind == "bool") == isinstance(v, bool))) for v in values])
+        kept = [None if bad else v for v, bad in zip(values, foreign, strict=True)]
+        return pa.array(kept, type=ARROW_TYPES[kind]), foreign
+
+
+def _column_form(kind: str, values) -> tuple[np.ndarray, pa.Array | None]:
+    """One column's part of the rows' canonical forms: its fixed-width bytes per row (a flag byte and 8 bytes
+    for a number, 2 bytes for a boolean, a 4-byte length for a text) and, for text, the text itself."""
+    array, foreign = _typed(kind, values)
+    count = len(array)
+    if kind in ("str", "other"):
+        text = array.cast(pa.string())
+        lengths = pc.fill_null(pc.binary_length(text), 0).to_numpy().astype("<u4")
+        lengths[np.asarray(text.is_null(), dtype=bool)] = _NULL
+        if foreign is not None:  # the value's type and repr stand in its place
+            lengths[foreign] = _FOREIGN
+            texts = text.to_pylist()
+            for at in np.flatnonzero(foreign):
+                texts[at] = f"{type(values[at]).__name__}{values[at]!r}"
+            text = pa.array(texts, pa.string())
+        return lengths.view(np.uint8).reshape(count, 4), pc.fill_null(text, "").cast(pa.binary())
+    flags = np.asarray(array.is_null(), dtype=np.uint8)
+    if foreign is not None:
+        flags[foreign] = 2
     if kind == "bool":
-        return pc.if_else(values, "1", "0")
-    numbers = values.to_numpy(zero_copy_only=False).astype(np.float64) + 0.0  # (−0 + 0 is +0)
-    return pa.array(numbers.view(np.uint64), mask=np.asarray(values.is_null())).cast(pa.string())
-
-
-def _foreign_text(kind: str, values: list) -> pa.Array:
-    """As `_values_text`, where some values are not of the column's type: those get a form no value of the
-    right type has (``!`` and their repr), so the row's hash changes."""
-    fits = [v is None or (isinstance(v, _PYTHON[kind]) and not (kind != "bool" and isinstance(v, bool)))
-            for v in values]
-    texts = _values_text(kind, [v if ok else None for v, ok in zip(values, fits, strict=True)]).to_pylist()
-    return pa.array([t if ok else f"!{type(v).__name__}{v!r}" for t, v, ok in zip(texts, values, fits, strict=True)],
-                    pa.string())
-
-
-def _canonical_column(kind: str, values) -> pa.Array:
-    texts = _values_text(kind, values)
-    lengths = pc.cast(pc.binary_length(texts), pa.string())
-    return pc.fill_null(pc.binary_join_element_wise(lengths, ":", texts, ""), "-")
+        value = np.asarray(pc.fill_null(array, False), dtype=np.uint8)
+        return np.column_stack([flags, value]), None
+    if kind == "int":
+        numbers = pc.fill_null(array, 0).to_numpy().astype("<i8")
+    else:
+        numbers = (pc.fill_null(array, 0.0).to_numpy().astype(np.float64) + 0.0).astype("<f8")  # (−0 + 0 is +0)
+    return np.column_stack([flags, numbers.view(np.uint8).reshape(count, 8)]), None
 
 
 def row_hashes(kinds: Sequence[str], columns: Sequence) -> bytes:
     """The scheme-2 hash of each row (`ROW_HASH_BYTES` each, concatenated) of columns given as Arrow arrays or
-    lists of values, of the kinds `povertyrules.store.database.column_kind` names."""
+    lists of values, of the kinds `povertyrules.store.database.column_kind` names.
+
+    A row's canonical form is its fixed-width part (per column in order: a number as a flag byte — 0 value,
+    1 null, 2 a value of another type — and its 8 bytes, int64 or IEEE-754 float64 little-endian with −0 as 0;
+    a boolean as flag and 0/1; a text as its UTF-8 length in 4 bytes, FFFFFFFF for a null), followed by the
+    UTF-8 of its text columns in order; its hash is the first bytes of the form's SHA-256."""
     count = len(columns[0]) if columns else 0
     out = bytearray()
-    digest = hashlib.sha256
-    for start in range(0, count, CHUNK * 2):
-        part = [c[start:start + CHUNK * 2] for c in columns]
-        forms = pc.binary_join_element_wise(*(_canonical_column(k, c) for k, c in zip(kinds, part, strict=True)), "")
-        if isinstance(forms, pa.ChunkedArray):
-            forms = forms.combine_chunks()
-        forms = forms.cast(pa.large_binary())  # (64-bit offsets, whatever the chunk's size)
-        _validity, offsets, data = forms.buffers()
-        bounds = np.frombuffer(offsets, dtype=np.int64, count=len(forms) + 1, offset=forms.offset * 8).tolist()
-        view = memoryview(data) if data is not None else memoryview(b"")
-        out += b"".join([digest(view[a:b]).digest()[:ROW_HASH_BYTES] for a, b in itertools.pairwise(bounds)])
+    step = CHUNK * 2
+    for start in range(0, count, step):
+        out += _hash_part(kinds, [c[start:start + step] for c in columns])
     return bytes(out)
+
+
+def _hash_part(kinds: Sequence[str], columns: Sequence) -> bytes:
+    fixed, texts = [], []
+    for kind, values in zip(kinds, columns, strict=True):
+        head, text = _column_form(kind, values)
+        fixed.append(head)
+        if text is not None:
+            texts.append(text)
+    header = np.ascontiguousarray(np.concatenate(fixed, axis=1))
+    count, width = header.shape
+    heads = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), count, [None, pa.py_buffer(header)])
+    try:
+        forms = pc.binary_join_element_wise(heads.cast(pa.binary()), *texts, b"")
+    except pa.ArrowCapacityError:  # (over 2 GiB of text in this part: halve it)
+        half = count // 2
+        return (_hash_part(kinds, [c[:half] for c in columns]) + _hash_part(kinds, [c[half:] for c in columns]))
+    _validity, offsets, data = forms.buffers()
+    bounds = np.frombuffer(offsets, dtype=np.int32, count=count + 1, offset=forms.offset * 4).tolist()
+    view = memoryview(data)
+    digest = hashlib.sha256
+    return b"".join([digest(view[a:b]).digest()[:ROW_HASH_BYTES] for a, b in itertools.pairwise(bounds)])
 
 
 def _kinds(table: Table, columns: Sequence[str]) -> list[str]:
