@@ -7,7 +7,7 @@ import io
 import os
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -179,20 +179,6 @@ def _add_missing_columns(bind) -> None:
             kind = column.type.compile(dialect=connection.dialect)
             connection.execute(text(f'ALTER TABLE {table} ADD COLUMN "{column.name}" {kind}'))
 
-
-
-def bulk_insert(connection, table: str, columns: Sequence[str], rows: Iterable[Sequence]) -> None:
-    """Insert many rows at once: COPY on PostgreSQL, executemany on SQLite (never one ORM object per row)."""
-    names = ", ".join(f'"{c}"' for c in columns)
-    if connection.dialect.name == "postgresql":
-        raw = connection.connection.driver_connection
-        with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        return
-    marks = ", ".join("?" for _ in columns)
-    cursor = connection.connection.driver_connection.cursor()
-    cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
 
 
 # -- rows as stored, in Arrow -----------------------------------------------------------------------------

@@ -7,14 +7,15 @@ and the run's digest over the run record, those table digests and **the previous
 deleting, replacing or re-inserting any stored row, or dropping a table and letting it be re-created, therefore
 breaks the chain at that run.
 
-How a row is hashed (``"rows": 2`` in the digest's table entry, with the columns hashed, in order): each value in
-a canonical form — ``-`` for a null, else ``<bytes>:<text>`` where the text is the UTF-8 text, the decimal
-integer, ``1``/``0`` for a boolean, the float's IEEE-754 bit pattern as a decimal integer (−0 as 0), or the ISO
-form of a date or time (in UTC) — the forms concatenated, and the first 8 bytes of their SHA-256. The forms are
-built column by column in Arrow, so a run's rows are hashed in bulk from the very values it writes (`seal`
-with ``written``: the ids are read back, and a sample of rows re-read and compared); a run written in parts by
-other processes is read back whole. Runs sealed before (no ``"rows"``) hashed each row's Python repr; `verify`
-checks each run by the scheme it was sealed with.
+How a row is hashed (``"rows": 2`` in the digest's table entry, with the columns hashed, in order): a
+fixed-width part — each number as a flag byte and its 8 bytes (int64, or the IEEE-754 float64 with −0 as 0),
+each boolean as flag and 0/1, each text as its UTF-8 length in 4 bytes (all ones for a null) — then the UTF-8 of
+the texts, hashed with SHA-256 (the first 8 bytes kept; `row_hashes`). The forms are built column by column
+in Arrow and numpy, so a run's rows are hashed in bulk from the very values it writes (`seal` with ``written``:
+the ids are read back, and a sample of rows re-read and compared); a run written in parts by other processes
+is read back whole. Runs sealed before (no ``"rows"``) hashed each row's Python repr; `verify` and
+`check_household` check each run by the scheme it was sealed with, and only its recorded columns (a column
+added to a table later does not change the hashes of the rows stored before).
 
 - `quick_check` (run by every read command): the append-only triggers are in place, every run has a digest,
   the chain of run digests recomputes from the stored summaries, and each table holds as many rows per run as
