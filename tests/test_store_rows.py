@@ -219,3 +219,27 @@ def test_row_hashes_in_bulk_are_those_of_the_rows_one_by_one():
     assert integrity.row_hashes(["float"], [[0.0]]) == integrity.row_hashes(["float"], [[-0.0]])
     assert integrity.row_hashes(["str"], [[""]]) != integrity.row_hashes(["str"], [[None]])
     assert integrity.row_hashes(["str", "str"], [["ab"], [""]]) != integrity.row_hashes(["str", "str"], [["a"], ["b"]])
+
+
+def test_a_row_changed_together_with_its_row_hash_is_named(db):
+    """An attacker who edits a row and writes its new hash into the digest's row hashes: the table's SHA-256 in
+    the chained digest no longer matches them."""
+    import base64
+
+    engine, _rows = _store(db, n=6)
+    pg = engine.dialect.name == "postgresql"
+    _tamper(engine, "UPDATE decision SET identification = 'poor' WHERE household_id = 'h4'")
+    entry = json.loads(session_digest(engine).tables)["decision"]
+    with engine.begin() as connection:
+        rows = connection.execute(select(*(Decision.__table__.c[c] for c in entry["columns"]))
+                                  .order_by(Decision.id)).all()
+        forged = base64.b64encode(integrity._rows_hashes(Decision.__table__, entry["columns"], rows)).decode()
+        connection.execute(text("DROP TRIGGER rundigest_append_only ON rundigest" if pg else
+                                "DROP TRIGGER rundigest_no_update"))
+        hashes = {**json.loads(session_digest(engine).row_hashes), "decision": forged}
+        connection.execute(text("UPDATE rundigest SET row_hashes = :forged"), {"forged": json.dumps(hashes)})
+    database._ENGINES.clear()
+    engine = connect(db)
+    assert integrity.quick_check(engine).ok  # counts and the chain as stored
+    for report in (integrity.verify(engine), integrity.check_household(engine, "h4")):
+        assert "run 1, table decision: its stored row hashes were changed" in report.problems[-1], report.problems
