@@ -101,15 +101,52 @@ def _candidates(text: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return np.asarray(pc.fill_null(pc.match_substring_regex(text, _CANDIDATE), False), dtype=bool)
 
 
+#: the fewest characters a cell must have for `mask_text` (or `pseudonym_text`) to change it: a mobile number's
+#: 11 digits (an identity number has 15 or 18); shorter cells are left out before any pattern is tried
+SHORTEST = 11
+
+
+def _text_cells(column: pd.Series) -> pa.Array:
+    """A text column as one Arrow string array (no copy where the column is Arrow-backed already)."""
+    cells = pa.array(column.astype("string"), type=pa.string(), from_pandas=True)
+    return cells.combine_chunks() if isinstance(cells, pa.ChunkedArray) else cells
+
+
+def _candidate_rows(text: pa.Array) -> np.ndarray:
+    """Positions of the cells that may hold a number (`_candidates`), each distinct value tried once and only if
+    it is long enough (`SHORTEST`): a decision file repeats the same reason, clause and status text on most rows."""
+    encoded = pc.dictionary_encode(text)
+    distinct = encoded.dictionary
+    long = np.flatnonzero(np.asarray(pc.fill_null(pc.greater_equal(pc.utf8_length(distinct), SHORTEST), False),
+                                     dtype=bool))
+    if not len(long):
+        return long
+    found = np.zeros(len(distinct), dtype=bool)
+    found[long] = _candidates(distinct.take(pa.array(long)))
+    if not found.any():
+        return np.flatnonzero(found)
+    indices = np.asarray(pc.fill_null(encoded.indices, len(distinct)), dtype=np.int64)
+    return np.flatnonzero(np.append(found, False)[indices])
+
+
 def _map_text(frame: pd.DataFrame, change) -> pd.DataFrame:
-    """`frame` with `change` applied to each text cell that may hold a number (found in bulk, `_candidates`):
-    the same frame as mapping every cell, with Python called only on the few candidate cells."""
+    """`frame` with `change` applied to each text cell that may hold a number (found in bulk, `_candidate_rows`):
+    the same frame as mapping every cell, with Python called only on the few candidate cells. A categorical
+    column has its categories changed."""
     changed = {}
     for name in frame.columns:
         column = frame[name]
+        if isinstance(column.dtype, pd.CategoricalDtype):  # its categories, each once
+            categories = pd.Series(column.cat.categories.astype(object))
+            masked = _map_text(pd.DataFrame({"c": categories}), change)["c"]
+            if not masked.equals(categories):
+                codes = column.cat.codes.to_numpy()
+                values = np.where(codes >= 0, masked.to_numpy(dtype=object)[codes], None)
+                changed[name] = pd.Series(pd.Categorical(values), index=column.index)
+            continue
         if not (column.dtype == object or pd.api.types.is_string_dtype(column)):
             continue
-        hits = np.flatnonzero(_candidates(pa.array(column.astype("string"), type=pa.string(), from_pandas=True)))
+        hits = _candidate_rows(_text_cells(column))
         if not len(hits):
             continue
         values = column.to_numpy(dtype=object, copy=True)

@@ -51,13 +51,21 @@ class ScoreResult:
 
     def summary(self) -> pd.DataFrame:
         """Counts per status of each decision, plus the row accounting."""
-        parts = [self.decisions[d].replace("", "(blank)").value_counts().rename_axis("status").reset_index()
-                 .assign(decision=d) for d in (*DECISIONS, *REPORTED_EXTRA) if d in self.decisions]
+        parts = [_counts(self.decisions[d]).rename_axis("status").reset_index().assign(decision=d)
+                 for d in (*DECISIONS, *REPORTED_EXTRA) if d in self.decisions]
         table = pd.concat(parts, ignore_index=True)[["decision", "status", "count"]]
         return table
 
     def accounting(self) -> dict[str, int]:
         return {"input_rows": self.rows, "decided": len(self.decisions), "error_rows": self.error_rows}
+
+
+def _counts(statuses: pd.Series) -> pd.Series:
+    """Rows per status, a blank status counted as "(blank)" (the counts renamed, not every row replaced)."""
+    counts = statuses.value_counts()
+    if "(blank)" in counts.index:  # pragma: no cover - no rule set has that outcome: count as before
+        return statuses.replace("", "(blank)").value_counts()
+    return counts.rename(index={"": "(blank)"})
 
 
 def resolve_rules(rules: RuleBook | str | Path | None = None, overrides: dict[str, Any] | None = None,
@@ -106,13 +114,14 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
     parsed = parse_records(frame, HOUSEHOLD_COLUMNS, file, optional=frozenset({"members"}) if members is not None
                            else frozenset(), unique="household_id", rows=rows,
                            duplicated_elsewhere=duplicated_elsewhere)
-    valid, errors = parsed.valid, [parsed.errors]
+    valid, errors, input_rows = parsed.valid, [parsed.errors], parsed.rows
+    known_ids = set(valid["household_id"]) | set(parsed.errors["household_id"]) if members is not None else set()
+    del parsed  # one typed copy of the input in memory, not two
     valid, year_errors = _fill_year(valid, year, file)
     errors.append(year_errors)
     require_parameters(book, pd.unique(valid["year"]))  # a year with no line stops here, never all `review`
     member_reasons = None
     if members is not None:
-        known_ids = set(parsed.valid["household_id"]) | set(parsed.errors["household_id"])
         valid, member_errors, member_reasons = _apply_members(book, valid, members, known_ids, file,
                                                               members_file, lang)
         errors.append(member_errors)
@@ -140,7 +149,7 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
     decisions = pd.concat(parts, ignore_index=True)
     all_errors = pd.concat([e for e in errors if len(e)], ignore_index=True) if any(len(e) for e in errors) \
         else pd.DataFrame(columns=list(ERROR_COLUMNS))
-    return ScoreResult(decisions, all_errors, book.version, parsed.rows, file, book,
+    return ScoreResult(decisions, all_errors, book.version, input_rows, file, book,
                        pa.concat_tables(records) if records else None, valid if keep_records else None)
 
 

@@ -89,3 +89,39 @@ def test_on_loopback_reads_are_logged_as_local(store):
     client = TestClient(create_app(store))
     assert client.get("/household/h1").status_code == 200
     assert [(e.user, e.household_id) for e in access_log(connect(store))] == [("local", "h1")]
+
+
+def test_concurrent_reads_share_commits_and_every_one_is_logged_before_it_is_answered(store):
+    """The server's read log commits the reads that arrive together in one transaction; a read's future is
+    done only after its entry is in the store."""
+    import threading
+
+    from povertyrules.store.access import ReadLog
+
+    engine = connect(store)
+    before = len(access_log(engine, limit=100_000))
+    reads = ReadLog(engine)
+    seen: list[bool] = []
+
+    def reader(k: int) -> None:
+        reads.log("local", "127.0.0.1", "GET", f"/household/h{k}", f"h{k}", 200).result(timeout=30)
+        seen.append(any(e.household_id == f"h{k}" for e in access_log(engine, household_id=f"h{k}")))
+
+    threads = [threading.Thread(target=reader, args=(k,)) for k in range(120)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == [True] * 120
+    assert len(access_log(engine, limit=100_000)) == before + 120
+
+
+def test_a_read_that_cannot_be_logged_is_not_answered(store, tmp_path):
+    """If the log cannot be written (here: the table is gone), the waiting read gets the error."""
+    from povertyrules.store.access import ReadLog
+
+    engine = connect(store)
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE accesslog"))
+    with pytest.raises(DatabaseError):
+        ReadLog(engine).log("local", None, "GET", "/", None, 200).result(timeout=30)

@@ -415,3 +415,27 @@ def test_a_total_or_signature_written_in_the_household_id_column_of_a_contract_f
     assert "input lines 4 = decided 2 (2 households) + skipped 2 + with errors 0" in result.output.replace("\n", " ")
     skipped = pd.read_csv(tmp_path / "d.skipped.csv")
     assert skipped["row"].tolist() == [4, 5] and skipped["text"].tolist() == ["合计", "填表人：张三"]
+
+
+@pytest.mark.parametrize("layout", ["township_roster", "monitoring_export", "four_look_sheet"])
+def test_a_sheet_saved_as_csv_by_a_chinese_excel_reads_as_the_workbook_does(county, tmp_path, layout):
+    """`datasets synth -o x.csv` writes a titled sheet as Excel saves it (GB18030, a merged header's text in
+    its first cell, 合计 and signature lines kept), and it reads to the same table and decisions as the xlsx."""
+    as_csv = write_layout(county, layout, tmp_path / "sheet.csv", seed=11)
+    as_xlsx = write_layout(county, layout, tmp_path / "sheet.xlsx", seed=11)
+    assert as_csv.read_bytes()[:4] != b"PK\x03\x04"  # text, not a workbook under a .csv name
+    as_csv.read_bytes().decode("gb18030")
+    from_csv, from_xlsx = prepare(as_csv, BOOK), prepare(as_xlsx, BOOK)
+    pd.testing.assert_frame_equal(from_csv.frame.drop(columns=["row"], errors="ignore"),
+                                  from_xlsx.frame.drop(columns=["row"], errors="ignore"), check_dtype=False)
+    if layout == "four_look_sheet":
+        return  # (a side sheet: joined to a household table, not scored alone)
+    outputs = []
+    for source in (as_csv, as_xlsx):
+        code, output = run("score", "--lang", "en", str(source), "--year", "2020", "-o",
+                           str(tmp_path / f"{source.suffix[1:]}.csv"))
+        assert code == 0, output
+        _total, decided, skipped, errors = lines_add_up(output)
+        assert errors == 0 and decided > 0 and skipped >= 1
+        outputs.append(read_table(tmp_path / f"{source.suffix[1:]}.csv"))
+    pd.testing.assert_frame_equal(outputs[0], outputs[1])

@@ -68,6 +68,8 @@ def test_every_shipped_register_loads_and_cites_clauses_of_the_policy():
         for fact in register.facts.values():
             for clause in fact.clauses:
                 assert clause in CLAUSES or clause.startswith("M21-"), (register.name, clause)
+        if register.event is not None:  # records arriving as monitoring events cite their clause too
+            assert register.event.clause in CLAUSES, register.name
 
 
 @pytest.mark.parametrize("kind, column", [("vehicles", "ex_vehicle"), ("market_entities", "ex_business"),
@@ -330,7 +332,8 @@ def test_explain_and_the_household_page_show_the_register_evidence(county, files
     owner = decisions[decisions["evidence"].fillna("").str.contains("车辆登记")].iloc[0]["household_id"]
     explained = runner.invoke(app, ["explain", owner, "--db", db])
     assert explained.exit_code == 0, explained.output
-    assert "部门数据依据" in explained.output and "ID-2.3.4 车辆登记：" in explained.output
+    shown = " ".join(explained.output.split())  # (as printed, wrapped at the terminal's width)
+    assert "部门数据依据 (ID-2.3.4)" in shown and "ID-2.3.4 车辆登记：" in shown
     data = runner.invoke(app, ["explain", owner, "--db", db, "--json"])
     import json
 
@@ -339,6 +342,12 @@ def test_explain_and_the_household_page_show_the_register_evidence(county, files
     client = TestClient(create_app(db))
     page = client.get(f"/household/{owner}")
     assert page.status_code == 200 and "ID-2.3.4 车辆登记：" in page.text
+    # the evidence is headed by the clauses it cites, and shown (like any contradiction) by Chinese names only
+    from .test_web import INTERNAL, _visible_text
+
+    assert "部门数据依据 (ID-2.3.4)" in page.text and "(MON-5.1)" not in page.text
+    assert not INTERNAL.findall(_visible_text(page.text))
+    assert not INTERNAL.findall(explained.output.replace(str(tmp_path), ""))
     assert client.get(f"/api/households/{owner}").json()["evidence"][0]["register_name"] == "vehicles"
 
 
@@ -348,3 +357,32 @@ def test_a_household_file_without_member_ids_cannot_be_matched_and_says_so(files
                                  str(files[1]["vehicles"])])
     assert result.exit_code != 0 and "证件号码" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "d.csv").exists()
+
+
+def test_a_contradiction_on_the_household_page_and_in_explain_names_the_column_in_chinese(tmp_path):
+    """A register that says otherwise than the file is shown by the column's Chinese header, never its name."""
+    from fastapi.testclient import TestClient
+
+    from povertyrules.store.database import connect
+    from povertyrules.store.runs import record_run
+    from povertyrules.web.app import create_app
+
+    from .conftest import households
+    from .test_web import INTERNAL, _visible_text
+
+    result = score(households({}, {}), keep_records=True)
+    hid = str(result.decisions["household_id"].iloc[0])
+    result.contradictions = pd.DataFrame([{"household_id": hid, "column": "ex_vehicle", "file_value": "否",
+                                           "register_value": "是", "evidence": "ID-2.3.4 车辆登记：轿车",
+                                           "register_file": "vehicles.csv"}])
+    db = str(tmp_path / "a.db")
+    record_run(connect(db), result, "x.csv")
+    from povertyrules.model.columns import HOUSEHOLD_COLUMNS
+
+    header = {c.name: c.zh for c in HOUSEHOLD_COLUMNS}["ex_vehicle"]  # the contract's Chinese header
+    page = _visible_text(TestClient(create_app(db)).get(f"/household/{hid}").text)
+    assert f"与户表不一致: {header} 否 / 是" in page and not INTERNAL.findall(page)
+    explained = runner.invoke(app, ["explain", hid, "--db", db])
+    shown = " ".join(explained.output.split())
+    assert explained.exit_code == 0 and f"与户表不一致: {header} 户表 否 / 部门数据 是" in shown
+    assert "ex_vehicle" not in shown

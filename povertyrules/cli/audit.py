@@ -46,8 +46,8 @@ def explain(
     db: DbOption = None,
 ) -> None:
     """Why was this household decided so? The stored reasons, clause texts, and what would change it."""
-    from povertyrules.store.explain import explain_stored
-    from povertyrules.store.runs import NotFound, contradictions_of, decision_of, evidence_of, get_run, reasons_of
+    from povertyrules.store.explain import explain_decisions
+    from povertyrules.store.runs import NotFound, contradictions_of, decision_of, evidence_of, get_run
 
     engine = _engine(db, household_id)
     try:
@@ -55,7 +55,7 @@ def explain(
     except NotFound as exc:
         _not_found(exc)
     stored_run = get_run(engine, decision.run_id)
-    explanation = explain_stored(stored_run, decision, reasons_of(engine, household_id, decision.run_id))
+    explanation = explain_decisions(stored_run, [decision])[decision.household_id]
     procedures = _procedures(engine, decision)
     evidence = [e.model_dump(exclude={"id", "run_id"}) for e in evidence_of(engine, household_id, decision.run_id)]
     contradictions = [c.model_dump(exclude={"id", "run_id"})
@@ -106,11 +106,15 @@ def explain(
                           f"  {r['mark']} {decisive if r['decisive'] else ''}{r['text']} ({r['clause']})",
                           highlight=False, markup=False)
     if evidence:
-        console.print(f"\n[bold]{'部门数据依据' if zh else 'Register evidence'} (MON-5.1)[/bold]")
+        cited = "、".join(dict.fromkeys(e["clause"] for e in evidence if e["clause"]))
+        console.print(f"\n[bold]{'部门数据依据' if zh else 'Register evidence'}{escape(f' ({cited})') if cited else ''}"
+                      "[/bold]", highlight=False)
         for e in evidence:
-            console.print(f"  {e['column']}: {e['text']} ({e['file']}:{e['row']})", highlight=False, markup=False)
+            console.print(f"  {missing_names(book, e['column'], lang)}: {e['text']} ({e['file']}:{e['row']})",
+                          highlight=False, markup=False)
     for c in contradictions:
-        console.print(f"  {'与户表不一致' if zh else 'contradicts the household file'}: {c['column']} "
+        console.print(f"  {'与户表不一致' if zh else 'contradicts the household file'}: "
+                      f"{missing_names(book, c['column'], lang)} "
                       f"{'户表' if zh else 'file'} {c['file_value']} / {'部门数据' if zh else 'register'} "
                       f"{c['register_value']} — {c['evidence']}", highlight=False, markup=False)
     console.print(f"\n[bold]{'条款原文' if zh else 'Clause texts'}[/bold]")

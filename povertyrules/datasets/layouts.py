@@ -261,9 +261,12 @@ FOUR_LOOK = {
 def write_with_title(frame: pd.DataFrame, path: Path | str, titles: list[str], footer: list[list] | None = None,
                      groups: dict[str, list[str]] | None = None) -> Path:
     """An xlsx sheet as counties keep it: title lines, a header (two levels, merged, where `groups` says or
-    where columns are (group, leaf) tuples), the table, then footer lines (合计, signatures)."""
+    where columns are (group, leaf) tuples), the table, then footer lines (合计, signatures). A `.csv` path gets
+    the same sheet as Excel saves it for a Chinese county: GB18030, a merged cell's text in its first cell."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".csv":
+        return _write_grid_csv(frame, path, titles, footer or [], groups or {})
     book = xlsxwriter.Workbook(str(path))
     sheet = book.add_worksheet("Sheet1")
     columns = list(frame.columns)
@@ -315,8 +318,35 @@ def write_with_title(frame: pd.DataFrame, path: Path | str, titles: list[str], f
     return path
 
 
+def _write_grid_csv(frame: pd.DataFrame, path: Path, titles: list[str], footer: list[list],
+                    groups: dict[str, list[str]]) -> Path:
+    columns = list(frame.columns)
+    leaf_group = {leaf: g for g, leaves in groups.items() for leaf in leaves}
+    tops = [c[0] if isinstance(c, tuple) else leaf_group.get(c) for c in columns]
+    leaves = [c[1] if isinstance(c, tuple) else c for c in columns]
+    width = len(columns)
+    grid: list[list] = [[title, *[None] * (width - 1)] for title in titles]
+    if any(t is not None for t in tops):
+        grid.append([leaf if top is None else top if j == 0 or tops[j - 1] != top else None
+                     for j, (top, leaf) in enumerate(zip(tops, leaves, strict=True))])
+        grid.append([None if top is None else leaf for top, leaf in zip(tops, leaves, strict=True)])
+    else:
+        grid.append(leaves)
+    body = frame.astype(object).where(frame.notna(), None)
+    grid += [[_csv_cell(v) for v in row] for row in body.itertuples(index=False)]
+    grid += [[*line, *[None] * (width - len(line))] for line in footer]
+    pd.DataFrame(grid).to_csv(path, index=False, header=False, encoding="gb18030")
+    return path
+
+
+def _csv_cell(value):
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return int(value)  # (as a spreadsheet shows a whole number)
+    return value
+
+
 def write_layout(county: County, layout: str, path: Path | str, seed: int = 0, year: int = 2020) -> Path:
-    """Write `county` in `layout` to `path` (.xlsx; the national export also as .csv, in GBK when asked)."""
+    """Write `county` in `layout` to `path`: .xlsx, or .csv as a Chinese Excel saves it (GB18030)."""
     path = Path(path)
     place = str(county.households["county"].iloc[0]) if len(county.households) else "示范县"
     if layout == "national_export":

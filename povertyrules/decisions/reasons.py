@@ -9,15 +9,15 @@ checked, or the unknown ones that made it ``review``), each followed by the crit
 from __future__ import annotations
 
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from povertyrules.decisions.trace import codes, encode, main_reasons, trace_rules
-from povertyrules.engines.vectorized import Evaluation
+from povertyrules.decisions.trace import codes, encode, main_reasons, table_codes, trace_rules
+from povertyrules.engines.vectorized import Evaluation, Vec
 from povertyrules.lang import expr as ex
 from povertyrules.lang.rulebook import REVIEW, Rule, RuleBook
 
@@ -58,7 +58,18 @@ class Item:
 
 
 def reason_items(book: RuleBook) -> list[Item]:
-    """Every reason that can appear, in listing order: per decision its outcome rules, then their criteria."""
+    """Every reason that can appear, in listing order: per decision its outcome rules, then their criteria
+    (worked out once per rule set: a `RuleBook` is read-only)."""
+    cached = _ITEMS.get(id(book))
+    if cached is None or cached[0] is not book:
+        cached = _ITEMS[id(book)] = (book, _reason_items(book))
+    return cached[1]
+
+
+_ITEMS: dict[int, tuple[RuleBook, list[Item]]] = {}
+
+
+def _reason_items(book: RuleBook) -> list[Item]:
     items: list[Item] = []
     for decision in decision_order(book):
         outcome_rules = [book.rules[rid] for rid in book.decisions[decision].outcomes]
@@ -101,46 +112,127 @@ def decision_frame(result: Evaluation, frame: pd.DataFrame, version: str, lang: 
     for decision in CONTRACT_DECISIONS:
         out[decision] = result.outcome(decision)
     out["monitoring_triggers"] = _triggers(result)
-    main, clauses = main_reasons(result, decision_order(result.book), lang)
+    main, clauses = _main_reasons(result, lang)
     if reasons == "full" or with_records:
         cited = _cited(result)
-        lines = {item.rule.id: _line(result, item.rule, lang) for item, mask in cited}
+        memo: dict = {}  # each value's text made once, however many rules name it
+        lines = {item.rule.id: _line(result, item.rule, lang, memo) for item, mask in cited}
     if reasons == "full":
         text = join_present([pc.if_else(pa.array(mask), lines[item.rule.id], pa.scalar(None, pa.string()))
                              for item, mask in cited], ";", n)
     else:
         text = main
-    missing = join_present([pa.array(np.where(mask, leaf, None), type=pa.string())
-                            for leaf, mask in _missing_leaves(result).items()], ";", n)
-    records = reason_records(result, frame, cited, lines) if with_records else None
+    missing = _joined_flags(_missing_leaves(result), n)
+    records = reason_records(result, _ids(frame), cited, lines, memo) if with_records else None
     if member_reasons is not None:
         member_lines = frame["household_id"].map(member_reasons)
         text = join_present([pa.array(member_lines.to_numpy(dtype=object), type=pa.string(), from_pandas=True),
-                             text], ";", n)
-    out["reasons"] = pd.Series(text.to_pandas(types_mapper=pd.ArrowDtype), dtype="string")
+                             text.cast(pa.string())], ";", n)
+    out["reasons"] = _strings(text)
     out["rules_version"] = version
     for decision in decision_order(result.book):  # extensions, after the contract's columns
         if decision not in CONTRACT_DECISIONS:
             out[decision] = result.outcome(decision)
     for column in CARRIED:
-        values = frame[column] if column in frame else pd.Series([None] * n, dtype=object)
-        if pd.api.types.is_bool_dtype(values.dtype):
-            values = values.map({True: WORDS[lang][True], False: WORDS[lang][False]})
-        out[column] = pd.array(values.astype(object).to_numpy(), dtype="string")
-    out["missing_columns"] = pd.Series(missing.to_pandas(types_mapper=pd.ArrowDtype), dtype="string")
+        out[column] = _carried(frame[column], lang) if column in frame else _strings(pa.nulls(n, pa.string()))
+    out["missing_columns"] = _strings(missing)
     out["row"] = (frame["row"].to_numpy() if "row" in frame else np.arange(2, n + 2)).astype("int64")
-    out["clauses"] = pd.Series(clauses.to_pandas(types_mapper=pd.ArrowDtype), dtype="string")
-    out["trace"] = pd.array(encode(codes(result, trace_rules(result.book))), dtype="string")
+    out["clauses"] = _strings(clauses)
+    out["trace"] = _strings(pa.array(encode(codes(result, trace_rules(result.book))), type=pa.string()))
     return out, records
+
+
+def _strings(array: pa.Array) -> pd.Series:
+    """An Arrow string (or dictionary-of-string) array as a pandas ``string`` column, without Python strings."""
+    if pa.types.is_dictionary(array.type):
+        array = array.cast(pa.string())
+    return pd.Series(array.to_pandas(types_mapper=pd.ArrowDtype), dtype="string")
+
+
+def _carried(values: pd.Series, lang: str) -> pd.Series:
+    """An input column carried to the decision row, as text (yes/no in `lang`; a choice by its label)."""
+    if pd.api.types.is_bool_dtype(values.dtype):
+        values = values.map({True: WORDS[lang][True], False: WORDS[lang][False]})
+    if isinstance(values.dtype, pd.CategoricalDtype):  # the few categories once, then indexed
+        labels = pa.array(values.cat.categories.astype(object).astype(str).to_numpy(), type=pa.string())
+        codes = values.cat.codes.to_numpy()
+        return _strings(pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), labels))
+    return pd.Series(pd.array(values.astype(object).to_numpy() if values.dtype == object else values,
+                              dtype="string"), dtype="string")
+
+
+def _distinct(parts: list[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the first row of each distinct combination of `parts`' values, every row's combination number): the
+    text a decision row shows depends on a few codes, whose combinations repeat over most rows."""
+    key = np.zeros(n, dtype=np.int64)
+    for part in parts:
+        codes, count = (part.astype(np.int64), 2) if part.dtype == bool else _numbered(part)
+        key = key * count + codes
+        if key.size and key.max() >= 2 ** 31:  # keep the numbers small: number the combinations seen so far
+            key = _numbered(key)[0]
+    codes, count = _numbered(key)
+    first = np.empty(count, dtype=np.int64)
+    first[codes[::-1]] = np.arange(n - 1, -1, -1)  # the last write wins: each combination's first row
+    return first, codes
+
+
+def _numbered(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Each value's number among the distinct values (in their order), and how many there are; by counting
+    where the values are small integers (codes), by sorting otherwise."""
+    values = np.asarray(values)
+    if values.dtype.kind in "iub" and values.size and values.min() >= 0 and values.max() < 4 * values.size + 4096:
+        present = np.bincount(values.astype(np.int64)) > 0
+        number = np.cumsum(present) - 1
+        return number[values.astype(np.int64)], int(present.sum())
+    distinct, inverse = np.unique(values, return_inverse=True)
+    return inverse.reshape(-1).astype(np.int64), len(distinct)
+
+
+def _expand(texts: pa.Array, inverse: np.ndarray) -> pa.DictionaryArray:
+    """Each row's text, `texts` (one per combination) looked up by the row's combination number."""
+    return pa.DictionaryArray.from_arrays(pa.array(inverse.astype(np.int32)), texts)
+
+
+def _rows(result: Evaluation, rows: np.ndarray) -> Evaluation:
+    """The evaluation of `rows` only (as `Evaluation.row` gives one row)."""
+    def take(v: Vec) -> Vec:
+        full = v.full(result.n)
+        return Vec(np.asarray(full.values)[rows], np.asarray(full.known)[rows])
+
+    def pick(arrays: dict) -> dict:
+        return {k: np.asarray(v)[rows] for k, v in arrays.items()}
+
+    return replace(result, n=len(rows), env={k: take(v) for k, v in result.env.items()},
+                   conditions={k: take(v) for k, v in result.conditions.items()}, codes=pick(result.codes),
+                   cited=pick(result.cited), possible=pick(result.possible), failures=pick(result.failures))
+
+
+def _main_reasons(result: Evaluation, lang: str) -> tuple[pa.Array, pa.Array]:
+    """`main_reasons` (the main reason line and the decisive path's clause ids), rendered once for each
+    combination of the decisions' outcome-rule states present and looked up for every row."""
+    decisions = decision_order(result.book)
+    first, inverse = _distinct([table_codes(result, name) for name in decisions], result.n)
+    lines, clauses = main_reasons(_rows(result, first), decisions, lang)
+    return _expand(lines, inverse), _expand(clauses, inverse)
+
+
+def _joined_flags(flags: dict[str, np.ndarray], n: int) -> pa.Array:
+    """Per row, the names whose flag is set there, joined with ";" (null where none is): joined once for each
+    combination present."""
+    if not flags:
+        return pa.nulls(n, pa.string())
+    masks = list(flags.values())
+    first, inverse = _distinct(masks, n)
+    texts = join_present([pa.array(np.where(mask[first], name, None), type=pa.string())
+                          for name, mask in flags.items()], ";", len(first))
+    return _expand(texts, inverse)
 
 
 def _triggers(result: Evaluation) -> pd.Series:
     decision = result.book.decisions["monitoring"]
     reported = np.isin(result.outcome("monitoring"), list(decision.report_triggers_for))
-    parts = [pa.array(np.where(reported & result.value(r.id).true(), trigger, None), type=pa.string())
-             for trigger, r in result.book.triggers().items()]
-    joined = join_present(parts, ";", result.n)
-    return pd.Series(joined.to_pandas(types_mapper=pd.ArrowDtype), dtype="string")
+    return _strings(_joined_flags({trigger: reported & result.value(r.id).true()
+                                   for trigger, r in result.book.triggers().items()}, result.n))
 
 
 def _cited(result: Evaluation) -> list[tuple[Item, np.ndarray]]:
@@ -162,33 +254,58 @@ def _cited(result: Evaluation) -> list[tuple[Item, np.ndarray]]:
     return [(item, masks[rid]) for rid, item in first.items() if masks[rid].any()]
 
 
-def reason_records(result: Evaluation, frame: pd.DataFrame, cited: list[tuple[Item, np.ndarray]],
-                   lines: dict[str, pa.Array]) -> pa.Table:
-    """One record per (row, cited rule): verdict, observed values and thresholds as JSON, and the message."""
-    book = result.book
-    ids = pa.array(frame["household_id"].to_numpy(dtype=object), type=pa.string())
-    parts = []
-    for seq, (item, mask) in enumerate(cited):
-        rule, where = item.rule, pa.array(mask)
-        v = result.value(rule.id)
-        verdict = pc.if_else(pa.array(v.true()), "true", pc.if_else(pa.array(v.false()), "false", "unknown"))
+def reason_table(result: Evaluation, ids: pa.Array, lang: str) -> pa.Table:
+    """Only the reason records of every row (see `reason_records`), for explaining stored decisions."""
+    cited, memo = _cited(result), {}
+    lines = {item.rule.id: _line(result, item.rule, lang, memo) for item, _ in cited}
+    return reason_records(result, ids, cited, lines, memo)
+
+
+def _ids(frame: pd.DataFrame) -> pa.Array:
+    return pa.array(frame["household_id"].to_numpy(dtype=object), type=pa.string())
+
+
+def reason_records(result: Evaluation, ids: pa.Array, cited: list[tuple[Item, np.ndarray]],
+                   lines: dict[str, pa.Array], memo: dict | None = None) -> pa.Table:
+    """One record per (row, cited rule): verdict, observed values and thresholds as JSON, and the message.
+
+    Records are listed rule by rule (in citing order), each rule's rows in row order; every column is gathered
+    in one pass over all rules (a rule's texts are made for all rows, then the cited ones are taken)."""
+    if not cited:
+        return pa.table({})
+    book, n = result.book, result.n
+    rules = [item.rule for item, _ in cited]
+    rows = [np.flatnonzero(mask) for _, mask in cited]
+    counts = np.asarray([len(r) for r in rows], dtype=np.int64)
+    seq = np.repeat(np.arange(len(cited), dtype=np.int32), counts)
+    row = np.concatenate(rows)
+    flat = seq.astype(np.int64) * n + row  # the record's position in the rules' texts laid end to end
+    verdicts = np.stack([result.verdict(rule.id) for rule in rules])  # rules × rows: 0 false, 1 true, 2 unknown
+    observed, thresholds = [], []
+    for rule in rules:
         names = [n for n in dict.fromkeys([*ex.names(rule.expr), *message_fields(rule)]) if n in result.env]
-        observed = _json(result, [n for n in names if not is_threshold(book, n)])
-        thresholds = _json(result, [n for n in names if is_threshold(book, n)])
-        count = int(mask.sum())
-        parts.append(pa.table({
-            "household_id": pc.filter(ids, where),
-            "seq": pa.array(np.full(count, seq, dtype=np.int32)),
-            "decision": pa.array([rule.decision or item.decision] * count, type=pa.string()),
-            "rule_id": pa.array([rule.id] * count, type=pa.string()),
-            "kind": pa.array([rule.kind] * count, type=pa.string()),
-            "clause": pa.array([rule.citation] * count, type=pa.string()),
-            "verdict": pc.filter(verdict, where),
-            "observed": pc.filter(observed, where),
-            "thresholds": pc.filter(thresholds, where),
-            "message": pc.filter(lines[rule.id], where),
-        }))
-    return pa.concat_tables(parts) if parts else pa.table({})
+        observed.append(_json(result, [n for n in names if not is_threshold(book, n)], memo))
+        thresholds.append(_json(result, [n for n in names if is_threshold(book, n)], memo))
+
+    def per_rule(values: list) -> pa.Array:
+        return pa.array(np.asarray(values, dtype=object)[seq], type=pa.string())
+
+    def gathered(texts: list[pa.Array]) -> pa.Array:
+        return pa.concat_arrays(texts).take(pa.array(flat))
+
+    return pa.table({
+        "household_id": ids.take(pa.array(row)),
+        "seq": pa.array(seq),
+        "decision": per_rule([rule.decision or item.decision for rule, (item, _) in zip(rules, cited, strict=True)]),
+        "rule_id": per_rule([rule.id for rule in rules]),
+        "kind": per_rule([rule.kind for rule in rules]),
+        "clause": per_rule([rule.citation for rule in rules]),
+        "verdict": pa.array(np.asarray(["false", "true", "unknown"], dtype=object)[verdicts[seq, row]],
+                            type=pa.string()),
+        "observed": gathered(observed),
+        "thresholds": gathered(thresholds),
+        "message": gathered([lines[rule.id] for rule in rules]),
+    })
 
 
 def message_fields(rule: Rule) -> list[str]:
@@ -207,14 +324,14 @@ def is_threshold(book: RuleBook, name: str) -> bool:
     return False
 
 
-def _json(result: Evaluation, names: list[str]) -> pa.Array:
+def _json(result: Evaluation, names: list[str], memo: dict | None = None) -> pa.Array:
     """``{"name": value, …}`` per row (null for unknown values), built in bulk."""
     if not names:
         return pa.array(["{}"] * result.n, type=pa.string())
     pieces: list[pa.Array | str] = ["{"]
     for i, name in enumerate(names):
         pieces.append(("" if i == 0 else ", ") + f'"{name}": ')
-        pieces.append(_value_text(result, name, JSON_WORDS, quote_text=True))
+        pieces.append(_value_text(result, name, JSON_WORDS, quote_text=True, memo=memo))
     pieces.append("}")
     return pc.binary_join_element_wise(*pieces, "")
 
@@ -264,7 +381,7 @@ def _missing_leaves(result: Evaluation) -> dict[str, np.ndarray]:
     return {k: v for k, v in leaves.items() if v.any()}
 
 
-def _line(result: Evaluation, rule: Rule, lang: str) -> pa.Array:
+def _line(result: Evaluation, rule: Rule, lang: str, memo: dict | None = None) -> pa.Array:
     """``CLAUSE rule-id: verdict — message`` (zh: ``CLAUSE 规则说明：verdict — message``) for every row (masked by
     the caller)."""
     words = WORDS[lang]
@@ -284,11 +401,23 @@ def _line(result: Evaluation, rule: Rule, lang: str) -> pa.Array:
         if literal:
             pieces.append(literal)
         if field:
-            pieces.append(_value_text(result, field, words))
+            pieces.append(_value_text(result, field, words, memo=memo))
     return pc.binary_join_element_wise(*pieces, "")
 
 
-def _value_text(result: Evaluation, name: str, words: dict, quote_text: bool = False) -> pa.Array:
+def _value_text(result: Evaluation, name: str, words: dict, quote_text: bool = False,
+                memo: dict | None = None) -> pa.Array:
+    """A value as text on every row (`words` for yes/no and missing); kept in `memo` for the next rule."""
+    key = (name, words["missing"], words[True], quote_text)
+    if memo is not None and key in memo:
+        return memo[key]
+    text = _text_of(result, name, words, quote_text)
+    if memo is not None:
+        memo[key] = text
+    return text
+
+
+def _text_of(result: Evaluation, name: str, words: dict, quote_text: bool) -> pa.Array:
     book = result.book
     v = result.value(name)
     if name in book.rules:

@@ -39,6 +39,10 @@ class Vec:
         return np.asarray(~np.asarray(self.known, dtype=bool), dtype=bool)
 
     def full(self, n: int) -> Vec:
+        values, known = self.values, self.known
+        if (isinstance(values, np.ndarray) and values.shape == (n,) and isinstance(known, np.ndarray)
+                and known.shape == (n,) and known.dtype == bool):
+            return self  # already one value a row (the common case: nothing to broadcast)
         return Vec(np.broadcast_to(self.values, (n,)), np.broadcast_to(np.asarray(self.known, bool), (n,)))
 
 

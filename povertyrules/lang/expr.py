@@ -245,8 +245,18 @@ def walk(node: Node) -> Iterator[Node]:
 
 
 def names(node: Node) -> list[str]:
-    """The names an expression refers to, in order of first appearance."""
-    return list(dict.fromkeys(n.name for n in walk(node) if isinstance(n, Name)))
+    """The names an expression refers to, in order of first appearance (worked out once per node: nodes are
+    immutable, and a rule set's nodes are asked again and again)."""
+    hit = _NAMES.get(id(node))
+    if hit is None or hit[0] is not node:
+        if len(_NAMES) > _NAMES_KEPT:
+            _NAMES.clear()
+        hit = _NAMES[id(node)] = (node, tuple(dict.fromkeys(n.name for n in walk(node) if isinstance(n, Name))))
+    return list(hit[1])
+
+
+_NAMES: dict[int, tuple[Node, tuple[str, ...]]] = {}
+_NAMES_KEPT = 100_000
 
 
 def infer_type(node: Node, type_of: Callable[[Name], Type]) -> Type:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from povertyrules.engines.vectorized import Evaluation, Vec, _Evaluator, column_vec
 from povertyrules.errors import InputError
@@ -137,8 +139,15 @@ def _contract_fast(path: Path, sheet: str | int, table: Table) -> Prepared:
     # blank lines
     if key in frame:
         text = frame[key].astype("string")
-        odd = text.str.contains(TOTAL.pattern, regex=True) | text.str.contains(SIGNATURE.pattern, regex=True)
-        suspicious = np.flatnonzero(frame[key].isna().to_numpy() | odd.fillna(False).to_numpy(dtype=bool))
+        # a plain id (letters and digits only, found in one Arrow pass) is no 合计 or 填表人 line: only the other
+        # cells are searched with the patterns (Python's, whose \s Arrow's RE2 does not share)
+        cells = pa.array(text, type=pa.string(), from_pandas=True)
+        plain = np.asarray(pc.fill_null(pc.match_substring_regex(cells, r"^[0-9A-Za-z]+$"), True), dtype=bool)
+        other = text[~plain]
+        odd = np.zeros(len(frame), dtype=bool)
+        odd[~plain] = (other.str.contains(TOTAL.pattern, regex=True)
+                       | other.str.contains(SIGNATURE.pattern, regex=True)).fillna(False).to_numpy(dtype=bool)
+        suspicious = np.flatnonzero(frame[key].isna().to_numpy() | odd)
     else:
         suspicious = np.flatnonzero(frame.isna().all(axis=1).to_numpy())
     reasons = np.full(len(frame), None, dtype=object)

@@ -74,7 +74,8 @@ def parse_records(raw: pd.DataFrame, columns: tuple[Column, ...], file: str,
     for column in columns:
         if column.name not in frame:
             continue
-        values, bad, message = _parse(frame[column.name], column, fast)
+        # text columns stay in Arrow, but for the id (`unique`) that other tables are matched on
+        values, bad, message = _parse(frame[column.name], column, fast, arrow_text=column.name != unique)
         if column.required and column.name not in optional:
             blank = values.isna() & ~bad
             if blank.any():
@@ -84,7 +85,7 @@ def parse_records(raw: pd.DataFrame, columns: tuple[Column, ...], file: str,
             problems.append(_problems(rows, ids, column, frame[column.name], bad, *message, file))
         typed[column.name] = values
     if unique and unique in typed:
-        duplicated = typed[unique].notna() & typed[unique].duplicated(keep=False)
+        duplicated = pd.Series(_repeated(typed[unique]), index=typed.index)
         if len(duplicated_elsewhere):
             duplicated |= typed[unique].isin(list(duplicated_elsewhere)).fillna(False).astype(bool)
         if duplicated.any():
@@ -95,6 +96,14 @@ def parse_records(raw: pd.DataFrame, columns: tuple[Column, ...], file: str,
     bad_rows = set(errors["row"])
     valid = typed[~typed["row"].isin(bad_rows)].reset_index(drop=True)
     return Parsed(valid, errors.sort_values(["row", "column"], kind="stable", ignore_index=True), len(frame))
+
+
+def _repeated(values: pd.Series) -> np.ndarray:
+    """Which cells hold a value (not blank) that another cell holds too, found by hashing in Arrow."""
+    encoded = pc.dictionary_encode(_arrow_cells(values))
+    indices = np.asarray(pc.fill_null(encoded.indices, -1), dtype=np.int64)
+    counts = np.bincount(indices[indices >= 0], minlength=len(encoded.dictionary))
+    return (indices >= 0) & (np.append(counts, 0)[indices] > 1)
 
 
 MAX_CELL = 1e15  # larger magnitudes (and 1e400, read as infinity) are an error on the row, never a value
@@ -155,7 +164,10 @@ def _numbers(series: pd.Series, fast: bool = True) -> tuple[pd.Series, pd.Series
     if not fast:
         numbers, bad = _numbers_from_text(raw)
     else:
-        plain = _mask(pc.match_substring_regex(raw, PLAIN_NUMBER))
+        plain = _mask(pc.ascii_is_decimal(raw))  # digits only, no pattern needed; the pattern for the others
+        rest = np.flatnonzero(_mask(pc.is_valid(raw)) & ~plain)
+        if len(rest):
+            plain[rest] = _mask(pc.match_substring_regex(raw.take(pa.array(rest)), PLAIN_NUMBER))
         numbers = np.array(pc.cast(pc.if_else(plain, raw, _NULL_TEXT), pa.float64())
                            .to_numpy(zero_copy_only=False), dtype=float)  # a writable copy
         with np.errstate(invalid="ignore"):
@@ -176,8 +188,9 @@ def _bools(series: pd.Series, fast: bool = True) -> tuple[pd.Series, pd.Series]:
     yes, no = pa.array(sorted(TRUE_WORDS), pa.string()), pa.array(sorted(FALSE_WORDS), pa.string())
     blank = ~_mask(pc.is_valid(raw))
     true, false = np.zeros(len(raw), dtype=bool), np.zeros(len(raw), dtype=bool)
-    if fast:
-        true, false = _mask(pc.is_in(raw, value_set=yes)), _mask(pc.is_in(raw, value_set=no))
+    if fast:  # one look-up in both lists (the words are distinct, `columns.py`)
+        found = np.asarray(pc.fill_null(pc.index_in(raw, value_set=pa.concat_arrays([yes, no])), -1))
+        true, false = (found >= 0) & (found < len(yes)), found >= len(yes)
     folded_at = np.flatnonzero(~blank & ~true & ~false)
     if len(folded_at):
         folded = pc.utf8_lower(_arrow_text(raw.take(pa.array(folded_at))))
@@ -203,15 +216,21 @@ def _choices(series: pd.Series, column: Column) -> tuple[pd.Series, pd.Series]:
             pd.Series(bad, index=series.index, dtype=bool))
 
 
-def _parse(series: pd.Series, column: Column, fast: bool = True) -> tuple[pd.Series, pd.Series, tuple[str, str]]:
-    """(typed values with NA for blanks, mask of unreadable cells, (zh, en) message for them).
+def _parse(series: pd.Series, column: Column, fast: bool = True,
+           arrow_text: bool = False) -> tuple[pd.Series, pd.Series, tuple[str, str]]:
+    """(typed values with NA for blanks, mask of unreadable cells, (zh, en) message for them). Text is Python
+    text (object), or with `arrow_text` a pandas ``string`` column kept in Arrow.
 
     Numbers and yes/no are typed in Arrow with a direct path for cells already in their plain form; ``fast=False``
     reads every cell through the text path instead (the same result, checked by tests/test_typed_read.py)."""
     if column.kind == "text":
         text = _arrow_text(_arrow_cells(series))
-        values = np.asarray(text.to_numpy(zero_copy_only=False), dtype=object)
-        return pd.Series(values, index=series.index, dtype=object), pd.Series(False, index=series.index), ("", "")
+        if arrow_text:  # kept in Arrow: no Python string per cell
+            values = pd.Series(text.to_pandas(types_mapper=pd.ArrowDtype).array, index=series.index, dtype="string")
+        else:
+            values = pd.Series(np.asarray(text.to_numpy(zero_copy_only=False), dtype=object), index=series.index,
+                               dtype=object)
+        return values, pd.Series(False, index=series.index), ("", "")
     if column.kind == "id_number":
         from povertyrules.privacy import id_number_problem, normalize_id_number
 

@@ -31,7 +31,7 @@ def register_events(reads: list[RegisterRecords], ids: pd.DataFrame, as_of: dt.d
                              "outside_window": int((~inside).sum())}
         if not len(recs):
             continue
-        notes = _evidence(recs, register, register.event.kind, "MON-5.1", read.file)["text"].to_numpy()
+        notes = _evidence(recs, register, register.event.kind, register.event.clause, read.file)["text"].to_numpy()
         amounts = (recs[register.event.amount].to_numpy(dtype=float) if register.event.amount
                    else np.full(len(recs), np.nan))
         dates = pd.to_datetime(recs[register.date]).dt.date.to_numpy()

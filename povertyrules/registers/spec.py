@@ -54,6 +54,7 @@ class FactSpec(_Strict):
 class EventSpec(_Strict):
     kind: str
     source: str
+    clause: str  # the clause under which a department's records arrive as monitoring events
     amount: str | None = None  # a number field of the record
 
 

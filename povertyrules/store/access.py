@@ -10,7 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import queue
 import secrets
+import threading
+from concurrent.futures import Future
 
 from sqlalchemy import Engine, select
 from sqlmodel import Field, Session, SQLModel
@@ -84,15 +87,59 @@ def authenticate(engine: Engine, name: str, password: str) -> bool:
 
 def log_read(engine: Engine, user: str, client: str | None, method: str, path: str, household_id: str | None,
              status: int) -> None:
-    entry = dict(at=dt.datetime.now(dt.UTC), user=user, client=client, method=method, path=path[:500],
-                 household_id=household_id, status=status)
+    _write(engine, [_entry(user, client, method, path, household_id, status)])
 
+
+def _entry(user: str, client: str | None, method: str, path: str, household_id: str | None,
+           status: int) -> dict:
+    return dict(at=dt.datetime.now(dt.UTC), user=user, client=client, method=method, path=path[:500],
+                household_id=household_id, status=status)
+
+
+def _write(engine: Engine, entries: list[dict]) -> None:
     def write() -> None:
         with Session(engine) as session:
-            session.add(AccessLog(**entry))
+            session.add_all([AccessLog(**e) for e in entries])
             session.commit()
 
     retrying(write)
+
+
+class ReadLog:
+    """`log_read` for a server: the reads that arrive while one commit is under way are written together in
+    the next (group commit), so concurrent readers share commits instead of queueing for the database's write
+    lock one by one. Each read's future is done only once its entry is committed; a server answers a page
+    after that, so no read goes unlogged."""
+
+    MAX_BATCH = 500
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.queue: queue.SimpleQueue[tuple[dict, Future]] = queue.SimpleQueue()
+        threading.Thread(target=self._work, name="povertyrules-read-log", daemon=True).start()
+
+    def log(self, user: str, client: str | None, method: str, path: str, household_id: str | None,
+            status: int) -> Future:
+        done: Future = Future()
+        self.queue.put((_entry(user, client, method, path, household_id, status), done))
+        return done
+
+    def _work(self) -> None:
+        while True:
+            batch = [self.queue.get()]
+            while len(batch) < self.MAX_BATCH:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                _write(self.engine, [entry for entry, _ in batch])
+            except Exception as exc:  # every waiting request gets the error (the server answers 500)
+                for _, done in batch:
+                    done.set_exception(exc)
+            else:
+                for _, done in batch:
+                    done.set_result(None)
 
 
 def access_log(engine: Engine, household_id: str | None = None, limit: int = 1000) -> list[AccessLog]:

@@ -64,9 +64,10 @@ def connect(db: str | Path | None = None, prepare: bool = True, must_exist: bool
                                f"no audit store at {path} (create one with score --store)")
     if url not in _ENGINES:
         sqlite = url.startswith("sqlite")
-        # (a pool as large as the web server's worker threads: readers never queue for a connection)
-        engine = create_engine(url, connect_args={"timeout": BUSY_SECONDS} if sqlite else {}, pool_size=10,
-                               max_overflow=40)
+        # (a pool as large as the web server's worker threads, kept open: readers never queue for a
+        # connection, nor open and close one per page)
+        engine = create_engine(url, connect_args={"timeout": BUSY_SECONDS} if sqlite else {},
+                               pool_size=50 if sqlite else 10, max_overflow=10 if sqlite else 40)
         if sqlite:
             event.listen(engine, "connect", _sqlite_pragmas)
         if prepare:

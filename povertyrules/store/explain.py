@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 
+from povertyrules.decisions.reasons import reason_table
+from povertyrules.decisions.trace import codes, decode, trace_rules
 from povertyrules.engines.vectorized import Evaluation, Vec, evaluate_columns, evaluate_expression
 from povertyrules.lang import expr as ex
 from povertyrules.lang.rulebook import RuleBook, load_rulebook
@@ -83,16 +85,27 @@ def snapshot_rulebook(run: Run) -> RuleBook:
     return book
 
 
+def explain_decisions(run: Run, decisions: list[Decision]) -> dict[str, Explanation]:
+    """Household id -> the explanation of its stored decision in `run`: reasons re-derived from the snapshot
+    and what would change each outcome, from one shared evaluation of the households' rows."""
+    evaluated, records = derive_reasons(run, decisions)
+    reasons = {h: [Reason(run_id=run.id, **r) for r in rs] for h, rs in records.items()}
+    return explain_many(run, decisions, reasons, evaluated)
+
+
 def explain_stored(run: Run, decision: Decision, reasons: list[Reason]) -> Explanation:
     return explain_many(run, [decision], {decision.household_id: reasons})[decision.household_id]
 
 
-def explain_many(run: Run, decisions: list[Decision], reasons: dict[str, list[Reason]]) -> dict[str, Explanation]:
+def explain_many(run: Run, decisions: list[Decision], reasons: dict[str, list[Reason]],
+                 evaluated: Evaluation | None = None) -> dict[str, Explanation]:
     """The explanations of several stored decisions of one run, their counterfactuals worked out in batches
-    shared by all of them (one evaluation for their rows, one for all their single flips, one for pairs)."""
+    shared by all of them (one evaluation for their rows — `evaluated`, where the caller already has it from
+    `derive_reasons` — one for all their single flips, one for pairs)."""
     known = json.loads(run.clauses)
     book = snapshot_rulebook(run)
-    changes = counterfactuals_many(book, decisions, [reasons.get(d.household_id, []) for d in decisions])
+    changes = counterfactuals_many(book, decisions, [reasons.get(d.household_id, []) for d in decisions],
+                                   evaluated)
     out = {}
     for decision, found in zip(decisions, changes, strict=True):
         mine = reasons.get(decision.household_id, [])
@@ -102,20 +115,34 @@ def explain_many(run: Run, decisions: list[Decision], reasons: dict[str, list[Re
     return out
 
 
-def typed_inputs(book: RuleBook, decisions: list[Decision]) -> pd.DataFrame:
-    """Stored decisions' input rows as a typed frame the batch engine reads (bool, number and text columns)."""
-    frame = pd.DataFrame([json.loads(d.inputs) for d in decisions])
-    for name, column in book.columns("household").items():
-        if name not in frame:
-            continue
-        if column.type == "bool":
-            frame[name] = frame[name].astype("boolean")
-        elif column.type == "number":
-            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
-    frame["household_id"] = [d.household_id for d in decisions]
-    frame["year"] = np.asarray([int(d.year) for d in decisions], dtype="int64")
-    frame["row"] = np.asarray([int(d.row) for d in decisions], dtype="int64")
-    return frame
+def evaluate_stored(book: RuleBook, decisions: list[Decision]) -> Evaluation:
+    """The run's rules on stored decisions' input rows (one row each), as they were evaluated when scored."""
+    years = np.asarray([int(d.year) for d in decisions], dtype="int64")
+    return _evaluate(book, input_columns(decisions, book), years, np.arange(len(decisions)))
+
+
+def derive_reasons(run: Run, decisions: list[Decision]) -> tuple[Evaluation, dict[str, list[dict]]]:
+    """The evaluation of stored decisions and, per household, its reason records (every cited rule with
+    verdict, observed values, thresholds and message), re-derived from the run's rule snapshot; the stored
+    trace must agree with the re-derivation."""
+    book = snapshot_rulebook(run)
+    result = evaluate_stored(book, decisions)
+    width = len(json.loads(run.trace_rules))
+    stored = decode([d.trace for d in decisions], width)
+    derived = codes(result, trace_rules(book))
+    if stored.shape == derived.shape and not (stored == derived).all():
+        raise ValueError(f"run {run.id}: the stored trace differs from the one re-derived from its snapshot")
+    out: dict[str, list[dict]] = {}
+    if not decisions:
+        return result, out
+    records = reason_table(result, pa.array([d.household_id for d in decisions], type=pa.string()), run.lang)
+    if not records.num_rows:
+        return result, out
+    fields = ["household_id", "seq", "decision", "rule_id", "kind", "clause", "verdict", "observed", "thresholds",
+              "message"]
+    for record in records.select(fields).sort_by([("household_id", "ascending"), ("seq", "ascending")]).to_pylist():
+        out.setdefault(record["household_id"], []).append(record)
+    return result, out
 
 
 def input_columns(decisions: list[Decision], book: RuleBook) -> dict[str, Vec]:
@@ -130,7 +157,9 @@ def input_columns(decisions: list[Decision], book: RuleBook) -> dict[str, Vec]:
         if column.type == "bool":
             values = np.asarray([bool(v) for v in present], dtype=bool)
         elif column.type == "number":
-            values = np.asarray([float(v) if v is not None else 0.0 for v in present], dtype=float)
+            values = np.asarray([float(v) if v is not None else np.nan for v in present], dtype=float)
+            known &= ~np.isnan(values)
+            values = np.where(known, values, 0.0)
         else:
             values = np.asarray(["" if v is None else str(v) for v in present], dtype=str)
         columns[name] = Vec(values, known)
@@ -144,31 +173,30 @@ def _evaluate(book: RuleBook, columns: dict[str, Vec], years: np.ndarray, rows: 
     return evaluate_columns(book, taken, len(rows), years=years[rows], forced=forced)
 
 
-def counterfactuals_many(book: RuleBook, decisions: list[Decision], reasons: list[list[Reason]]) -> list[list[Change]]:
+def counterfactuals_many(book: RuleBook, decisions: list[Decision], reasons: list[list[Reason]],
+                         evaluated: Evaluation | None = None) -> list[list[Change]]:
     """For each decision of each household, the single (or else paired) flipped conditions that change its
     outcome.
 
-    The households' rows are evaluated in one batch; all single flips of all of them in a second, with each
-    flip on a copy of its household's row; pairs, where no single flip moves a decision, in a third.
+    The households' rows are evaluated in one batch (or given, as `evaluated`); all single flips and all
+    pairs of flips of all of them in a second, each on a copy of its household's row. A pair is kept only
+    for a decision that no single flip moves.
     """
     if not decisions:
         return []
     columns = input_columns(decisions, book)
     years = np.asarray([int(d.year) for d in decisions], dtype="int64")
-    whole = _evaluate(book, columns, years, np.arange(len(decisions)))
+    whole = evaluated if evaluated is not None else _evaluate(book, columns, years, np.arange(len(decisions)))
     bases = [whole.row(i) for i in range(len(decisions))]
     names = [*DECISIONS, *(d for d in REPORTED_EXTRA if d in book.decisions)]
     candidates = [{name: _candidates(book, base, [r for r in mine if r.decision == name]) for name in names}
                   for base, mine in zip(bases, reasons, strict=True)]
     singles = [{name: [(c,) for c in found[name]] for name in names} for found in candidates]
-    found = _search(book, columns, years, bases, singles)
-    pairs = [{name: [c for c in itertools.combinations(mine[name], 2) if c[0][0] != c[1][0]]
-              for name in names if not any(change.decision == name for change in done)}
-             for mine, done in zip(candidates, found, strict=True)]
-    if any(any(p.values()) for p in pairs):
-        more = _search(book, columns, years, bases, pairs)
-        found = [a + b for a, b in zip(found, more, strict=True)]
-    return found
+    pairs = [{name: [c for c in itertools.combinations(mine[name], 2) if c[0][0] != c[1][0]] for name in names}
+             for mine in candidates]
+    by_one, by_two = _search(book, columns, years, bases, singles, pairs)
+    return [one + [c for c in two if not any(x.decision == c.decision for x in one)]
+            for one, two in zip(by_one, by_two, strict=True)]
 
 
 def _candidates(book: RuleBook, base: Evaluation, reasons: list[Reason]) -> list[tuple[str, bool]]:
@@ -214,29 +242,30 @@ def _leaf_criteria(book: RuleBook, name: str) -> list[str]:
 
 
 def _search(book: RuleBook, columns: dict[str, Vec], years: np.ndarray, bases: list[Evaluation],
-            combos: list[dict[str, list[tuple[tuple[str, bool], ...]]]]) -> list[list[Change]]:
-    """Evaluate every combination of forced values of every household in one batch; keep, per household,
-    those that move their decision."""
-    flat = [(h, name, combo) for h, group in enumerate(combos) for name, options in group.items()
-            for combo in options]
-    changes: list[list[Change]] = [[] for _ in bases]
+            *groups: list[dict[str, list[tuple[tuple[str, bool], ...]]]]) -> list[list[list[Change]]]:
+    """Evaluate every combination of forced values of every household of every group in one batch; keep, per
+    group and household, those that move their decision."""
+    flat = [(g, h, name, combo) for g, combos in enumerate(groups) for h, group in enumerate(combos)
+            for name, options in group.items() for combo in options]
+    changes: list[list[list[Change]]] = [[[] for _ in bases] for _ in groups]
     if not flat:
         return changes
     forced: dict[str, tuple[Vec, np.ndarray]] = {}
-    for target in {n for _, _, combo in flat for n, _ in combo}:
+    for target in {n for *_, combo in flat for n, _ in combo}:
         values, rows = np.zeros(len(flat), dtype=bool), np.zeros(len(flat), dtype=bool)
-        for i, (_, _, combo) in enumerate(flat):
+        for i, (*_, combo) in enumerate(flat):
             for n, value in combo:
                 if n == target:
                     values[i], rows[i] = value, True
         forced[target] = (Vec(values, True), rows)
-    households = np.asarray([h for h, _, _ in flat], dtype=np.int64)
+    households = np.asarray([h for _, h, _, _ in flat], dtype=np.int64)
     variants = _evaluate(book, columns, years, households, forced)
-    outcomes = {name: variants.outcome(name) for name in {name for _, name, _ in flat}}
-    for i, (h, name, combo) in enumerate(flat):
+    outcomes = {name: variants.outcome(name) for name in {name for _, _, name, _ in flat}}
+    for i, (g, h, name, combo) in enumerate(flat):
         outcome, current = outcomes[name][i], bases[h].outcome(name)[0]
         if outcome != current and outcome != "review":
-            changes[h].append(Change(name, str(outcome), [_condition(book, bases[h], n, value) for n, value in combo]))
+            changes[g][h].append(Change(name, str(outcome),
+                                        [_condition(book, bases[h], n, value) for n, value in combo]))
     return changes
 
 

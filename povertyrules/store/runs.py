@@ -279,40 +279,26 @@ def reasons_of(engine: Engine, household_id: str, run_id: int) -> list[Reason]:
 def reasons_for(engine: Engine, run_id: int, ids: list[str]) -> dict[str, list[dict]]:
     """Household id -> its reason records in one run (every cited rule with verdict, observed values,
     thresholds and message), re-derived in one batch; the stored trace must agree with the re-derivation."""
-    from povertyrules.decisions.reasons import decision_frame
-    from povertyrules.decisions.trace import decode
-    from povertyrules.engines.vectorized import evaluate
-    from povertyrules.store.explain import snapshot_rulebook, typed_inputs
+    from povertyrules.store.explain import derive_reasons
 
     run = get_run(engine, run_id)
-    book = snapshot_rulebook(run)
     with Session(engine) as session:
         rows = []
         for start in range(0, len(ids), 500):
             rows += session.execute(select(Decision).where(Decision.run_id == run_id,
                                                            Decision.household_id.in_(ids[start:start + 500]))).scalars()
-    if not rows:
-        return {}
-    typed = typed_inputs(book, rows)
-    frame, records = decision_frame(evaluate(book, typed), typed, book.version, run.lang, with_records=True)
-    stored = decode([d.trace for d in rows], len(json.loads(run.trace_rules)))
-    derived = decode(list(frame["trace"]), len(json.loads(run.trace_rules)))
-    if stored.shape == derived.shape and not (stored == derived).all():
-        raise ValueError(f"run {run_id}: the stored trace differs from the one re-derived from its snapshot")
-    out: dict[str, list[dict]] = {}
-    fields = ["household_id", "seq", "decision", "rule_id", "kind", "clause", "verdict", "observed", "thresholds",
-              "message"]
-    if records is None or not records.num_rows:
-        return out
-    for record in records.select(fields).sort_by([("household_id", "ascending"), ("seq", "ascending")]).to_pylist():
-        out.setdefault(record["household_id"], []).append(record)
-    return out
+    return derive_reasons(run, rows)[1]
 
 
 def history_of(engine: Engine, household_id: str) -> list[tuple[Run, Decision]]:
+    """The household's decision in every run, with the run's id, time and rules version (the runs' rule
+    snapshots are not loaded)."""
+    from sqlalchemy.orm import load_only
+
     household_id = stored_form(engine, household_id)
     with Session(engine) as session:
-        query = (select(Run, Decision).join(Decision, Decision.run_id == Run.id)
+        query = (select(Run, Decision).options(load_only(Run.id, Run.created_at, Run.rules_version))
+                 .join(Decision, Decision.run_id == Run.id)
                  .where(Decision.household_id == household_id).order_by(Run.id))
         return [(r, d) for r, d in session.execute(query).all()]
 

@@ -6,6 +6,7 @@ numbers are masked in every page, JSON answer and export unless the server start
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import hashlib
@@ -24,6 +25,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import func, or_, select
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from povertyrules.lang import safeyaml
 from povertyrules.privacy import mask
@@ -140,13 +142,15 @@ def served_app() -> FastAPI:
 def create_app(db: str | None = None, show_identities: bool = False, require_login: bool = False) -> FastAPI:
     """The inspector's app. With `require_login` (any address beyond loopback) every request needs a user of
     the store (HTTP Basic over the county network; put TLS in front). Every read is logged (查询留痕)."""
-    from povertyrules.store.access import log_read
+    from povertyrules.store.access import ReadLog
 
     engine = connect(db, must_exist=True)
+    reads = ReadLog(engine)
     # /docs and /redoc would load scripts from a CDN: off; the schema stays at /openapi.json
     app = FastAPI(title="povertyrules inspector", description="Read-only decisions, reasons and runs.",
                   version="1", docs_url=None, redoc_url=None)
     templates = Jinja2Templates(directory=str(TEMPLATES))
+    templates.env.auto_reload = False  # the templates ship with the package: no file check on every page
     templates.env.filters["percent"] = percent
     templates.env.filters["number"] = lambda v: "—" if v is None or v != v else f"{v:,.0f}" if float(v).is_integer() \
         else f"{v:,.2f}".rstrip("0").rstrip(".")
@@ -176,18 +180,20 @@ def create_app(db: str | None = None, show_identities: bool = False, require_log
         user = "local"
         if len(str(request.url)) > MAX_URL:
             response = JSONResponse({"detail": "request URL too long / 请求过长"}, status_code=414)
-        elif require_login and (user := _basic_user(engine, request.headers.get("authorization"))) is None:
+        elif require_login and (user := await run_in_threadpool(_basic_user, engine,
+                                                                 request.headers.get("authorization"))) is None:
             user = "(refused)"
             response = JSONResponse({"detail": "login required / 请登录"}, status_code=401,
                                     headers={"WWW-Authenticate": 'Basic realm="povertyrules", charset="UTF-8"'})
         else:
             response = await call_next(request)
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        household_id = _household_of(engine, request.url.path) if response.status_code < 400 else None
-        log_read(engine, user, request.client.host if request.client else None, request.method, path,
-                 household_id, response.status_code)
+        household_id = (await run_in_threadpool(_household_of, engine, request.url.path)
+                        if response.status_code < 400 else None)
+        await asyncio.wrap_future(reads.log(user, request.client.host if request.client else None,
+                                            request.method, path, household_id, response.status_code))
         response.headers.update(headers)
-        if store_problems():
+        if await run_in_threadpool(store_problems):
             response.headers["X-Store-Verification"] = "failed"
         return response
 
@@ -273,8 +279,10 @@ def create_app(db: str | None = None, show_identities: bool = False, require_log
         data = dict(explanation(decision))
         data["evidence"] = [e.model_dump(exclude={"id", "run_id"})
                             for e in evidence_of(engine, hid, decision.run_id)]
-        data["contradictions"] = [c.model_dump(exclude={"id", "run_id"})
+        data["contradictions"] = [{**c.model_dump(exclude={"id", "run_id"}),
+                                   "label": missing_names(book_of(decision.run_id), c.column, lang)}
                                   for c in contradictions_of(engine, decision.run_id, hid)]
+        data["evidence_clauses"] = "、".join(dict.fromkeys(e["clause"] for e in data["evidence"] if e["clause"]))
         data["location"] = {"county": decision.county, "township": decision.township, "village": decision.village}
         data["labels"] = {d: label(decision.run_id, d, getattr(decision, d), lang) for d in DECISIONS}
         data["store_problems"] = store_problems(hid)

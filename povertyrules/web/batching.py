@@ -19,9 +19,9 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from povertyrules.store.explain import explain_many
-from povertyrules.store.models import Decision, Reason
-from povertyrules.store.runs import get_run, reasons_for
+from povertyrules.store.explain import explain_decisions
+from povertyrules.store.models import Decision
+from povertyrules.store.runs import get_run
 
 BATCH = 64  # households explained together at most
 CACHE = 4096  # explanations kept
@@ -72,9 +72,7 @@ class Explainer:
                 by_run.setdefault(int(d.run_id), []).append(d)
             done: dict[int, dict[str, Any]] = {}
             for run_id, group in by_run.items():
-                records = reasons_for(self.engine, run_id, [d.household_id for d in group])
-                reasons = {h: [Reason(run_id=run_id, **r) for r in rs] for h, rs in records.items()}
-                explanations = explain_many(get_run(self.engine, run_id), group, reasons)
+                explanations = explain_decisions(get_run(self.engine, run_id), group)
                 done.update({int(d.id): explanations[d.household_id].to_dict() for d in group})
         except Exception as exc:  # every waiting reader gets the error (the server answers 500, logged)
             self._finish(ids, {}, exc)
