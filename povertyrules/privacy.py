@@ -280,8 +280,11 @@ def pseudonym_text(text: str, key: bytes) -> str:
 
 
 def pseudonym_frame(frame: pd.DataFrame, key: bytes) -> pd.DataFrame:
-    """`frame` with `pseudonym_text` applied to its text columns (those with a run of 7 digits)."""
-    return _map_text(frame, lambda v: pseudonym_text(v, key))
+    """`frame` with `pseudonym_text` applied to its text columns (those with a run of 7 digits); the program's
+    own code columns (`CODES`, a packed trace) are kept as they are, as in `mask_frame`."""
+    codes = [c for c in CODES if c in frame.columns]
+    kept = _map_text(frame.drop(columns=codes) if codes else frame, lambda v: pseudonym_text(v, key))
+    return kept.assign(**{c: frame[c] for c in codes})[list(frame.columns)] if codes else kept
 
 
 def pseudonym_table(table: pa.Table, key: bytes) -> pa.Table:

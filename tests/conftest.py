@@ -56,12 +56,17 @@ def db(request, tmp_path):
     """A fresh, empty audit store on each backend (a SQLite file, or a new PostgreSQL database)."""
     if request.param == "sqlite":
         return str(tmp_path / "audit.db")
+    return request.getfixturevalue("postgres_db")
+
+
+@pytest.fixture
+def postgres_db(postgres_url):
+    """A new, empty PostgreSQL database on the test server (its URL)."""
     import uuid
 
     import psycopg
 
-    server = request.getfixturevalue("postgres_url")
     name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server, autocommit=True) as connection:
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
         connection.execute(f"CREATE DATABASE {name}")
-    return server.rsplit("/", 1)[0] + f"/{name}"
+    return postgres_url.rsplit("/", 1)[0] + f"/{name}"

@@ -25,9 +25,12 @@ def test_the_scoring_benchmark_prints_every_figure():
         assert label in out, label
 
 
-def test_the_store_benchmark_prints_store_time_and_explain_latency():
-    out = run("bench_store.py", "--households", "300", "--lookups", "20")
-    assert "store run" in out and "explain (with what-ifs)" in out and "p50" in out
+def test_the_store_benchmark_prints_store_time_size_and_explain_latency_on_both_backends(postgres_db):
+    out = run("bench_store.py", "--households", "300", "--lookups", "20", "--db", postgres_db)
+    for backend in ("sqlite", "postgresql"):
+        for label in ("store run", "store size", "store verify", "explain (with what-ifs)"):
+            assert f"{backend:10s} {label}" in out, (backend, label, out)
+    assert out.count("bytes per household") == 2 and out.count("re-hashed: ok)") == 2
 
 
 def test_the_monitor_benchmark_prints_events_per_second_and_the_ratio():

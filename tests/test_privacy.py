@@ -171,3 +171,14 @@ def test_a_number_typed_in_full_width_digits_is_kept_in_the_store_as_its_ascii_f
     ascii_form, wide = "身份证 11010519491231002X", "身份证 １１０１０５１９４９１２３１００２Ｘ"
     assert pseudonym_text(wide, b"k") == pseudonym_text(ascii_form, b"k")
     assert "１９４９" not in pseudonym_text(wide, b"k") and "1949" not in pseudonym_text(wide, b"k")
+
+
+def test_a_trace_code_that_looks_like_a_phone_number_is_stored_as_it_is():
+    import pandas as pd
+
+    from povertyrules.privacy import pseudonym_frame
+
+    frame = pd.DataFrame({"household_id": ["a"], "note": ["电话13812345678"], "trace": ["58a14195805458a8"]})
+    stored = pseudonym_frame(frame, b"key")
+    assert stored["trace"].tolist() == ["58a14195805458a8"]  # still decodable: its digits are no phone
+    assert stored["note"].tolist() == ["电话138****5678"] and list(stored.columns) == list(frame.columns)

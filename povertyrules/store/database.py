@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import Engine, event, inspect, text
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+from sqlalchemy import Column, Engine, Table, event, inspect, text
+from sqlalchemy import types as sa_types
 from sqlalchemy.exc import OperationalError
 from sqlmodel import SQLModel, create_engine
 
@@ -175,17 +182,81 @@ def _add_missing_columns(bind) -> None:
 
 
 
-def bulk_insert(connection, table: str, columns: Sequence[str], rows: Iterable[Sequence]) -> None:
-    """Insert many rows at once: COPY on PostgreSQL, executemany on SQLite (never one ORM object per row)."""
-    names = ", ".join(f'"{c}"' for c in columns)
-    if connection.dialect.name == "postgresql":
-        raw = connection.connection.driver_connection
-        with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        return
-    marks = ", ".join("?" for _ in columns)
-    cursor = connection.connection.driver_connection.cursor()
-    cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
+# -- rows as stored, in Arrow -----------------------------------------------------------------------------
 
+#: the Arrow type a stored column's values have (`column_kind`); other kinds are kept as Python values
+ARROW_TYPES = {"bool": pa.bool_(), "int": pa.int64(), "float": pa.float64(), "str": pa.string()}
+BATCH = 50_000
+
+
+def column_kind(column: Column) -> str:
+    """``bool``, ``int``, ``float``, ``str`` or ``other``: how a column's values are kept (and hashed)."""
+    kind = column.type.impl_instance if isinstance(column.type, sa_types.TypeDecorator) else column.type
+    for name, types in (("bool", sa_types.Boolean), ("int", sa_types.Integer), ("float", sa_types.Float),
+                        ("str", sa_types.String)):
+        if isinstance(kind, types):
+            return name
+    return "other"
+
+
+def arrow_rows(table: Table, frame: pd.DataFrame, columns: Sequence[str]) -> pa.Table:
+    """`frame`'s `columns` converted to the stored types of `table`'s columns, exactly the values the database
+    will hold and return (blank and NaN as null; text columns as text), so the rows can be hashed as they are
+    written. Raises TypeError for a value the column cannot hold (a fraction in an integer column)."""
+    arrays = []
+    for name in columns:
+        kind, values = column_kind(table.c[name]), frame[name]
+        if kind == "other":
+            raise TypeError(f"{table.name}.{name}: only bool, integer, float and text columns are written in bulk")
+        if kind == "str" and not (pd.api.types.is_string_dtype(values) and values.dtype != object):
+            values = values.astype("string")  # (object, category, numbers: as text, as the database would)
+        if kind == "float":
+            values = values.astype(float)
+        array = pa.array(values, from_pandas=True)
+        try:
+            arrays.append(array.cast(ARROW_TYPES[kind]))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise TypeError(f"{table.name}.{name}: {exc}") from None
+    return pa.Table.from_arrays(arrays, names=list(columns))
+
+
+def bulk_insert_table(connection, table: str, rows: pa.Table) -> None:
+    """Insert an Arrow table's rows: COPY (CSV, written by Arrow) on PostgreSQL, executemany in batches on SQLite.
+
+    In Arrow's CSV every text value is quoted and a null is an empty field, which is exactly what COPY's CSV
+    format reads as text and as NULL."""
+    names = ", ".join(f'"{c}"' for c in rows.column_names)
+    raw = connection.connection.driver_connection
+    if connection.dialect.name == "postgresql":
+        options = pa_csv.WriteOptions(include_header=False, batch_size=4096)
+        with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN WITH (FORMAT csv)") as copy:
+            for batch in rows.to_batches(max_chunksize=BATCH):
+                sink = io.BytesIO()
+                pa_csv.write_csv(batch, sink, options)
+                copy.write(sink.getbuffer())
+        return
+    marks = ", ".join("?" for _ in rows.column_names)
+    cursor = raw.cursor()
+    statement = f"INSERT INTO {table} ({names}) VALUES ({marks})"
+    shared = [_few_values(column) for column in rows.columns]
+    for batch in rows.to_batches(max_chunksize=BATCH):
+        columns = [_python(column, few) for column, few in zip(batch.columns, shared, strict=True)]
+        cursor.executemany(statement, zip(*columns, strict=True))
+
+
+def _few_values(column: pa.ChunkedArray) -> bool:
+    """Whether a text column repeats a few values (outcomes, places, the rules version): judged on its start."""
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)) or not len(column):
+        return False
+    return pc.count_distinct(column.slice(0, 2000), mode="all").as_py() <= 200
+
+
+def _python(column: pa.Array, few: bool):
+    """A column's values as the Python objects the driver binds; a text column of few values as one shared
+    object per distinct value (made once, and encoded to UTF-8 once by the driver)."""
+    if not few:
+        return column.to_pylist()
+    encoded = column.dictionary_encode()
+    words = np.array([*encoded.dictionary.to_pylist(), None], dtype=object)
+    return words[encoded.indices.fill_null(len(encoded.dictionary)).to_numpy()]
 

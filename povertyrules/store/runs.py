@@ -8,7 +8,10 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
@@ -17,7 +20,7 @@ from povertyrules.lang.clauses import clauses
 from povertyrules.lang.rulebook import RuleBook
 from povertyrules.scoring import ScoreResult
 from povertyrules.store import integrity
-from povertyrules.store.database import bulk_insert, retrying, store_key_of, stored_form
+from povertyrules.store.database import arrow_rows, bulk_insert_table, retrying, store_key_of, stored_form
 from povertyrules.store.models import Contradiction, Decision, Evidence, Reason, Run, RunError
 
 DECISION_FIELDS = [c for c in Decision.model_fields if c != "id"]
@@ -82,8 +85,8 @@ def record_run(engine: Engine, result: ScoreResult, input_file: str | Path, oper
             session.flush()  # the first statement writes, so SQLite takes the write lock at once (no upgrade)
             run_id = int(run.id)
             connection = session.connection()
-            append_rows(connection, run_id, result, store_key_of(engine))
-            integrity.seal(connection, run_id)
+            written = append_rows(connection, run_id, result, store_key_of(engine))
+            integrity.seal(connection, run_id, written)  # hashed from the rows as written
             session.commit()
         return run_id
 
@@ -109,38 +112,40 @@ def new_run(book: RuleBook, input_file: str | Path, years: list[int], *, decided
     )
 
 
-def append_rows(connection, run_id: int, result: ScoreResult, key: bytes) -> None:
+def append_rows(connection, run_id: int, result: ScoreResult, key: bytes) -> dict[str, pa.Table]:
     """Bulk-write a scored result's decisions (one row per household: input, outcomes, trace) and errors into
     run `run_id` (COPY on PostgreSQL), identity numbers as masked form + keyed hash; one call per partition
-    when a run is scored in parts."""
+    when a run is scored in parts. Returns the rows written per table, as stored (for `integrity.seal`)."""
     from povertyrules.privacy import pseudonym_frame
 
     if result.inputs is None:
         raise ValueError("score with keep_records=True to store a run")
     decisions, inputs = pseudonym_frame(result.decisions, key), pseudonym_frame(result.inputs, key)
-    bulk_insert(connection, "decision", DECISION_FIELDS, _decision_rows(run_id, decisions, inputs))
     errors = pseudonym_frame(result.errors, key).assign(run_id=run_id)
-    bulk_insert(connection, "runerror", ERROR_FIELDS,
-                _rows(errors[ERROR_FIELDS].astype(object).where(errors[ERROR_FIELDS].notna(), None)))
-    _register_rows(connection, run_id, result)
+    written = {"decision": _decision_rows(run_id, decisions, inputs),
+               "runerror": _stored(RunError, errors, ERROR_FIELDS), **_register_rows(run_id, result)}
+    for table, rows in written.items():
+        if rows.num_rows:
+            bulk_insert_table(connection, table, rows)
+    return written
 
 
-def _register_rows(connection, run_id: int, result: ScoreResult) -> None:
+def _stored(model, frame: pd.DataFrame, fields: list[str]) -> pa.Table:
+    return arrow_rows(model.__table__, frame, fields)
+
+
+def _register_rows(run_id: int, result: ScoreResult) -> dict[str, pa.Table]:
     """The register evidence and contradictions of the run (identities in them are already masked)."""
+    out = {}
     if result.evidence is not None and len(result.evidence):
         evidence = result.evidence.rename(columns={"date": "record_date", "register": "register_name"})
-        evidence = evidence.assign(run_id=run_id)
-        bulk_insert(connection, "evidence", EVIDENCE_FIELDS, _rows(_plain(evidence[EVIDENCE_FIELDS])))
+        out["evidence"] = _stored(Evidence, evidence.assign(run_id=run_id), EVIDENCE_FIELDS)
     if result.contradictions is not None and len(result.contradictions):
         table = result.contradictions.assign(run_id=run_id,
                                              file_value=result.contradictions["file_value"].astype(str),
                                              register_value=result.contradictions["register_value"].astype(str))
-        bulk_insert(connection, "contradiction", CONTRADICTION_FIELDS, _rows(_plain(table[CONTRADICTION_FIELDS])))
-
-
-def _plain(frame: pd.DataFrame) -> pd.DataFrame:
-    frame = frame.astype(object)
-    return frame.where(frame.notna(), None)
+        out["contradiction"] = _stored(Contradiction, table, CONTRADICTION_FIELDS)
+    return out
 
 
 def evidence_of(engine: Engine, household_id: str, run_id: int) -> list[Evidence]:
@@ -160,19 +165,80 @@ def contradictions_of(engine: Engine, run_id: int, household_id: str | None = No
         return list(session.execute(query.order_by(Contradiction.household_id, Contradiction.id)).scalars())
 
 
-def _rows(frame: pd.DataFrame):
-    for start in range(0, len(frame), BATCH):
-        yield from frame.iloc[start:start + BATCH].itertuples(index=False, name=None)
+def _decision_rows(run_id: int, decisions: pd.DataFrame, inputs: pd.DataFrame) -> pa.Table:
+    """The decisions as stored, each with its typed input row as JSON (made in Arrow, joined as Arrow)."""
+    fields = [c for c in DECISION_FIELDS if c != "inputs"]
+    rows = _stored(Decision, decisions.assign(run_id=run_id), fields)
+    rows = rows.append_column("inputs", json_records(inputs.drop(columns=["row"])))
+    return rows.select(DECISION_FIELDS)
 
 
-def _decision_rows(run_id: int, decisions: pd.DataFrame, inputs: pd.DataFrame):
-    if not len(decisions):  # (an empty frame's JSON lines are one empty line, not none)
-        return
-    inputs_json = inputs.drop(columns=["row"]).to_json(orient="records", lines=True, force_ascii=False)
-    lines = inputs_json.rstrip("\n").split("\n")  # (not splitlines: a cell may hold U+2028 or U+0085)
-    frame = decisions.assign(run_id=run_id, inputs=lines)
-    frame = frame[DECISION_FIELDS].astype(object)
-    yield from _rows(frame.where(frame.notna(), None))
+def json_records(frame: pd.DataFrame) -> pa.Array:
+    """Each row of `frame` as a JSON object (``{"column": value, …}``, text unescaped as in
+    ``ensure_ascii=False``; numbers of a float column with a fraction or exponent, ``4.0`` not ``4``; a blank
+    or non-finite number as null), built column by column in Arrow. `json.loads` of a line gives the row's
+    values, floats exactly (their shortest round-trip form)."""
+    if not len(frame.columns):
+        return pa.array(["{}"] * len(frame), pa.string())
+    parts: list = []
+    for index, name in enumerate(frame.columns):
+        parts += [("{" if index == 0 else ",") + json.dumps(str(name), ensure_ascii=False) + ":",
+                  _json_values(frame[name])]
+    return pc.binary_join_element_wise(*parts, "}", "")
+
+
+def _json_values(column: pd.Series) -> pa.Array:
+    """One column's values as JSON text ("null" for a blank)."""
+    dtype = column.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        values = pa.array(column, type=pa.bool_(), from_pandas=True)
+        return pc.fill_null(pc.if_else(values, "true", "false"), "null")
+    if pd.api.types.is_integer_dtype(dtype):
+        return pc.fill_null(pc.cast(pa.array(column, from_pandas=True), pa.string()), "null")
+    if pd.api.types.is_float_dtype(dtype):
+        return _json_floats(column.to_numpy(dtype=float, na_value=np.nan))
+    text = _text(column)
+    if text is None:  # numbers or other values in a text column: as json writes them
+        return pa.array([_json_value(v) for v in column], pa.string())
+    escaped = pc.replace_substring(pc.replace_substring(text, "\\", "\\\\"), '"', '\\"')
+    quoted = pc.binary_join_element_wise('"', escaped, '"', "")
+    control = np.flatnonzero(pc.fill_null(pc.match_substring_regex(text, r"[\x00-\x1f]"), False))
+    if len(control):  # (a control character: escaped as json escapes it)
+        values = quoted.to_pylist()
+        for at in control:
+            values[at] = json.dumps(text[int(at)].as_py(), ensure_ascii=False)
+        quoted = pa.array(values, pa.string())
+    return pc.fill_null(quoted, "null")
+
+
+def _text(column: pd.Series) -> pa.Array | None:
+    """A text (or category of text) column as an Arrow string array; None if it holds other values."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        column = column.astype(object)
+    try:
+        return pa.array(column, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        return None
+
+
+def _json_floats(numbers: np.ndarray) -> pa.Array:
+    """Floats as Python's json writes them (shortest round-trip digits, ``4.0`` not ``4``); NaN and ±inf as null."""
+    finite = np.isfinite(numbers)
+    text = pc.cast(pa.array(numbers, mask=~finite), pa.string())  # (Arrow writes 4.0 as "4", 1e10 as "1e+10")
+    with np.errstate(invalid="ignore"):
+        whole = pa.array(finite & (np.mod(numbers, 1.0) == 0))
+    if pc.any(whole).as_py():
+        needs = pc.and_(whole, pc.invert(pc.fill_null(pc.match_substring(text, "e"), False)))
+        text = pc.if_else(needs, pc.binary_join_element_wise(text, ".0", ""), text)
+    return pc.fill_null(text, "null")
+
+
+def _json_value(value) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)) or value is pd.NA:
+        return "null"
+    if isinstance(value, np.generic):
+        value = value.item()
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 # -- reading ------------------------------------------------------------------------------------------
