@@ -229,14 +229,15 @@ def test_a_row_changed_together_with_its_row_hash_is_named(db):
     engine, _rows = _store(db, n=6)
     pg = engine.dialect.name == "postgresql"
     _tamper(engine, "UPDATE decision SET identification = 'poor' WHERE household_id = 'h4'")
-    entry = json.loads(session_digest(engine).tables)["decision"]
+    sealed = session_digest(engine)  # (read before the trigger is dropped: on PostgreSQL DROP TRIGGER locks the
+    entry = json.loads(sealed.tables)["decision"]  # table until the transaction ends, and a second read would wait)
     with engine.begin() as connection:
         rows = connection.execute(select(*(Decision.__table__.c[c] for c in entry["columns"]))
                                   .order_by(Decision.id)).all()
         forged = base64.b64encode(integrity._rows_hashes(Decision.__table__, entry["columns"], rows)).decode()
         connection.execute(text("DROP TRIGGER rundigest_append_only ON rundigest" if pg else
                                 "DROP TRIGGER rundigest_no_update"))
-        hashes = {**json.loads(session_digest(engine).row_hashes), "decision": forged}
+        hashes = {**json.loads(sealed.row_hashes), "decision": forged}
         connection.execute(text("UPDATE rundigest SET row_hashes = :forged"), {"forged": json.dumps(hashes)})
     database._ENGINES.clear()
     engine = connect(db)
