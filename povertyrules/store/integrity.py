@@ -418,6 +418,20 @@ def _row_hashes_of(run_id: int, row_hashes: str, entries: dict) -> tuple[dict[st
 
 #: (store, run, digest) -> its checked row hashes: a household page reads them once per run, not per view
 _SEALED: dict[tuple[str, int, str], dict[str, bytes]] = {}
+_FIRST_IDS: dict[tuple[str, int, str, str], int | None] = {}
+
+
+def _first_id(connection, table: Table, run_id: int, sealed_rows: int, key: tuple[str, int, str, str]) -> int | None:
+    """The run's first row id in `table` when its rows' ids run on without a gap from the first to the last and
+    there are as many as were sealed (a run is written in one transaction), so that a row's position in the
+    sealed order is its id's offset; None otherwise (positions are then counted). Kept per run and digest."""
+    if key not in _FIRST_IDS:
+        low, high = connection.execute(select(func.min(table.c.id), func.max(table.c.id))
+                                       .where(table.c.run_id == run_id)).one()
+        while len(_FIRST_IDS) >= 256:
+            _FIRST_IDS.pop(next(iter(_FIRST_IDS)))
+        _FIRST_IDS[key] = low if low is not None and high - low + 1 == sealed_rows else None
+    return _FIRST_IDS[key]
 
 
 def _missing_columns(table: Table, entry: dict) -> list[str]:
@@ -481,6 +495,7 @@ def check_household(engine: Engine, household_id: str, quick: Report | None = No
         digests = connection.execute(select(RunDigest.run_id, RunDigest.digest, RunDigest.tables)
                                      .where(RunDigest.run_id.in_(runs))).all() if runs else []
         entries = {d.run_id: json.loads(d.tables) for d in digests}
+        digests_of = {d.run_id: d.digest for d in digests}
         store = engine.url.render_as_string(hide_password=True)
         sealed = {}
         for d in digests:
@@ -501,7 +516,11 @@ def check_household(engine: Engine, household_id: str, quick: Report | None = No
             for row in rows:
                 if row.run_id not in sealed or table.name not in sealed[row.run_id]:
                     continue
-                if previous and previous[0] == row.run_id:
+                first = _first_id(connection, table, row.run_id, len(sealed[row.run_id][table.name]) // ROW_HASH_BYTES,
+                                  (store, row.run_id, digests_of[row.run_id], table.name))
+                if first is not None:  # the run's ids are consecutive: a row's position is its id's offset
+                    position = row.id - first
+                elif previous and previous[0] == row.run_id:
                     between = connection.execute(select(func.count()).where(
                         table.c.run_id == row.run_id, table.c.id > previous[1], table.c.id < row.id)).scalar()
                     position = previous[2] + 1 + between
