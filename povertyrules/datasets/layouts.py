@@ -270,9 +270,7 @@ def write_with_title(frame: pd.DataFrame, path: Path | str, titles: list[str], f
     book = xlsxwriter.Workbook(str(path))
     sheet = book.add_worksheet("Sheet1")
     columns = list(frame.columns)
-    leaf_group = {leaf: g for g, leaves in (groups or {}).items() for leaf in leaves}
-    tops = [c[0] if isinstance(c, tuple) else leaf_group.get(c) for c in columns]
-    leaves = [c[1] if isinstance(c, tuple) else c for c in columns]
+    tops, leaves = _header_levels(columns, groups or {})
     two_levels = any(t is not None for t in tops)
     width = len(columns)
     for r, title in enumerate(titles):
@@ -318,12 +316,17 @@ def write_with_title(frame: pd.DataFrame, path: Path | str, titles: list[str], f
     return path
 
 
+def _header_levels(columns: list, groups: dict[str, list[str]]) -> tuple[list, list]:
+    """Each column's group (None outside a group) and its own header, from `groups` or (group, leaf) tuples."""
+    leaf_group = {leaf: g for g, leaves in groups.items() for leaf in leaves}
+    return ([c[0] if isinstance(c, tuple) else leaf_group.get(c) for c in columns],
+            [c[1] if isinstance(c, tuple) else c for c in columns])
+
+
 def _write_grid_csv(frame: pd.DataFrame, path: Path, titles: list[str], footer: list[list],
                     groups: dict[str, list[str]]) -> Path:
     columns = list(frame.columns)
-    leaf_group = {leaf: g for g, leaves in groups.items() for leaf in leaves}
-    tops = [c[0] if isinstance(c, tuple) else leaf_group.get(c) for c in columns]
-    leaves = [c[1] if isinstance(c, tuple) else c for c in columns]
+    tops, leaves = _header_levels(columns, groups)
     width = len(columns)
     grid: list[list] = [[title, *[None] * (width - 1)] for title in titles]
     if any(t is not None for t in tops):
