@@ -204,3 +204,22 @@ def test_a_web_export_that_fails_half_way_leaves_no_partial_workbook(tmp_path, b
     with pytest.raises(OSError, match="disk full"):
         build(db, 1, "decisions", "zh", "", False, str(exports / "decisions.xlsx"))
     assert list(exports.iterdir()) == []
+
+
+def test_the_watchlist_and_review_workbooks_are_streamed_with_their_headers_frozen_and_identities_masked(
+        tmp_path, blocks):
+    from povertyrules.io.tables import write_table
+
+    people = pd.DataFrame({"户编号": [f"H{i:05d}" for i in range(1000)], "身份证号": ["11010119900307123X"] * 1000,
+                           "人均纯收入": np.arange(1000) * 1.5})
+    scale = pd.DataFrame({"乡镇": ["甲镇"], "户数": [1000]})
+    path = write_table(people, tmp_path / "watchlist.xlsx", sheet="监测名单", sheets={"规模": scale})
+
+    assert blocks == [400, 400, 200, 1]  # a block at a time, not one frame in xlsxwriter's memory
+    opened = openpyxl.load_workbook(path)
+    assert opened.sheetnames == ["监测名单", "规模"]
+    assert opened["监测名单"].freeze_panes == "A2" and opened["监测名单"].auto_filter.ref == "A1:C1001"
+    read = CalamineWorkbook.from_path(str(path)).get_sheet_by_name("监测名单").to_python()
+    assert len(read) == 1001 and read[1][0] == "H00000" and read[-1][2] == 999 * 1.5
+    assert {r[1] for r in read[1:]} == {"110101********123X"}  # masked, as every output is
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["watchlist.xlsx"]  # no temporary or spill file left
