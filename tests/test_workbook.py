@@ -182,6 +182,24 @@ def test_workbooks_are_built_in_a_worker_that_yields_the_cpu_to_readers():
     assert pool().submit(os.nice, 0).result(timeout=120) == min(os.nice(0) + BUILD_NICENESS, 19)
 
 
+def test_the_build_worker_ends_when_the_server_that_started_it_is_killed():
+    import os
+    import subprocess
+    import sys
+    import time
+
+    server = ("import os, sys\n"
+              "from povertyrules.web import exports\n"
+              "print(exports.pool().submit(os.getpid).result(timeout=120), flush=True)\n"
+              "os._exit(0)\n")  # gone without shutting its pool down, as a killed server is
+    worker = int(subprocess.run([sys.executable, "-c", server], capture_output=True, text=True, timeout=180,
+                                check=True).stdout)
+    deadline = time.time() + 30
+    while time.time() < deadline and os.path.exists(f"/proc/{worker}"):
+        time.sleep(0.2)
+    assert not os.path.exists(f"/proc/{worker}"), "the build worker outlived its server"
+
+
 def test_a_web_export_that_fails_half_way_leaves_no_partial_workbook(tmp_path, book, monkeypatch):
     from povertyrules.decisions import files
     from povertyrules.web.exports import build
