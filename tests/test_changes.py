@@ -153,3 +153,40 @@ def test_explaining_households_together_gives_each_the_answer_it_gets_alone(tmp_
         assert together[decision.household_id].to_dict() == alone
         changed += bool(alone["what_would_change"])
     assert changed > 30
+
+
+DROPPED = households(
+    {"household_id": "drop", "net_income": "61198", "net_income_last_year": "128817", "members": "2",
+     "four_look_score": "93"},
+)
+
+
+def test_every_flip_found_is_shown_and_nothing_is_said_only_when_nothing_changes_it(tmp_path):
+    """An edge household whose only trigger is a sharp income drop (a condition that is no single comparison):
+    the flip the evaluation finds is shown with today's values and the value that flips it, and the
+    “nothing changes it” sentence is not printed for monitoring."""
+    db = str(tmp_path / "drop.db")
+    record_run(connect(db), score(DROPPED, keep_records=True), "county.csv")
+    engine = connect(db)
+    decision = decision_of(engine, "drop")
+    assert decision.monitoring == "edge" and decision.monitoring_triggers == "income_drop"
+    run = get_run(engine, decision.run_id)
+    explanation = explain_stored(run, decision, reasons_of(engine, "drop", run.id)).to_dict()
+    found = {c["decision"] for c in explanation["what_would_change"]}
+    assert "monitoring" in found
+    for lang, nothing, monitoring in (("zh", "都不会改变", "防止返贫监测"), ("en", "does not change", "monitoring")):
+        lines = [x["text"] for x in readable_changes(snapshot_rulebook(run), explanation, lang)]
+        for name in found:  # every decision a flip moves has a line, and no "nothing changes it" line
+            label = {"zh": {"monitoring": "防止返贫监测", "identification": "精准识别结果"},
+                     "en": {"monitoring": "monitoring", "identification": "identification"}}[lang].get(name)
+            if label:
+                assert not any(nothing in x and label in x for x in lines), (lang, lines)
+        shown = [x for x in lines if monitoring in x and nothing not in x]
+        assert shown, lines
+        text = "\n".join(shown)
+        assert ("64,408.5" in text and "61,198" in text) if lang == "zh" else "64,408.5" in text, text
+        assert not SNAKE.search(text) and not re.search(r"\bNone\b|\bnan\b|unknown", text)
+    page = TestClient(create_app(db)).get("/household/drop").text
+    assert "64,408.5" in page and "不会改变防止返贫监测" not in page
+    output = CliRunner().invoke(app, ["explain", "drop", "--db", db], terminal_width=400).output
+    assert "64,408.5" in output and "不会改变防止返贫监测" not in output

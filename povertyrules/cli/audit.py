@@ -71,6 +71,7 @@ def explain(
     d = explanation.decision
     from povertyrules.store.changes import decision_name, missing_names, number, readable_changes
     from povertyrules.store.explain import snapshot_rulebook
+    from povertyrules.store.procedures import source_label
     from povertyrules.store.readable import clause_texts, readable_reasons
 
     book = snapshot_rulebook(stored_run)
@@ -123,13 +124,14 @@ def explain(
     for name, state in procedures.items():
         final = ("程序完成，结果生效" if zh else "procedure complete: the status is final") if state["complete"] else (
             f"程序未完成（下一步：{state['next_label']['zh']}），结果尚未生效" if zh
-            else f"procedure in progress (next step: {state['next_step']}): the status is not final")
-        console.print(f"{decision_name(name, lang)}（{state['clause']}）：{final}" if zh else
-                      f"{name} ({state['clause']}): {final}", highlight=False)
+            else f"procedure in progress (next step: {state['next_label']['en']}): the status is not final")
+        console.print(f"{state['name']['zh']}（{state['clause']}）：{final}" if zh else
+                      f"{state['name']['en']} ({state['clause']}): {final}", highlight=False)
         for step in state["steps"]:
             objection = ("（有异议）" if zh else " (objection)") if step["objection"] else ""
-            console.print(f"  ✓ {step['date']} {step['label']['zh' if zh else 'en']} — {step['actor']}{objection}",
-                          highlight=False, markup=False)
+            note = f"（{source_label(book, name, step['note'], lang)}）" if step["note"] else ""
+            console.print(f"  ✓ {step['date']} {step['label']['zh' if zh else 'en']} — {step['actor']}{objection}"
+                          f"{note}", highlight=False, markup=False)
 
 
 def _procedures(engine, decision) -> dict[str, dict]:

@@ -43,6 +43,11 @@ def localize(frame: pd.DataFrame, book: RuleBook, lang: str) -> pd.DataFrame:
             codes = pd.Series(out[name], dtype=object)
             mapping = {v: decision.label(v, "zh") for v in [*decision.values, "review"]}
             out[name] = codes.map(mapping).fillna(codes)
+    for column, name in (labels().get("decision_values") or {}).items():
+        if column in out and name in book.decisions:
+            codes = pd.Series(out[column], dtype=object)
+            mapping = {v: book.decisions[name].label(v, "zh") for v in book.decisions[name].values}
+            out[column] = codes.map(mapping).where(codes.isin(list(mapping)), codes)
     if "monitoring_triggers" in out:
         names = {t: r.description.zh for t, r in book.triggers().items()}
         out["monitoring_triggers"] = _map_joined(out["monitoring_triggers"], names, "；")

@@ -97,11 +97,22 @@ class StepSpec(_Strict):
     publicity: bool = False
     objection_returns_to: str | None = None
     sources: list[str] | None = None
+    source_names: dict[str, dict[str, str]] | None = None  # source -> {zh, en}
+
+
+class DueSpec(_Strict):
+    """When a procedure is due before a decision's outcome is final: the decision, its outcomes, and the
+    registered statuses (建档立卡状态) of households it applies to (any, when not given)."""
+    decision: str
+    outcomes: list[str]
+    registered: list[str] | None = None
 
 
 class ProcedureSpec(_Strict):
     clause: str
+    name: dict[str, str] | None = None  # {zh, en}: how a reader names the procedure
     steps: list[StepSpec]
+    due: DueSpec | None = None
 
 
 class OverrideFile(_Strict):

@@ -63,20 +63,43 @@ def decision_name(decision: str, lang: str) -> str:
     return labels()["columns"].get(decision, decision) if lang == "zh" else decision.replace("_", " ")
 
 
-def _condition(c: dict[str, Any], lang: str) -> str | None:
+def _compare(x: dict[str, Any], lang: str) -> str | None:
+    """A comparison as a reader says it, or None where its threshold is unknown or its subject is no value a
+    reader would recognise."""
     words = vocabulary()["words"][lang]
+    if x["threshold"] is None or not isinstance(x["threshold"], int | float) or x["subject"] not in {
+            *vocabulary()["quantities"], *(col.name for col in HOUSEHOLD_COLUMNS)}:
+        return None
+    label, unit = _name(x["subject"], lang)
+    unit = f" {unit}" if unit else ""
+    text = words["compare"].format(label=label, op=words["ops"][x["op"]], threshold=number(x["threshold"]),
+                                   unit=unit, now=words["blank"] if x["now"] is None else number(x["now"]))
+    return text.replace(f"{words['blank']}{unit}", words["blank"])
+
+
+def _condition(book: RuleBook, c: dict[str, Any], lang: str) -> str | None:
+    """A flipped condition about the household in the reader's words (None for one that is not about it):
+    its comparisons or yes/no answers where it has them, else the rule's own description, held or not."""
     if not c.get("household"):
         return None
+    text = _structured(c, lang)
+    if text:
+        return text
+    words = vocabulary()["words"][lang]
+    rule = book.rules.get(c["name"])
+    label = getattr(rule.description, lang) if rule else _name(c["name"], lang)[0]
+    return words["rule_holds" if c["becomes"] else "rule_fails"].format(rule=label)
+
+
+def _structured(c: dict[str, Any], lang: str) -> str | None:
+    words = vocabulary()["words"][lang]
     if "compare" in c:
-        x = c["compare"]
-        if x["threshold"] is None or not isinstance(x["threshold"], int | float) or x["subject"] not in {
-                *vocabulary()["quantities"], *(col.name for col in HOUSEHOLD_COLUMNS)}:
-            return None  # an unknown threshold, or a value no one would recognise, is no condition to show
-        label, unit = _name(x["subject"], lang)
-        unit = f" {unit}" if unit else ""
-        text = words["compare"].format(label=label, op=words["ops"][x["op"]], threshold=number(x["threshold"]),
-                                       unit=unit, now=words["blank"] if x["now"] is None else number(x["now"]))
-        return text.replace(f"{words['blank']}{unit}", words["blank"])
+        return _compare(c["compare"], lang)
+    if "parts" in c:
+        texts = [_structured(part, lang) for part in c["parts"]["items"]]
+        if None in texts:
+            return None
+        return words["all_of" if c["parts"]["all"] else "any_of"].join(t for t in texts if t)
     if "flags" in c:
         x = c["flags"]
         answer = {True: words["yes"], False: words["no"], None: words["blank"]}
@@ -95,7 +118,7 @@ def readable_changes(book: RuleBook, explanation: dict[str, Any], lang: str = "z
     lines: list[dict[str, str]] = []
     seen: set[str] = set()
     for change in explanation["what_would_change"]:
-        parts = [_condition(c, lang) for c in change["conditions"]]
+        parts = [_condition(book, c, lang) for c in change["conditions"]]
         if not parts or None in parts:
             continue
         decision = change["decision"]

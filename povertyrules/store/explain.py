@@ -304,7 +304,24 @@ def structure(book: RuleBook, base: Evaluation, name: str, value: bool) -> dict[
         columns = [c for c, _ in flags[1]]
         return {"flags": {"all": flags[0], "columns": columns, "values": [v for _, v in flags[1]],
                           "now": [_scalar(base.value(c)) for c in columns]}}
+    if isinstance(node, ex.Logic):  # e.g. a sharp drop: last year's income known and this year's far below it
+        parts = [_part(book, base, o, value) for o in node.operands]
+        if None not in parts:
+            return {"parts": {"all": (node.op == "and") == value, "items": parts}}
     return {}
+
+
+def _part(book: RuleBook, base: Evaluation, node: ex.Node, value: bool) -> dict[str, Any] | None:
+    """One operand of a condition made of several, as a comparison or a yes/no answer (None otherwise)."""
+    if isinstance(node, ex.Compare) and not isinstance(node.right, ex.Compare) and isinstance(node.left, ex.Name):
+        return {"compare": {"subject": node.left.name, "op": node.op if value else NEGATE[node.op],
+                            "threshold": _scalar(evaluate_expression(base, node.right)),
+                            "now": _scalar(evaluate_expression(base, node.left))}}
+    flags = _flags(book, node, value)
+    if flags and len(flags[1]) == 1:
+        column, answer = flags[1][0]
+        return {"flags": {"all": True, "columns": [column], "values": [answer], "now": [_scalar(base.value(column))]}}
+    return None
 
 
 def _flags(book: RuleBook, node: ex.Node, value: bool) -> tuple[bool, list[tuple[str, bool]]] | None:

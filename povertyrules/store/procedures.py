@@ -8,6 +8,8 @@ household's status final — when its last step is recorded in order.
 from __future__ import annotations
 
 import datetime as dt
+from functools import cache
+from pathlib import Path
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, select
@@ -82,9 +84,17 @@ def record_step(engine: Engine, book: RuleBook, household_id: str, procedure: st
     known = [s["id"] for s in spec["steps"]]
     if step not in known:
         raise ProcedureError(f"unknown step '{step}' for {procedure}; steps: {', '.join(known)}")
-    sources = next(s for s in spec["steps"] if s["id"] == step).get("sources")
-    if sources and note not in sources:
-        raise ProcedureError(f"step '{step}' needs --note naming the source: {', '.join(sources)}")
+    spec_step = next(s for s in spec["steps"] if s["id"] == step)
+    sources = spec_step.get("sources")
+    if sources:
+        names = spec_step.get("source_names") or {}
+        spelled = {k: k for k in sources} | {v[lang]: k for k, v in names.items() for lang in ("zh", "en")}
+        if (note or "").strip() not in spelled:
+            zh = "、".join(names.get(k, {}).get("zh", k) for k in sources)
+            label = next((x["zh"] for x in spec["steps"] if x["id"] == step), step)
+            raise ProcedureError(f"“{label}”一步须以 --note 写明来源：{zh} / step '{step}' needs --note naming "
+                                 f"the source: {', '.join(sources)}")
+        note = spelled[(note or "").strip()]
     new = ProcedureStep(household_id=stored_form(engine, household_id), procedure=procedure, step=step, date=date,
                         actor=actor, objection=objection, note=note, recorded_at=dt.datetime.now(dt.UTC))
     replay(book, procedure, [*steps_of(engine, household_id, procedure), new])  # raises when out of order
@@ -94,22 +104,54 @@ def record_step(engine: Engine, book: RuleBook, household_id: str, procedure: st
     return state(engine, book, household_id, procedure)
 
 
-#: the outcome that starts each decision's procedure before the status is final (ID-4, EX-2, MON-3)
-NEEDS_PROCEDURE = {"identification": ("poor",), "exit": ("eligible",),
-                   "monitoring": ("unstable_exited", "edge", "sudden_hardship")}
+def procedures_of(engine: Engine, book: RuleBook, decision, outcomes: dict[str, str | None] | None = None,
+                  ) -> dict[str, dict]:
+    """The procedures of a stored decision and their state — each one with steps recorded, and each that one
+    of its outcomes makes due (`due` in rules/procedures/steps.yaml: the outcome, for a household of the
+    registered status named): the steps done (with their labels, by whom, when), the next step and whether
+    the procedure is complete. `outcomes` adds outcomes of decisions the store keeps no column for (risk
+    removal, from the explanation)."""
+    import json
 
-
-def procedures_of(engine: Engine, book: RuleBook, decision) -> dict[str, dict]:
-    """The procedure each of a stored decision's outcomes needs before it is final, and its state: the steps
-    done (with their labels, by whom, when), the next step and whether the procedure is complete."""
+    registered = json.loads(decision.inputs or "{}").get("registered_status") if decision.inputs else None
     found = {}
-    for name, outcomes in NEEDS_PROCEDURE.items():
-        if getattr(decision, name) in outcomes and name in book.procedures:
-            s = state(engine, book, decision.household_id, name)
-            labels = {x["id"]: {"zh": x["zh"], "en": x["en"]} for x in book.procedures[name]["steps"]}
-            found[name] = {"clause": s.clause, "complete": s.complete, "next_step": s.next_step,
-                           "next_label": labels.get(s.next_step) if s.next_step else None,
-                           "steps": [{"step": x.step, "label": labels.get(x.step, {"zh": x.step, "en": x.step}),
-                                      "date": x.date, "actor": x.actor, "objection": x.objection, "note": x.note}
-                                     for x in s.steps]}
+    for name, spec in book.procedures.items():
+        s = state(engine, book, decision.household_id, name)
+        due = spec.get("due") or _shipped(name).get("due")  # a run stored before steps.yaml said when
+        outcome = (outcomes or {}).get(due["decision"]) if due else None
+        if due and outcome is None:
+            outcome = getattr(decision, due["decision"], None)
+        needed = bool(due) and outcome in due["outcomes"] and (
+            due.get("registered") is None or (registered or "none") in due["registered"])
+        if not (s.steps or needed):
+            continue
+        labels = {x["id"]: {"zh": x["zh"], "en": x["en"]} for x in spec["steps"]}
+        found[name] = {"name": spec.get("name") or {"zh": name, "en": name}, "clause": s.clause, "complete": s.complete, "next_step": s.next_step,
+                       "next_label": labels.get(s.next_step) if s.next_step else None,
+                       "steps": [{"step": x.step, "label": labels.get(x.step, {"zh": x.step, "en": x.step}),
+                                  "date": x.date, "actor": x.actor, "objection": x.objection, "note": x.note,
+                                  "note_label": {lang: source_label(book, name, x.note, lang) for lang in ("zh", "en")}}
+                                 for x in s.steps]}
     return found
+
+
+def source_label(book: RuleBook, procedure: str, note: str | None, lang: str) -> str:
+    """A step's note as a reader names it: a source's label (rules/procedures/steps.yaml), else the note."""
+    for step in book.procedures.get(procedure, {}).get("steps", []):
+        named = (step.get("source_names") or {}).get(note or "")
+        if named:
+            return named["zh" if lang == "zh" else "en"]
+    return note or ""
+
+
+def _shipped(procedure: str) -> dict:
+    """A procedure as today's rules/procedures/steps.yaml states it ({} where it has none)."""
+    from povertyrules.lang.rulebook import _read_procedures
+    from povertyrules.shipped import rules_folder
+
+    return _shipped_procedures(str(rules_folder() / "procedures" / "steps.yaml"), _read_procedures).get(procedure, {})
+
+
+@cache
+def _shipped_procedures(path: str, read) -> dict:
+    return read(Path(path))
