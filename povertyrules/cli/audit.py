@@ -72,7 +72,7 @@ def explain(
     from povertyrules.store.changes import decision_name, missing_names, number, readable_changes
     from povertyrules.store.explain import snapshot_rulebook
     from povertyrules.store.procedures import source_label
-    from povertyrules.store.readable import clause_texts, readable_reasons
+    from povertyrules.store.readable import clause_texts, readable_reasons, value_text
 
     book = snapshot_rulebook(stored_run)
     when = f"{stored_run.created_at:%Y-%m-%d %H:%M}"
@@ -86,10 +86,13 @@ def explain(
         for x in ("identification", "exit", "monitoring"))
     console.print(f"{'年度' if zh else 'year'} {d.year}{'：' if zh else ': '}{statuses}", highlight=False)
     money = "元" if zh else "yuan"
-    console.print(f"{'人均纯收入' if zh else 'per-capita income'} {number(d.per_capita_income)} {money} · "
-                  f"{'标准线' if zh else 'line'} {number(d.poverty_line)} {money} · "
-                  f"{'监测线' if zh else 'monitoring line'} {number(d.monitoring_line)} {money} · "
-                  f"{'四看法评分' if zh else '四看法 score'} {number(d.four_look_score)}", highlight=False)
+    def amount(value, unit: str = "") -> str:  # a blank reads 未填 / blank, with no unit after it
+        return value_text(value, lang) + (f" {unit}" if unit and value is not None else "")
+
+    console.print(f"{'人均纯收入' if zh else 'per-capita income'} {amount(d.per_capita_income, money)} · "
+                  f"{'标准线' if zh else 'line'} {amount(d.poverty_line, money)} · "
+                  f"{'监测线' if zh else 'monitoring line'} {amount(d.monitoring_line, money)} · "
+                  f"{'四看法评分' if zh else '四看法 score'} {amount(d.four_look_score)}", highlight=False)
     if d.missing_columns:
         console.print(f"{'待补充数据：' if zh else 'missing: '}{escape(missing_names(book, d.missing_columns, lang))}",
                       highlight=False)

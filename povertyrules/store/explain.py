@@ -305,10 +305,18 @@ def structure(book: RuleBook, base: Evaluation, name: str, value: bool) -> dict[
         return {"flags": {"all": flags[0], "columns": columns, "values": [v for _, v in flags[1]],
                           "now": [_scalar(base.value(c)) for c in columns]}}
     if isinstance(node, ex.Logic):  # e.g. a sharp drop: last year's income known and this year's far below it
-        parts = [_part(book, base, o, value) for o in node.operands]
+        every = (node.op == "and") == value
+        operands = [o for o in node.operands if not (every and _already(base, o, value))] or node.operands
+        parts = [_part(book, base, o, value) for o in operands]  # (with every one needed, those still to come)
         if None not in parts:
-            return {"parts": {"all": (node.op == "and") == value, "items": parts}}
+            return {"parts": {"all": every, "items": parts}}
     return {}
+
+
+def _already(base: Evaluation, node: ex.Node, value: bool) -> bool:
+    """Whether `node` is known to be `value` for the household now."""
+    now = evaluate_expression(base, node)
+    return bool(now.known[0]) and bool(now.values[0]) == value
 
 
 def _part(book: RuleBook, base: Evaluation, node: ex.Node, value: bool) -> dict[str, Any] | None:

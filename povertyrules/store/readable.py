@@ -36,14 +36,34 @@ def value_text(value: Any, lang: str) -> str:
     return number(value)
 
 
+def field_text(book: RuleBook, field: str, value: Any, lang: str) -> str:
+    """A named value in a message: a YYYYMM month as a month (``2023年2月``), a blank text value named
+    (``支出原因未填``), else as `value_text` writes it."""
+    vocab = vocabulary()
+    known = vocab["quantities"].get(field) or {}
+    if value is None:
+        column = book.columns("household").get(field)
+        if column is not None and column.type not in ("number", "bool") and known:
+            return vocab["words"][lang]["blank_named"].format(label=known[lang])
+        return value_text(None, lang)
+    if known.get("format") == "month" and isinstance(value, int | float) and not isinstance(value, bool):
+        year, month = divmod(int(value), 100)
+        return vocab["formats"]["month"][lang].format(year=year, month=month)
+    return value_text(value, lang)
+
+
 def _message(book: RuleBook, rule_id: str, values: dict[str, Any], lang: str) -> str:
     rule = book.rules[rule_id]
     template = getattr(rule.message, lang) if rule.message else ""
     out = []
+    blank = vocabulary()["words"][lang]["blank"]
     for literal, field, _, _ in string.Formatter().parse(template):
+        if out and out[-1] == blank:  # no unit after a blank: "标准线 未填", not "未填 元"
+            unit = {q["unit"][lang] for q in vocabulary()["quantities"].values() if q["unit"][lang]}
+            literal = next((literal[len(f" {u}"):] for u in unit if literal.startswith(f" {u}")), literal)
         out.append(literal)
         if field:
-            out.append(value_text(values.get(field), lang))
+            out.append(field_text(book, field, values.get(field), lang))
     return "".join(out)
 
 
