@@ -122,6 +122,18 @@ def test_the_review_command_prints_the_counts_and_writes_the_workbook(stored, tm
     assert english.exit_code == 0 and "suspected wrongly identified (ID-3, ID-2.3): 2 of 3" in english.output
 
 
+@pytest.mark.parametrize("command", [["核查", "1"], ["watchlist", "--run", "1"], ["diff", "1", "1"]])
+def test_a_workbook_written_onto_the_store_it_reads_is_refused(stored, tmp_path, command):
+    import shutil
+
+    db = tmp_path / "copy.db"
+    shutil.copy(stored, db)
+    before = db.read_bytes()
+    result = CliRunner().invoke(app, [*command, "--db", str(db), "-o", str(db)])
+    assert result.exit_code == 2 and "覆盖原表" in result.output, result.output
+    assert db.read_bytes() == before
+
+
 READ_ONLY = [["review"], ["核查"], ["runs"], ["explain", "h1"], ["history", "h1"], ["diff", "1", "2"],
              ["watchlist", "-o", "{out}/w.xlsx"], ["alerts"], ["procedure", "show", "h1"], ["serve"],
              ["serve", "--host", "0.0.0.0"], ["store", "verify"], ["access-log"],

@@ -10,7 +10,14 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from povertyrules.cli import access, audit, datasets, inspect, monitor, notebook, procedure, rules, store
-from povertyrules.cli.common import MaskingConsole, ProvinceOption, fail_on_errors, parse_sets, summary_table
+from povertyrules.cli.common import (
+    MaskingConsole,
+    ProvinceOption,
+    fail_on_errors,
+    parse_sets,
+    refuse_overwriting,
+    summary_table,
+)
 from povertyrules.decisions.files import DecisionWriter, side_file
 from povertyrules.errors import PovertyRulesError
 from povertyrules.io.tables import write_table
@@ -42,6 +49,7 @@ def main(show_identities: Annotated[bool, typer.Option(
     reveal(show_identities)
 
 PROGRESS_FROM = 100_000  # rows; smaller inputs finish before a bar would help
+SIDE_FILES = ("errors", "skipped", "checks", "evidence", "contradictions", "unmatched")  # written beside OUT
 
 
 @app.command()
@@ -86,6 +94,9 @@ def score(
     from povertyrules.layouts.prepare import prepare
     from povertyrules.scoring import resolve_rules
     from povertyrules.scoring import score as run_score
+
+    refuse_overwriting([input, members, *(join or []), *(register or [])],
+                       [output, *(output.with_name(f"{output.stem}.{side}{output.suffix}") for side in SIDE_FILES)])
 
     book = resolve_rules(rules_dir, parse_sets(set_), override, province)
     prepared = _prepare(prepare, input, book, layout, join, members)
