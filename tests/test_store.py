@@ -241,7 +241,8 @@ def test_scoring_stores_decisions_in_bulk_not_one_orm_object_per_row(db, tmp_pat
 def test_explain_says_whether_the_status_is_final_by_its_procedure(db, small_county, tmp_path):
     score_and_store(db, small_county, tmp_path / "d.csv")
     before = json.loads(run("explain", "poor1", "--db", db, "--json").output)["procedures"]
-    assert before["identification"] == {"name": {"zh": "识别程序", "en": "Identification procedure"}, "clause": "ID-4", "complete": False, "next_step": "application",
+    named = {"zh": "识别程序", "en": "Identification procedure"}
+    assert before["identification"] == {"name": named, "clause": "ID-4", "complete": False, "next_step": "application",
                                         "next_label": {"zh": "农户申请", "en": "household applies"}, "steps": []}
     steps = ["application", "village_review", "assembly_publicity", "township_check", "county_review",
              "signature", "system_entry"]

@@ -81,7 +81,7 @@ def explain(
     zh = lang == "zh"
     lang = "zh" if zh else "en"
     d = explanation.decision
-    from povertyrules.store.changes import decision_name, missing_names, number, readable_changes
+    from povertyrules.store.changes import decision_name, missing_names, readable_changes
     from povertyrules.store.explain import snapshot_rulebook
     from povertyrules.store.procedures import source_label
     from povertyrules.store.readable import clause_texts, readable_reasons, value_text

@@ -8,9 +8,9 @@ household's status final — when its last step is recorded in order.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from dataclasses import dataclass
 
 from sqlalchemy import Engine, select
 from sqlmodel import Session
@@ -126,11 +126,13 @@ def procedures_of(engine: Engine, book: RuleBook, decision, outcomes: dict[str, 
         if not (s.steps or needed):
             continue
         labels = {x["id"]: {"zh": x["zh"], "en": x["en"]} for x in spec["steps"]}
-        found[name] = {"name": spec.get("name") or {"zh": name, "en": name}, "clause": s.clause, "complete": s.complete, "next_step": s.next_step,
+        found[name] = {"name": spec.get("name") or {"zh": name, "en": name}, "clause": s.clause,
+                       "complete": s.complete, "next_step": s.next_step,
                        "next_label": labels.get(s.next_step) if s.next_step else None,
                        "steps": [{"step": x.step, "label": labels.get(x.step, {"zh": x.step, "en": x.step}),
                                   "date": x.date, "actor": x.actor, "objection": x.objection, "note": x.note,
-                                  "note_label": {lang: source_label(book, name, x.note, lang) for lang in ("zh", "en")}}
+                                  "note_label": {lang: source_label(book, name, x.note, lang)
+                                                 for lang in ("zh", "en")}}
                                  for x in s.steps]}
     return found
 
