@@ -34,7 +34,20 @@ def county(tmp_path_factory):
     assert made.exit_code == 0, made.output
     scored = run("score", source, "--year", 2023, "--province", "云南省", "-o", out, "--store", "--db", db)
     assert scored.exit_code == 0, scored.output
+    SCORED[db] = scored.output
     return source, out, db
+
+
+SCORED: dict[str, str] = {}
+INTERNAL = re.compile(r"\b[a-z]+_[a-z0-9_]+\b|\b(?:poor|not_poor|excluded|eligible|not_eligible|edge|none|review|"
+                      r"decision|status|count|run|monitored|limit)\b")
+
+
+def _visible(text: str) -> str:
+    """What a reader sees: without tags and style, file paths (the clerk's own) and the rules version."""
+    text = re.sub(r"<style.*?</style>", "", text, flags=re.S)
+    text = re.sub(r"<[^>]+>", " ", text)
+    return re.sub(r"[\w./-]+\.(?:xlsx|xls|csv|db)\b", " ", text)
 
 
 def test_a_recorded_risk_removal_is_shown_in_explain_json_and_on_the_page(county):
@@ -110,3 +123,69 @@ def test_explain_in_chinese_has_no_python_blanks_and_months_as_people_write_them
         page = TestClient(create_app(db)).get(f"/household/{household}").text
         assert not PYTHON.search(page.split("<body", 1)[-1]), household
     assert months  # some explanation named the month monitoring began
+
+
+def test_what_a_clerk_prints_and_opens_in_chinese_has_no_internal_names(county, tmp_path):
+    _, _, db = county
+    assert "决定" in SCORED[db] and "户数" in SCORED[db]
+    table = SCORED[db][SCORED[db].index("判定结果"):SCORED[db].index("输入行")]  # the lines around it are bilingual
+    printed = {"score": table, "runs": run("runs", "--db", db).output,
+               "核查": run("核查", "1", "--db", db, "-o", tmp_path / "rev.xlsx").output}
+    frame = decisions_frame(connect(db), 1)
+    watched = frame.loc[frame["monitoring"] != "none", "household_id"].iloc[2]
+    from povertyrules.store import explain
+
+    explain._BOOKS.clear()  # history reads each run's rules from its snapshot, not from a cache
+    printed["history"] = run("history", watched, "--db", db).output
+    printed["record"] = run("procedure", "record", watched, "--procedure", "monitoring", "--step", "source",
+                            "--actor", "李四", "--date", "2023-03-01", "--note", "农户申报", "--db", db).output
+    printed["show"] = run("procedure", "show", watched, "--procedure", "monitoring", "--db", db).output
+    printed["watchlist"] = run("watchlist", "-o", tmp_path / "w.xlsx", "--db", db).output
+    for name, text in printed.items():
+        found = INTERNAL.findall(_visible(text))
+        assert not found and not PYTHON.search(text), (name, found[:5], text[:2000])
+    for path in (tmp_path / "rev.xlsx", tmp_path / "w.xlsx"):
+        for sheet, table in pd.read_excel(path, sheet_name=None, engine="calamine", dtype=str).items():
+            cells = " ".join([sheet, *map(str, table.columns), *table.fillna("").astype(str).to_numpy().ravel()])
+            found = [x for x in INTERNAL.findall(_visible(cells)) if x not in ("run",)]
+            assert not found, (path.name, sheet, found[:5])
+    web = TestClient(create_app(db)).get("/run/1/watchlist.xlsx")
+    sheets = pd.read_excel(__import__("io").BytesIO(web.content), sheet_name=None, engine="calamine", dtype=str)
+    assert "监测名单" in sheets and "户编号" in sheets["监测名单"].columns
+    page = TestClient(create_app(db)).get("/run/1/review").text
+    found = INTERNAL.findall(_visible(page))
+    assert not found, found[:5]
+
+
+def test_diff_in_chinese_names_decisions_and_rules_and_shows_no_nan(tmp_path):
+    from povertyrules import score
+    from povertyrules.store.runs import record_run
+
+    from .conftest import households
+
+    db = str(tmp_path / "a.db")
+    county = households({"household_id": "rich1", "net_income": "11000", "net_income_last_year": "11000",
+                         "four_look_score": "40"},
+                        {"household_id": "new1", "net_income": "6000", "four_look_score": "40"})
+    engine = connect(db)
+    record_run(engine, score(county, keep_records=True), "a.csv")
+    record_run(engine, score(county.assign(net_income=["6000", "6000"]), keep_records=True), "b.csv")
+    result = run("diff", "1", "2", "--db", db)
+    shown = result.output
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert "户编号" in shown and "变化的条件" in shown and "识别为贫困户" in shown
+    same = run("diff", "1", "1", "--db", db)  # two runs that agree: nothing changed, and no error
+    assert same.exit_code == 0 and "0 项判定有变化" in same.output, (same.output, same.exception)
+    found = INTERNAL.findall(_visible(shown))
+    assert not found and not PYTHON.search(shown), (found[:5], shown)
+
+
+def test_a_bad_registered_status_lists_the_chinese_spellings(tmp_path):
+    from .conftest import households
+
+    source = tmp_path / "bad.csv"
+    households({"registered_status": "未知"}).to_csv(source, index=False)
+    scored = run("score", source, "-o", tmp_path / "d.csv")
+    errors = pd.read_csv(tmp_path / "d.errors.csv", dtype=str) if (tmp_path / "d.errors.csv").exists() else None
+    text = scored.output + ("" if errors is None else errors.to_string())
+    assert "未建档、贫困户、已脱贫" in text, text

@@ -156,7 +156,7 @@ def test_the_risk_removal_procedure_runs_in_its_order(tmp_path):
     assert wrong.exit_code != 0
     for day, step in enumerate(steps, start=1):
         ok = run("procedure", "record", "h1", "--procedure", "risk_removal", "--step", step, "--actor", "村委",
-                 "--date", f"2023-12-0{day}", "--db", db)
+                 "--date", f"2023-12-0{day}", "--db", db, "--lang", "en")
         assert ok.exit_code == 0, ok.output
     assert "procedure complete" in ok.output
 
@@ -168,7 +168,7 @@ def test_a_2023_watchlist_has_sudden_hardship_and_no_2020_scale(county2023, tmp_
                  "--db", db)
     assert stored.exit_code == 0, stored.output
     out = tmp_path / "watch.xlsx"
-    assert run("watchlist", "-o", out, "--db", db).exit_code == 0
+    assert run("watchlist", "-o", out, "--db", db, "--lang", "en").exit_code == 0
     watched = read_table(out)
     assert "sudden_hardship" in set(watched["monitoring"])
     scale = pd.read_excel(out, sheet_name="scale", engine="calamine")

@@ -67,11 +67,11 @@ def test_procedures_follow_the_steps_of_the_runs_rules(county, tmp_path):
         done = run("procedure", "record", "p1", "--step", step, "--actor", "clerk", "--date", "2020-03-01",
                    "--db", db)
         assert done.exit_code == 0, done.output
-    shown = run("procedure", "show", "p1", "--db", db)
+    shown = run("procedure", "show", "p1", "--db", db, "--lang", "en")
     assert "next step system_entry" in shown.output  # the run's rules have no signature step
     explained = run("explain", "p1", "--db", db, "--json")
     assert json.loads(explained.output)["procedures"]["identification"]["next_step"] == "system_entry"
-    today = run("procedure", "show", "p1", "--db", db, "--rules", DEFAULT_RULES)
+    today = run("procedure", "show", "p1", "--db", db, "--rules", DEFAULT_RULES, "--lang", "en")
     assert "next step signature" in today.output  # today's shipped steps, because they were asked for
 
 
@@ -81,5 +81,5 @@ def test_confirm_records_steps_by_the_runs_rules(county, tmp_path):
     assert "alerts raised 1" in run("monitor", medical(tmp_path, 90_000), "--db", db).output
     confirmed = run("confirm", "1", "--actor", "county office", "--db", db)
     assert confirmed.exit_code == 0, confirmed.output
-    shown = run("procedure", "show", "sick", "--procedure", "monitoring", "--db", db)
+    shown = run("procedure", "show", "sick", "--procedure", "monitoring", "--db", db, "--lang", "en")
     assert "county_confirmation" not in shown.output.split("next step")[-1]

@@ -163,7 +163,7 @@ def test_history_and_diff_show_what_changed_and_the_rule_that_did_it(db, small_c
     history = run("history", "rich1", "--db", db)
     assert history.exit_code == 0 and history.output.count("2020") >= 2 and "◀" in history.output
     out = tmp_path / "diff.csv"
-    result = run("diff", first, second, "--db", db, "-o", out)
+    result = run("diff", first, second, "--db", db, "-o", out, "--lang", "en")  # en: names and codes, for programs
     assert result.exit_code == 0, result.output
     changes = pd.read_csv(out)
     rich = changes[changes["household_id"] == "rich1"].iloc[0]
@@ -176,7 +176,7 @@ def test_history_and_diff_show_what_changed_and_the_rule_that_did_it(db, small_c
 def test_watchlist_lists_monitored_households_by_risk_with_assistance_and_scale(db, small_county, tmp_path):
     score_and_store(db, small_county, tmp_path / "d.csv")
     out = tmp_path / "watch.xlsx"
-    result = run("watchlist", "-o", out, "--db", db)
+    result = run("watchlist", "-o", out, "--db", db, "--lang", "en")
     assert result.exit_code == 0, result.output
     book = openpyxl.load_workbook(out)
     assert book.sheetnames == ["watchlist", "scale"]
@@ -196,14 +196,14 @@ def test_watchlist_lists_monitored_households_by_risk_with_assistance_and_scale(
     assert (row["monitored_people"], row["registered_people"]) == ("6", "4") and row["check"].startswith("WARNING")
     assert "WARNING" in result.output
     only = tmp_path / "one.xlsx"
-    assert run("watchlist", "-o", only, "--db", db, "--township", "一镇").exit_code == 0
+    assert run("watchlist", "-o", only, "--db", db, "--township", "一镇", "--lang", "en").exit_code == 0
     assert list(read_table(only, sheet="watchlist")["household_id"]) == ["car1"]
 
 
 def test_the_watchlist_of_the_sample_has_every_households_columns(db, tmp_path):
     score_and_store(db, SAMPLE, tmp_path / "d.csv")
     out = tmp_path / "watch.xlsx"
-    assert run("watchlist", "-o", out, "--db", db).exit_code == 0
+    assert run("watchlist", "-o", out, "--db", db, "--lang", "en").exit_code == 0
     watch = read_table(out, sheet="watchlist")
     assert len(watch) > 20
     assert watch["members"].notna().all() and watch["able_bodied"].notna().mean() > 0.8
@@ -262,13 +262,13 @@ def test_procedures_are_recorded_in_order_and_objections_send_them_back(db):
     steps = ["application", "village_review", "assembly_publicity", "township_check", "county_review",
              "signature", "system_entry"]
     ok = run("procedure", "record", "h9", "--step", "application", "--actor", "李四", "--date", "2020-03-01",
-             "--db", db)
+             "--db", db, "--lang", "en")
     assert ok.exit_code == 0 and "next step: village_review" in ok.output
     wrong = run("procedure", "record", "h9", "--step", "township_check", "--actor", "李四", "--db", db)
     assert wrong.exit_code == 2 and "out of order" in wrong.output and "village_review" in wrong.output
     run("procedure", "record", "h9", "--step", "village_review", "--actor", "村委", "--date", "2020-03-05", "--db", db)
     objection = run("procedure", "record", "h9", "--step", "assembly_publicity", "--actor", "村民代表会议",
-                    "--date", "2020-03-10", "--objection", "--db", db)
+                    "--date", "2020-03-10", "--objection", "--db", db, "--lang", "en")
     assert "next step: village_review" in objection.output
     for i, step in enumerate(steps[1:], start=11):
         result = run("procedure", "record", "h9", "--step", step, "--actor", "x", "--date", f"2020-03-{i}",

@@ -15,6 +15,7 @@ from povertyrules.cli.common import MaskingConsole, fail_on_errors
 console = MaskingConsole()
 DbOption = Annotated[str | None, typer.Option("--db", help="SQLite file or postgresql:// URL "
                                                            "(default: $POVERTYRULES_DB or ./povertyrules.db).")]
+LangOption = Annotated[str, typer.Option(help="zh (default): Chinese headers and labels; en: English names and codes.")]
 
 
 def _engine(db: str | None, household_id: str | None = None, must_exist: bool = True):
@@ -160,24 +161,46 @@ def _procedures(engine, decision) -> dict[str, dict]:
 
 
 @fail_on_errors
-def history(household_id: Annotated[str, typer.Argument(help="户编号 / household id")], db: DbOption = None) -> None:
+def history(household_id: Annotated[str, typer.Argument(help="户编号 / household id")],
+            lang: LangOption = "zh", db: DbOption = None) -> None:
     """How a household's decisions changed across runs and years."""
-    from povertyrules.store.runs import history_of
+    from povertyrules.store.changes import decision_name
+    from povertyrules.store.explain import snapshot_rulebook
+    from povertyrules.store.runs import get_run, history_of
 
-    rows = history_of(_engine(db, household_id), household_id)
+    engine = _engine(db, household_id)
+    rows = history_of(engine, household_id)
     if not rows:
         _not_found(LookupError(f"户 {household_id} 不在审计库中 / household {household_id} is not in the store"))
-    table = Table("run", "time", "year", "rules_version", "per-capita", "identification", "exit", "monitoring",
-                  "triggers", "changed")
+    zh = lang == "zh"
+    decisions = ("identification", "exit", "monitoring")
+    table = Table(*(("运行", "时间", "年度", "规则版本", "人均纯收入", *(decision_name(d, "zh") for d in decisions),
+                     "监测风险", "变化") if zh else
+                    ("run", "time", "year", "rules_version", "per-capita", *decisions, "triggers", "changed")))
     previous = None
     for run, d in rows:
         now = (d.identification, d.exit, d.monitoring)
         changed = "" if previous is None or previous == now else "◀"
-        table.add_row(str(run.id), f"{run.created_at:%Y-%m-%d %H:%M}", str(d.year), run.rules_version,
-                      str(d.per_capita_income), d.identification, d.exit or "—", d.monitoring,
-                      d.monitoring_triggers or "", changed)
+        if zh:
+            book = snapshot_rulebook(get_run(engine, run.id))  # (the listed run carries no snapshot)
+            triggers = {t: r.description.zh for t, r in book.triggers().items()}
+            table.add_row(str(run.id), f"{run.created_at:%Y-%m-%d %H:%M}", str(d.year), run.rules_version,
+                          _amount(d.per_capita_income, "zh"),
+                          *(book.decisions[x].label(getattr(d, x) or "", "zh") for x in decisions),
+                          "；".join(triggers.get(t, t) for t in (d.monitoring_triggers or "").split(";") if t),
+                          changed)
+        else:
+            table.add_row(str(run.id), f"{run.created_at:%Y-%m-%d %H:%M}", str(d.year), run.rules_version,
+                          str(d.per_capita_income), d.identification, d.exit or "—", d.monitoring,
+                          d.monitoring_triggers or "", changed)
         previous = now
     console.print(table)
+
+
+def _amount(value, lang: str) -> str:
+    from povertyrules.store.readable import value_text
+
+    return value_text(value, lang)
 
 
 @fail_on_errors
@@ -185,6 +208,7 @@ def diff(
     run_a: Annotated[int, typer.Argument()],
     run_b: Annotated[int, typer.Argument()],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the differences to a file.")] = None,
+    lang: LangOption = "zh",
     db: DbOption = None,
 ) -> None:
     """Households whose status changed between two runs, with the rule that made the difference."""
@@ -197,13 +221,60 @@ def diff(
         changes = diff_runs(_engine(db), run_a, run_b)
     except NotFound as exc:
         _not_found(exc)
+    if lang == "zh":
+        changes = _diff_in_words(_engine(db), changes, run_a, run_b)
     table = Table(*changes.columns)
     for row in changes.head(200).itertuples(index=False):
-        table.add_row(*("" if v is None else escape(str(v)) for v in row))
+        table.add_row(*("" if v is None or v != v else escape(str(v)) for v in row))
     console.print(table)
-    console.print(f"{len(changes)} changed decisions", highlight=False)
+    console.print(f"{len(changes)} 项判定有变化" if lang == "zh" else f"{len(changes)} changed decisions",
+                  highlight=False)
     if output:
         write_table(changes, output)
+
+
+def _diff_in_words(engine, changes, run_a: int, run_b: int):
+    """The differences between two runs as a Chinese reader reads them: decisions, outcomes and rules by their
+    labels from each run's rule files, verdicts in words."""
+    from povertyrules.store.changes import decision_name, vocabulary
+    from povertyrules.store.explain import snapshot_rulebook
+    from povertyrules.store.runs import get_run
+
+    books = {k: snapshot_rulebook(get_run(engine, r)) for k, r in (("a", run_a), ("b", run_b))}
+    verdicts = vocabulary()["words"]["zh"]["verdicts"]
+
+    def outcome(decision: str, value, side: str) -> str:
+        book = books[side]
+        if not isinstance(value, str):
+            return "（无）"
+        return book.decisions[decision].label(value, "zh") if decision in book.decisions else value
+
+    def rule(name, side: str) -> str:
+        if not isinstance(name, str) or not name:
+            return ""
+        found = books[side].rules.get(name)
+        return found.description.zh if found else name
+
+    def conditions(text) -> str:
+        out = []
+        for part in (text or "").split(";"):
+            name, _, change = part.partition(": ")
+            if name:
+                before, _, after = change.partition("→")
+                out.append(f"{rule(name, 'b')}：{verdicts.get(before, before)}→{verdicts.get(after, after)}")
+        return "；".join(out)
+
+    import pandas as pd
+
+    return pd.DataFrame({
+        "户编号": changes["household_id"],
+        "决定": [decision_name(d, "zh") for d in changes["decision"]],
+        f"第 {run_a} 次运行": [outcome(d, v, "a") for d, v in zip(changes["decision"], changes["run_a"], strict=True)],
+        f"第 {run_b} 次运行": [outcome(d, v, "b") for d, v in zip(changes["decision"], changes["run_b"], strict=True)],
+        f"第 {run_a} 次的决定规则": [rule(v, "a") for v in changes["decisive_rule_a"]],
+        f"第 {run_b} 次的决定规则": [rule(v, "b") for v in changes["decisive_rule_b"]],
+        "变化的条件": [conditions(v) for v in changes["changed_conditions"]],
+    })
 
 
 @fail_on_errors
@@ -213,30 +284,46 @@ def watchlist(
     county: Annotated[str | None, typer.Option(help="Only this county.")] = None,
     township: Annotated[str | None, typer.Option(help="Only this township.")] = None,
     deep_poverty: Annotated[list[str] | None, typer.Option(help="A deep-poverty county (10% cap; repeatable).")] = None,
+    lang: LangOption = "zh",
     db: DbOption = None,
 ) -> None:
     """Monitored households (MON-1/MON-2) by risk, with suggested assistance and the MON-2 scale check."""
+    from povertyrules.decisions.files import labels
     from povertyrules.io.tables import write_table
     from povertyrules.store.reports import watchlist as build
+    from povertyrules.store.reports import watchlist_sheets
+    from povertyrules.store.review import percent
 
     _keep_store(db, output)
-    households, scale = build(_engine(db), run, county, township, tuple(deep_poverty or ()))
-    write_table(households, output, sheet="watchlist", sheets={"scale": scale})
-    console.print(f"{len(households)} monitored households → {escape(str(output))}", highlight=False)
+    engine = _engine(db)
+    households, scale = build(engine, run, county, township, tuple(deep_poverty or ()))
+    first, *rest = watchlist_sheets(engine, households, scale, run, lang).items()
+    write_table(first[1], output, sheet=first[0], sheets=dict(rest))
+    zh = lang == "zh"
+    checks = labels()["watchlist"]["checks"]
+    console.print(f"{len(households)} 户监测对象 → {escape(str(output))}" if zh else
+                  f"{len(households)} monitored households → {escape(str(output))}", highlight=False)
     for row in scale.itertuples(index=False):
         style = "red" if row.check.startswith("WARNING") else "green"
-        console.print(f"[{style}]{escape(str(row.county))}: {row.monitored_people:.0f} monitored / "
+        limit = percent(row.limit) if row.limit == row.limit else ("无规定" if zh else "none in force")
+        check = checks.get(row.check, row.check) if zh else row.check
+        console.print(f"[{style}]{escape(str(row.county))}: 监测 {row.monitored_people:.0f} 人 / 建档立卡 "
+                      f"{row.registered_people:.0f} 人 = {percent(row.share)}（上限 {limit}）— "
+                      f"{escape(check)}[/{style}]"
+                      if zh else
+                      f"[{style}]{escape(str(row.county))}: {row.monitored_people:.0f} monitored / "
                       f"{row.registered_people:.0f} "
-                      f"registered people = {row.share:.1%} (limit {row.limit:.0%}) — {row.check}[/{style}]",
+                      f"registered people = {percent(row.share)} (limit {limit}) — {escape(check)}[/{style}]",
                       highlight=False)
 
 
 @fail_on_errors
-def runs(db: DbOption = None) -> None:
+def runs(lang: LangOption = "zh", db: DbOption = None) -> None:
     """The stored runs."""
     from povertyrules.store.runs import runs as all_runs
 
-    table = Table("run", "time", "operator", "input", "year", "rules_version", "decided", "errors")
+    table = Table(*(("运行", "时间", "操作人", "输入文件", "年度", "规则版本", "已判定户数", "错误行数") if lang == "zh"
+                    else ("run", "time", "operator", "input", "year", "rules_version", "decided", "errors")))
     for r in all_runs(_engine(db)):
         table.add_row(str(r.id), f"{r.created_at:%Y-%m-%d %H:%M}", escape(r.operator), escape(r.input_file),
                       str(r.year or ""), r.rules_version, str(r.decided), str(r.error_rows))
@@ -266,14 +353,15 @@ def review(
     except NotFound as exc:
         _not_found(exc)
     lang = "en" if lang == "en" else "zh"
-    console.print(f"[bold]{result.labels[lang]['title']}[/bold] — run {result.run.id} ({result.run.input_file})",
-                  highlight=False)
+    which = (f"第 {result.run.id} 次运行（{escape(result.run.input_file)}）" if lang == "zh"
+             else f"run {result.run.id} ({escape(result.run.input_file)})")
+    console.print(f"[bold]{result.labels[lang]['title']}[/bold] — {which}", highlight=False)
     for line in result.lines(lang):
         console.print(f"  {line}", highlight=False, markup=False)
     places = result.by_place("township", lang)
     table = Table(*(str(c) for c in places.columns))
     for row in places.itertuples(index=False):
-        table.add_row(*(percent(v) if isinstance(v, float) else str(v) for v in row))
+        table.add_row(*(percent(v) if v is None or isinstance(v, float) else str(v) for v in row))
     console.print(table)
     if output:
         template = (link.rstrip("/") + "/decision/{decision_id}" if link

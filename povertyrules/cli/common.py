@@ -90,13 +90,25 @@ def parse_sets(items: list[str] | None) -> dict[str, Any]:
     return values
 
 
-def summary_table(result: Any) -> Any:
-    """Households per status of each decision, as `score` prints them (one process or a cluster)."""
+def summary_table(result: Any, book: Any = None, lang: str = "en") -> Any:
+    """Households per status of each decision, as `score` prints them (one process or a cluster); with the
+    rule book and ``lang="zh"``, decisions and statuses by their Chinese labels from the rule files."""
     from rich.table import Table
 
-    table = Table(title=f"decisions — rules_version {result.rules_version}")
-    for column in ("decision", "status", "count"):
-        table.add_column(column, justify="right" if column == "count" else "left")
+    from povertyrules.store.changes import decision_name
+
+    zh = lang == "zh" and book is not None
+    title = f"判定结果 — 规则版本 {result.rules_version}" if zh else f"decisions — rules_version {result.rules_version}"
+    table = Table(title=title)
+    for column, header in (("decision", "决定"), ("status", "结果"), ("count", "户数")):
+        table.add_column(header if zh else column, justify="right" if column == "count" else "left")
     for row in result.summary().itertuples(index=False):
-        table.add_row(row.decision, str(row.status), str(row.count))
+        if zh and row.decision in book.decisions:
+            status = "" if str(row.status) == "(blank)" else str(row.status)
+            known = [*book.decisions[row.decision].values, "review", ""]
+            table.add_row(decision_name(row.decision, "zh"),
+                          book.decisions[row.decision].label(status, "zh") if status in known else status,
+                          f"{row.count:,}")
+        else:
+            table.add_row(row.decision, str(row.status), str(row.count))
     return table

@@ -135,7 +135,7 @@ def score(
 
         extra.update(report(registered, output, console, lang))
         result.evidence, result.contradictions = registered.evidence, registered.contradictions
-    _print_summary(result, prepared, score_errors, output, errors_path, extra, book)
+    _print_summary(result, prepared, score_errors, output, errors_path, extra, book, lang)
     if store:
         from sqlmodel import Session
 
@@ -220,11 +220,11 @@ def _prepare(prepare, input: Path, *args):
 
 
 def _print_summary(result, prepared, score_errors, output: Path, errors_path: Path, extra: dict[str, Path],
-                   book) -> None:
+                   book, lang: str = "zh") -> None:
     from povertyrules.layouts.coverage import notices, present_columns
     from povertyrules.layouts.prepare import account
 
-    console.print(summary_table(result))
+    console.print(summary_table(result, book, lang))
     for zh, en in notices(book, present_columns(prepared.frame, book), result.decisions):
         console.print(f"注意：{zh}\nnote: {en}", highlight=False, markup=False)
     if prepared.blank_as_zero:

@@ -246,7 +246,8 @@ def _parse(series: pd.Series, column: Column, fast: bool = True,
     if column.kind == "choice":
         values, bad = _choices(series, column)
         allowed = " / ".join(dict.fromkeys(column.choices.values()))
-        return values, bad, (f"“{column.zh}”取值无效（可选：{allowed}）", f"'{column.name}' must be one of {allowed}")
+        chinese = "、".join(_chinese_spelling(column, v) for v in dict.fromkeys(column.choices.values()))
+        return values, bad, (f"“{column.zh}”取值无效（可选：{chinese}）", f"'{column.name}' must be one of {allowed}")
     numbers, bad = _numbers(series, fast)
     zh, en = f"“{column.zh}”须为数字", f"'{column.name}' must be a number"
     if column.kind == "int":
@@ -275,3 +276,9 @@ def _problems(rows: pd.Series, ids: pd.Series, column: Column, raw: pd.Series, m
         "error": f"{zh} / {en}",
         "file": file,
     })
+
+
+def _chinese_spelling(column: Column, value: str) -> str:
+    """The first Chinese spelling the contract accepts for a choice (the value itself where it has none)."""
+    return next((k for k, v in column.choices.items() if v == value and any("\u4e00" <= ch <= "\u9fff" for ch in k)),
+                value)

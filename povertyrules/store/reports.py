@@ -107,6 +107,8 @@ def diff_runs(engine: Engine, run_a: int, run_b: int) -> pd.DataFrame:
 def _reasons(engine: Engine, run_id: int, ids: list[str]) -> dict[tuple[str, str], dict[str, str]]:
     """(household, decision) -> {rule_id: verdict, '_decisive': the deepest applying outcome rule}."""
     found: dict[tuple[str, str], dict[str, str]] = {}
+    if not ids:  # nothing changed: no reasons to re-derive
+        return found
     for household, records in reasons_for(engine, run_id, ids).items():
         for r in records:
             entry = found.setdefault((household, r["decision"]), {})
@@ -114,3 +116,28 @@ def _reasons(engine: Engine, run_id: int, ids: list[str]) -> dict[tuple[str, str
             if r["kind"] == "outcome" and r["verdict"] == "true":
                 entry["_decisive"] = r["rule_id"]
     return found
+
+
+def watchlist_sheets(engine: Engine, households: pd.DataFrame, scale: pd.DataFrame, run_id: int | None,
+                     lang: str) -> dict[str, pd.DataFrame]:
+    """The watchlist workbook's sheets as a reader of `lang` sees them: with ``zh``, Chinese sheet names and
+    headers, statuses and monitoring triggers by their labels from the rule files, the scale check in words
+    (`decisions/columns.yaml`); with ``en``, the contract's names and codes, stable for programs."""
+    if lang != "zh":
+        return {"watchlist": households, "scale": scale}
+    from povertyrules.decisions.files import labels, localize
+
+    words = labels()["watchlist"]
+    run = get_run(engine, run_id) if run_id else None
+    if run is None:
+        decisions = decisions_frame(engine, None)
+        run = get_run(engine, int(decisions["run_id"].iloc[0])) if len(decisions) else None
+    book = snapshot_rulebook(run) if run is not None else None
+    shown = households.rename(columns=words["columns"])
+    shown = localize(shown, book, "zh") if book is not None else shown.rename(columns=labels()["columns"])
+    table = scale.copy()
+    table["check"] = table["check"].map(lambda v: words["checks"].get(v, v))
+    table["deep_poverty"] = table["deep_poverty"].map({True: words["yes"], False: words["no"]})
+    table["limit"] = table["limit"].astype(object).where(table["limit"].notna(), "")
+    sheets = words["sheets"]
+    return {sheets["households"]: shown, sheets["scale"]: table.rename(columns=words["scale_columns"])}

@@ -29,6 +29,7 @@ from povertyrules.lang.rulebook import RuleBook
 from povertyrules.lang.safeyaml import load as load_yaml
 from povertyrules.model.columns import HOUSEHOLD_COLUMNS
 from povertyrules.shipped import rules_folder
+from povertyrules.store.changes import missing_names
 from povertyrules.store.explain import snapshot_rulebook
 from povertyrules.store.models import Run
 from povertyrules.store.runs import decisions_frame, get_run
@@ -167,8 +168,9 @@ class Review:
         if lang != "zh":
             return shown
         contract = {c.name: c.zh for c in HOUSEHOLD_COLUMNS}
+        book = self.book  # blanks by the headers a clerk knows, parameters (the year's line) by description
         shown["missing_columns"] = shown["missing_columns"].map(
-            lambda v: "、".join(contract.get(n, n) for n in v.split(";")) if isinstance(v, str) and v else v)
+            lambda v: missing_names(book, v, "zh") if isinstance(v, str) and v else v)
         out = localize(shown, self.book, lang)
         return out.rename(columns={k: v for k, v in contract.items() if k not in column_labels()["columns"]})
 

@@ -431,8 +431,8 @@ def create_app(db: str | None = None, show_identities: bool = False, require_log
         return export(run_id, "decisions", _lang(lang))
 
     @app.get("/run/{run_id}/watchlist.xlsx", summary="A run's watchlist and MON-2 scale check as xlsx")
-    def download_watchlist(run_id: RunId):
-        return export(run_id, "watchlist", "en")
+    def download_watchlist(run_id: RunId, lang: str = "zh"):
+        return export(run_id, "watchlist", _lang(lang))
 
     @app.get("/run/{run_id}/review.xlsx", summary="核查: a run's records against its rules as xlsx")
     def download_review(request: Request, run_id: RunId, lang: str = "zh"):

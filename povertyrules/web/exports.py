@@ -47,10 +47,10 @@ def build(db: str, run_id: int, kind: str, lang: str, link: str, show_identities
         partial.rename(path)
         return path
     if kind == "watchlist":
-        from povertyrules.store.reports import watchlist
+        from povertyrules.store.reports import watchlist, watchlist_sheets
 
         households, scale = watchlist(engine, run_id)
-        sheets = {"data": households, "scale": scale}
+        sheets = watchlist_sheets(engine, households, scale, run_id, lang)
     else:
         from povertyrules.store.review import review
 
