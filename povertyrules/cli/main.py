@@ -100,6 +100,12 @@ def score(
 
     book = resolve_rules(rules_dir, parse_sets(set_), override, province)
     prepared = _prepare(prepare, input, book, layout, join, members)
+    if year is None and len(prepared.frame) and _blank(prepared.frame.get("year")):
+        from povertyrules.errors import InputError
+
+        raise InputError("表中没有“年度”列或年度全部为空：请用 --year 指定评估年度（例如 --year 2020）",
+                         "the file has no year, or every year is blank: give the evaluation year with --year "
+                         "(e.g. --year 2020)", file=str(input), column="year")
     registered = None
     if register:
         from povertyrules.cli.registers import attach
@@ -201,6 +207,11 @@ def serve(
     os.environ[SERVED] = json.dumps({"db": db, "show_identities": show_identities, "require_login": require_login})
     uvicorn.run("povertyrules.web.app:served_app", factory=True, workers=workers, host=host, port=port,
                 log_level="warning")
+
+
+def _blank(column: pd.Series | None) -> bool:
+    """No value at all in `column` (absent, or every cell blank)."""
+    return column is None or not column.astype("string").str.strip().fillna("").str.len().gt(0).any()
 
 
 def _prepare(prepare, input: Path, *args):
