@@ -18,7 +18,7 @@ from povertyrules.cli.common import (
     refuse_overwriting,
     summary_table,
 )
-from povertyrules.decisions.files import DecisionWriter, side_file
+from povertyrules.decisions.files import DecisionWriter, side_file, side_sheet
 from povertyrules.errors import PovertyRulesError
 from povertyrules.io.tables import write_table
 
@@ -130,12 +130,13 @@ def score(
     result.errors = pd.concat([e for e in (prepared.errors, result.errors) if len(e)], ignore_index=True) \
         if len(prepared.errors) else result.errors
     errors_path = output.with_name(f"{output.stem}.errors{output.suffix}")
-    write_table(side_file(result.errors, "errors", lang), errors_path)
+    write_table(side_file(result.errors, "errors", lang), errors_path, sheet=side_sheet("errors", lang))
     extra = {}
     for name, table in (("skipped", prepared.skipped), ("checks", prepared.checks)):
         if len(table):
             extra[name] = write_table(side_file(table, name, lang),
-                                      output.with_name(f"{output.stem}.{name}{output.suffix}"))
+                                      output.with_name(f"{output.stem}.{name}{output.suffix}"),
+                                      sheet=side_sheet(name, lang))
     if registered is not None:
         from povertyrules.cli.registers import report
 
