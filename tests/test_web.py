@@ -95,6 +95,11 @@ def test_the_run_page_counts_statuses_and_offers_xlsx_downloads(store, tmp_path)
     summary = client.get("/api/runs/1").json()
     assert sum(summary["counts"]["identification"].values()) == summary["decided"]
     assert summary["by_township"]
+    for decision in ("identification", "exit", "monitoring"):  # a table each, readable without scrolling sideways
+        table = page[page.index(f'id="by-township-{decision}"'):]
+        table = table[:table.index("</table>")]
+        places = re.findall(r"<tr(?: class=\"total\")?><td>([^<]*)</td>", table)
+        assert places[-2:] == ["未填", "合计"] and places[:-2] == sorted(places[:-2]), places  # 未填 last
     for name in ("decisions", "watchlist"):
         response = client.get(f"/run/1/{name}.xlsx")
         assert response.status_code == 200

@@ -315,7 +315,8 @@ def create_app(db: str | None = None, show_identities: bool = False, require_log
             order = [v for v in [*book.decisions[d].values, "review"] if (values == v).any()]
             columns += [(d, v, book.decisions[d].label(v, lang)) for v in order]
         table = []
-        for township, group in frame.groupby(townships, sort=True):
+        groups = sorted(frame.groupby(townships, sort=False), key=lambda g: (g[0] == TEXT[lang]["blank"], g[0]))
+        for township, group in groups:  # by name, 未填 (a blank township) last
             row = {"township": township, "households": len(group),
                    "counts": [int((group[d].astype(object).fillna("") == v).sum()) for d, v, _ in columns]}
             table.append(row)
