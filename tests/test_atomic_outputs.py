@@ -108,3 +108,13 @@ def test_an_output_that_cannot_be_written_is_a_message_not_a_traceback_and_leave
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert ("文件夹" in result.output) if output == "folder.xlsx" else ("无法读写文件" in result.output)
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["a-file.txt", "folder.xlsx"]
+
+
+def test_a_file_with_no_year_and_no_year_given_stops_with_one_message_and_writes_nothing(tmp_path):
+    roster = tmp_path / "roster.csv"
+    read_table(SAMPLE).head(20).drop(columns=["年度"]).to_csv(roster, index=False)
+    result = runner.invoke(app, ["score", str(roster), "-o", str(tmp_path / "d.xlsx")])
+    assert result.exit_code == 2 and "--year" in result.output and "年度" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["roster.csv"]
+    given = runner.invoke(app, ["score", str(roster), "-o", str(tmp_path / "d.xlsx"), "--year", "2020"])
+    assert given.exit_code == 0 and (tmp_path / "d.xlsx").exists()
