@@ -62,6 +62,10 @@ def _as_codes(frame: pd.DataFrame) -> pd.DataFrame:
         if name in frame:
             codes = {decision.label(v, "zh"): v for v in [*decision.values, "review"]}
             frame[name] = frame[name].map(lambda v, codes=codes: codes.get(v, v) if isinstance(v, str) else v)
+    for column, name in (names.get("decision_values") or {}).items():  # a county-recorded category, too
+        if column in frame and name in book.decisions:
+            codes = {book.decisions[name].label(v, "zh"): v for v in book.decisions[name].values}
+            frame[column] = frame[column].map(lambda v, codes=codes: codes.get(v, v) if isinstance(v, str) else v)
     for column, mapping in names["values"].items():
         if column in frame:
             codes = {label: code for code, label in mapping.items()}

@@ -107,6 +107,10 @@ def test_the_county_recorded_category_is_in_words_in_the_chinese_file(county):
     decisions = pd.read_excel(out, sheet_name=0, engine="calamine", dtype=str)
     recorded = set(decisions["监测对象类别（县级记录）"].dropna())
     assert recorded and not recorded & {"sudden_hardship", "unstable_exited", "edge", "none"}, recorded
+    from povertyrules.analysis import load_decisions
+
+    read_back = set(load_decisions(out)["county_category"].dropna())  # and read back as codes
+    assert read_back and read_back <= {"sudden_hardship", "unstable_exited", "edge", "none"}, read_back
 
 
 def test_explain_in_chinese_has_no_python_blanks_and_months_as_people_write_them(county):
