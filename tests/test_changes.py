@@ -57,6 +57,10 @@ def test_the_english_view_is_english(stored):
     assert "if per-capita income above 4,000 yuan (now 3,000 yuan), identification becomes " \
            "'does not meet the criteria'" in lines
     assert not re.search(r"[\u4e00-\u9fff]", "\n".join(x for x in lines if "四看法" not in x))
+    # a yes/no situation by its English name, not the column's name with spaces
+    assert any("'owns a car (incl. a van), construction machinery or large farm machinery' is 'no'" in x
+               for x in lines), lines
+    assert not any("ex vehicle" in x for x in lines)
 
 
 def test_each_income_flip_shown_really_flips_the_decision(stored):

@@ -39,7 +39,9 @@ def _name(name: str, lang: str) -> tuple[str, str]:
     if known:
         return known[lang], known["unit"][lang]
     contract = {c.name: c.zh for c in HOUSEHOLD_COLUMNS}
-    return (contract.get(name, name) if lang == "zh" else name.replace("_", " ")), ""
+    if lang == "zh":
+        return contract.get(name, name), ""
+    return (vocabulary().get("english_names") or {}).get(name, name.replace("_", " ")), ""
 
 
 def missing_names(book: RuleBook, missing: str | None, lang: str) -> str:
