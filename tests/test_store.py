@@ -275,12 +275,13 @@ def test_procedures_are_recorded_in_order_and_objections_send_them_back(db):
                      "--db", db)
         assert result.exit_code == 0, result.output
     shown = run("procedure", "show", "h9", "--db", db)
-    assert "complete: the status is final" in shown.output
+    assert "程序完成，结果生效" in shown.output  # Chinese by default; English with --lang en
+    assert "complete: the status is final" in run("procedure", "show", "h9", "--db", db, "--lang", "en").output
     early = run("procedure", "record", "h8", "--step", "source", "--actor", "x", "--procedure", "monitoring",
                 "--db", db)
     assert early.exit_code == 2 and "self_report" in early.output
     back = run("procedure", "record", "h8", "--step", "source", "--actor", "卫健局", "--procedure", "monitoring",
-               "--note", "department_screening", "--date", "2020-05-01", "--db", db)
+               "--note", "department_screening", "--date", "2020-05-01", "--db", db, "--lang", "en")
     assert back.exit_code == 0 and "county_confirmation" in back.output
     dated = run("procedure", "record", "h8", "--step", "county_confirmation", "--actor", "县扶贫办",
                 "--procedure", "monitoring", "--date", "2020-04-01", "--db", db)
