@@ -235,28 +235,36 @@ def bulk_insert_table(connection, table: str, rows: pa.Table) -> None:
                 pa_csv.write_csv(batch, sink, options)
                 copy.write(sink.getbuffer())
         return
-    marks = ", ".join("?" for _ in rows.column_names)
+    bindings = [_binding(column) for column in rows.columns]
+    # (text bound as its UTF-8 bytes and cast back to text by SQLite: no Python string is made for it)
+    marks = ", ".join("CAST(? AS TEXT)" if b == "utf8" else "?" for b in bindings)
     cursor = raw.cursor()
     statement = f"INSERT INTO {table} ({names}) VALUES ({marks})"
-    shared = [_few_values(column) for column in rows.columns]
     for batch in rows.to_batches(max_chunksize=BATCH):
-        columns = [_python(column, few) for column, few in zip(batch.columns, shared, strict=True)]
+        columns = [_python(column, b) for column, b in zip(batch.columns, bindings, strict=True)]
         cursor.executemany(statement, zip(*columns, strict=True))
 
 
-def _few_values(column: pa.ChunkedArray) -> bool:
-    """Whether a text column repeats a few values (outcomes, places, the rules version): judged on its start."""
-    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)) or not len(column):
-        return False
-    return pc.count_distinct(column.slice(0, 2000), mode="all").as_py() <= 200
+def _binding(column: pa.ChunkedArray) -> str:
+    """How a column's values are bound on SQLite: ``few`` (a text column repeating a few values — outcomes,
+    places, the rules version — judged on its start), ``utf8`` (other text) or ``value``."""
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return "value"
+    return "few" if len(column) and pc.count_distinct(column.slice(0, 2000), mode="all").as_py() <= 200 else "utf8"
 
 
-def _python(column: pa.Array, few: bool):
-    """A column's values as the Python objects the driver binds; a text column of few values as one shared
-    object per distinct value (made once, and encoded to UTF-8 once by the driver)."""
-    if not few:
-        return column.to_pylist()
-    encoded = column.dictionary_encode()
-    words = np.array([*encoded.dictionary.to_pylist(), None], dtype=object)
-    return words[encoded.indices.fill_null(len(encoded.dictionary)).to_numpy()]
+def _python(column: pa.Array, binding: str):
+    """A column's values as the objects the driver binds: a text column of few values as one shared object per
+    distinct value (made once, and encoded to UTF-8 once by the driver); other text as UTF-8 bytes; numbers and
+    booleans without blanks converted by numpy."""
+    if binding == "utf8":
+        return column.cast(pa.binary()).to_numpy(zero_copy_only=False)
+    if binding == "few":
+        encoded = column.dictionary_encode()
+        words = np.array([*encoded.dictionary.to_pylist(), None], dtype=object)
+        return words[encoded.indices.fill_null(len(encoded.dictionary)).to_numpy()]
+    if column.null_count == 0 and (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
+                                   or pa.types.is_boolean(column.type)):
+        return column.to_numpy(zero_copy_only=False).tolist()
+    return column.to_pylist()
 

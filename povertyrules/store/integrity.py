@@ -102,10 +102,19 @@ def _row_hash(row) -> bytes:
     return hashlib.blake2b(_canonical(row), digest_size=ROW_HASH_BYTES).digest()
 
 
+#: columns added to the run table after runs were first sealed: left out of a run's record where blank, so the
+#: records (and so the digests) of runs stored before them are unchanged, while a value written into one later
+#: changes the record as any other change does
+ADDED_RUN_COLUMNS = ("codebook",)
+
+
 def _run_record(connection, run_id: int) -> bytes:
     run = SQLModel.metadata.tables["run"]
     row = connection.execute(select(run).where(run.c.id == run_id)).first()
-    return b"" if row is None else _canonical(tuple(row))
+    if row is None:
+        return b""
+    return _canonical(tuple(v for c, v in zip(run.columns, row, strict=True)
+                            if not (v is None and c.name in ADDED_RUN_COLUMNS)))
 
 
 def _table_rows(connection, table: Table, run_id: int):
