@@ -266,16 +266,40 @@ def _written_ids(connection, table: Table, run_id: int, count: int) -> np.ndarra
     return np.fromiter(ids, dtype=np.int64, count=count)
 
 
-def _written_hashes(connection, table: Table, run_id: int, rows: pa.Table) -> tuple[list[str], bytes] | None:
-    """Scheme-2 hashes of the rows a run wrote, from the written values and the ids read back; a sample of rows
-    is re-read and must hash the same (else None, and the caller reads every row back)."""
+def next_id(connection, name: str) -> int | None:
+    """The id the next row written to table `name` in this transaction gets, where the database tells it
+    beforehand: on SQLite one more than the largest (the caller holds the write lock; rows written after it
+    get the ids that follow, in order). None on PostgreSQL (ids come from a sequence other writers share)."""
+    if connection.dialect.name != "sqlite":
+        return None
+    table = SQLModel.metadata.tables[name]
+    return int(connection.execute(select(func.max(table.c.id))).scalar() or 0) + 1
+
+
+def part_hashes(name: str, first_id: int, rows: pa.Table) -> bytes:
+    """Scheme-2 hashes of rows (every column but ``id``) about to be written to table `name` with the ids
+    ``first_id``, ``first_id + 1``, …: handed to `seal`, which uses them only if those are the ids the rows got."""
+    table = SQLModel.metadata.tables[name]
+    ids = pa.array(np.arange(first_id, first_id + rows.num_rows, dtype=np.int64))
+    return row_hashes(_kinds(table, ["id", *rows.column_names]), [ids, *rows.columns])
+
+
+def _written_hashes(connection, table: Table, run_id: int, rows: pa.Table,
+                    made: tuple[int, bytes] | None = None) -> tuple[list[str], bytes] | None:
+    """Scheme-2 hashes of the rows a run wrote, from the written values and the ids read back (or `made` on
+    the way, by `part_hashes`, when the rows got the ids they were made with); a sample of rows is re-read
+    and must hash the same (else None, and the caller reads every row back)."""
     columns = ["id", *rows.column_names]
     if sorted(columns) != sorted(c.name for c in table.columns):
         return None
     ids = _written_ids(connection, table, run_id, rows.num_rows)
     if ids is None:
         return None
-    hashes = row_hashes(_kinds(table, columns), [pa.array(ids), *rows.columns])
+    if made is not None and len(ids) and made[0] == ids[0] and ids[-1] - ids[0] + 1 == len(ids) \
+            and len(made[1]) == len(ids) * ROW_HASH_BYTES:
+        hashes = made[1]
+    else:
+        hashes = row_hashes(_kinds(table, columns), [pa.array(ids), *rows.columns])
     sample = sorted(set(random.Random(run_id).sample(range(len(ids)), min(SPOT_CHECKS, len(ids)))) |
                     ({0, len(ids) - 1} if len(ids) else set()))
     if sample:
@@ -294,11 +318,13 @@ def _digest(previous: str, record: bytes, tables: dict[str, dict]) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
-def seal(connection, run_id: int, written: dict[str, pa.Table] | None = None) -> str:
+def seal(connection, run_id: int, written: dict[str, pa.Table] | None = None,
+         made: dict[str, tuple[int, bytes]] | None = None) -> str:
     """Digest run `run_id` (inside the transaction that stored it) and chain it; returns its digest.
 
     `written`: table name -> the rows this transaction wrote for the run (every column but ``id``, as
-    `povertyrules.store.database.arrow_rows` made them); those are hashed from the written values. Other
+    `povertyrules.store.database.arrow_rows` made them); those are hashed from the written values, or taken
+    from `made` (table name -> first id and the rows' hashes, `part_hashes`) when the rows got those ids. Other
     tables, and a run written in parts by other processes, are read back.
 
     The caller holds the store's write lock (SQLite) or `lock` (PostgreSQL), so no other run is sealed
@@ -311,7 +337,7 @@ def seal(connection, run_id: int, written: dict[str, pa.Table] | None = None) ->
     for table in run_tables():
         done = None
         if written and table.name in written:
-            done = _written_hashes(connection, table, run_id, written[table.name])
+            done = _written_hashes(connection, table, run_id, written[table.name], (made or {}).get(table.name))
         if done is None:
             columns = [c.name for c in table.columns]
             done = columns, _hash_stored(connection, table, run_id, columns)

@@ -6,7 +6,6 @@ import datetime as dt
 import getpass
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,15 @@ from povertyrules.lang.clauses import clauses
 from povertyrules.lang.rulebook import RuleBook
 from povertyrules.scoring import ScoreResult
 from povertyrules.store import integrity
-from povertyrules.store.database import arrow_rows, bulk_insert_table, retrying, store_key_of, stored_form
+from povertyrules.store.database import (
+    arrow_rows,
+    bound_rows,
+    bulk_insert_table,
+    insert_bound,
+    retrying,
+    store_key_of,
+    stored_form,
+)
 from povertyrules.store.models import Contradiction, Decision, Evidence, Reason, Run, RunError
 from povertyrules.store.rows import codebook_of, json_arrays, json_records, make_codebook, readable, reasons_texts
 
@@ -89,8 +96,8 @@ def record_run(engine: Engine, result: ScoreResult, input_file: str | Path, oper
             session.flush()  # the first statement writes, so SQLite takes the write lock at once (no upgrade)
             run_id = int(run.id)
             connection = session.connection()
-            written = write_rows(connection, run_id, prepared)
-            integrity.seal(connection, run_id, written)  # hashed from the rows as written
+            written, hashed = write_rows(connection, run_id, prepared)
+            integrity.seal(connection, run_id, written, hashed)  # hashed from the rows as written
             session.commit()
         return run_id
 
@@ -118,12 +125,57 @@ def new_run(book: RuleBook, input_file: str | Path, years: list[int], *, decided
     )
 
 
-@dataclass
-class StoredRows:
-    """A scored result's rows as the store keeps them, every column but ``run_id`` (added by `write_rows`)."""
+#: households made and written at a time: the next part is made (pseudonyms, JSON, hashes) in a second thread
+#: while the database writes one
+PART = 50_000
 
-    codebook: dict | None
-    tables: dict[str, pa.Table]
+
+class StoredRows:
+    """A scored result's rows as the store keeps them, every column but ``run_id``: identity numbers as masked
+    form + keyed hash, made in Arrow. The decisions (one row per household: input, outcomes, trace, main reason)
+    are made a part at a time (`decision_part`), the errors and register rows at once (`tables`). With
+    `codebook`, input rows are JSON arrays and reasons positions in the `codebook` (`povertyrules.store.rows`);
+    without, JSON objects and text."""
+
+    def __init__(self, result: ScoreResult, key: bytes, codebook: bool):
+        from povertyrules.privacy import pseudonym_frame, pseudonym_text
+
+        self._result, self._key = result, key
+        self.households = len(result.decisions)
+        self.parts = max(1, -(-self.households // PART))
+        self.codebook: dict | None = None
+        self._reasons: pa.Array | None = None  # every row's reason as stored, when coded
+        if codebook:
+            reasons = pa.array(result.decisions["reasons"], pa.string(), from_pandas=True)
+            self.codebook, coded = make_codebook([c for c in result.inputs.columns if c != "row"], reasons)
+            if "reasons" in self.codebook:  # (identity numbers masked once per text)
+                self.codebook["reasons"] = [pseudonym_text(t, key) for t in self.codebook["reasons"]]
+                self._reasons = coded
+        errors = pseudonym_frame(result.errors, key)
+        self.tables = {"runerror": _stored(RunError, errors, [c for c in ERROR_FIELDS if c != "run_id"]),
+                       **_register_rows(result)}
+
+    def decision_part(self, index: int) -> pa.Table:
+        """Decision rows ``index * PART`` up to the next part's, as stored."""
+        from povertyrules.privacy import pseudonym_frame
+
+        start, stop = index * PART, min(self.households, (index + 1) * PART)
+        decisions = self._result.decisions.iloc[start:stop]
+        inputs = pseudonym_frame(self._result.inputs.iloc[start:stop].drop(columns=["row"]), self._key)
+        if self._reasons is not None:
+            reasons = self._reasons[start:stop]
+        else:
+            masked = pseudonym_frame(decisions[["reasons"]], self._key)["reasons"]
+            reasons = pa.array(masked, pa.string(), from_pandas=True)
+        fields = [c for c in DECISION_FIELDS if c not in ("run_id", "reasons", "inputs")]
+        rows = _stored(Decision, pseudonym_frame(decisions[fields], self._key), fields)
+        texts = json_arrays(inputs) if self.codebook is not None else json_records(inputs)
+        rows = rows.append_column("reasons", reasons).append_column("inputs", texts)
+        return rows.select([c for c in DECISION_FIELDS if c != "run_id"])
+
+
+def stored_rows(result: ScoreResult, key: bytes, codebook: bool) -> StoredRows:
+    return StoredRows(result, key, codebook)
 
 
 def append_rows(connection, run_id: int, result: ScoreResult, key: bytes) -> dict[str, pa.Table]:
@@ -132,48 +184,53 @@ def append_rows(connection, run_id: int, result: ScoreResult, key: bytes) -> dic
     Returns the rows written per table, as stored (for `integrity.seal`)."""
     if result.inputs is None:
         raise ValueError("score with keep_records=True to store a run")
-    return write_rows(connection, run_id, stored_rows(result, key, codebook=False))
+    return write_rows(connection, run_id, stored_rows(result, key, codebook=False))[0]
 
 
-def stored_rows(result: ScoreResult, key: bytes, codebook: bool) -> StoredRows:
-    """The decisions (one row per household: input, outcomes, trace, main reason), errors and register rows of
-    a scored result as stored: identity numbers as masked form + keyed hash, made in Arrow. With `codebook`,
-    input rows are JSON arrays and reasons positions in the returned codebook (`povertyrules.store.rows`)."""
-    from povertyrules.privacy import pseudonym_frame, pseudonym_text
+def write_rows(connection, run_id: int, rows: StoredRows) -> tuple[dict[str, pa.Table], dict[str, tuple]]:
+    """Bulk-insert prepared rows into run `run_id` (COPY on PostgreSQL): each part of the decisions is made,
+    bound for the database and (where the database says the ids it will give beforehand: SQLite) hashed for
+    the integrity chain in a second thread while the previous one is written. Returns the rows as written per
+    table, and the row hashes made on the way (for `integrity.seal`)."""
+    dialect = connection.dialect.name
 
-    reasons = pa.array(result.decisions["reasons"], pa.string(), from_pandas=True)
-    decisions = pseudonym_frame(result.decisions.drop(columns=["reasons"]), key)
-    inputs = pseudonym_frame(result.inputs.drop(columns=["row"]), key)
-    book = None
-    if codebook:
-        book, stored_reasons = make_codebook(list(inputs.columns), reasons)
-        if "reasons" in book:  # (identity numbers masked once per text)
-            book["reasons"] = [pseudonym_text(t, key) for t in book["reasons"]]
-        texts = json_arrays(inputs)
-    else:
-        texts = json_records(inputs)
-    if book is None or "reasons" not in book:
-        masked = pseudonym_frame(pd.DataFrame({"reasons": reasons.to_pandas(types_mapper=pd.ArrowDtype)}), key)
-        stored_reasons = pa.array(masked["reasons"], pa.string(), from_pandas=True)
-    fields = [c for c in DECISION_FIELDS if c not in ("run_id", "reasons", "inputs")]
-    rows = _stored(Decision, decisions, fields)
-    rows = rows.append_column("reasons", stored_reasons).append_column("inputs", texts)
-    errors = pseudonym_frame(result.errors, key)
-    tables = {"decision": rows.select([c for c in DECISION_FIELDS if c != "run_id"]),
-              "runerror": _stored(RunError, errors, [c for c in ERROR_FIELDS if c != "run_id"]),
-              **_register_rows(result)}
-    return StoredRows(book, tables)
+    def with_run(table: pa.Table) -> pa.Table:
+        return table.add_column(0, "run_id", pa.array(np.full(table.num_rows, run_id, dtype=np.int64)))
 
+    first = integrity.next_id(connection, "decision")
 
-def write_rows(connection, run_id: int, rows: StoredRows) -> dict[str, pa.Table]:
-    """Bulk-insert prepared rows into run `run_id` (COPY on PostgreSQL); returns them as written, per table."""
-    written = {}
+    def make(index: int):
+        part = with_run(rows.decision_part(index))
+        hashed = integrity.part_hashes("decision", first + index * PART, part) if first is not None else None
+        return part, bound_rows(dialect, "decision", part), hashed
+
+    parts, hashes = [], []
+    for part, bound, hashed in _ahead(make, rows.parts):
+        if part.num_rows:
+            insert_bound(connection, bound)
+        parts.append(part)
+        hashes.append(hashed)
+    written = {"decision": pa.concat_tables(parts)}
+    made = {"decision": (first, b"".join(hashes))} if first is not None else {}
     for name, table in rows.tables.items():
-        table = table.add_column(0, "run_id", pa.array(np.full(table.num_rows, run_id, dtype=np.int64)))
+        table = with_run(table)
         if table.num_rows:
             bulk_insert_table(connection, name, table)
         written[name] = table
-    return written
+    return written, made
+
+
+def _ahead(make, count: int):
+    """``make(0)``, ``make(1)``, … ``make(count - 1)``, each made in a second thread while the caller uses the
+    one before."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="store-rows") as pool:
+        coming = pool.submit(make, 0) if count else None
+        for index in range(count):
+            made = coming.result()
+            coming = pool.submit(make, index + 1) if index + 1 < count else None
+            yield made
 
 
 def _stored(model, frame: pd.DataFrame, fields: list[str]) -> pa.Table:
