@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 from sqlalchemy.orm.attributes import set_committed_value
 
 #: a run codes its reasons when it has at most this many different ones (each then stored once, in the run)
-MAX_REASONS = 1024
+MAX_REASONS = 256
 
 
 # -- writing -------------------------------------------------------------------------------------------------
