@@ -184,20 +184,22 @@ def append_rows(connection, run_id: int, result: ScoreResult, key: bytes) -> dic
     Returns the rows written per table, as stored (for `integrity.seal`)."""
     if result.inputs is None:
         raise ValueError("score with keep_records=True to store a run")
-    return write_rows(connection, run_id, stored_rows(result, key, codebook=False))[0]
+    return write_rows(connection, run_id, stored_rows(result, key, codebook=False), hash_ahead=False)[0]
 
 
-def write_rows(connection, run_id: int, rows: StoredRows) -> tuple[dict[str, pa.Table], dict[str, tuple]]:
+def write_rows(connection, run_id: int, rows: StoredRows,
+               hash_ahead: bool = True) -> tuple[dict[str, pa.Table], dict[str, tuple]]:
     """Bulk-insert prepared rows into run `run_id` (COPY on PostgreSQL): each part of the decisions is made,
     bound for the database and (where the database says the ids it will give beforehand: SQLite) hashed for
     the integrity chain in a second thread while the previous one is written. Returns the rows as written per
-    table, and the row hashes made on the way (for `integrity.seal`)."""
+    table, and the row hashes made on the way (for `integrity.seal`). `hash_ahead` only where the caller holds
+    the write lock already (a run's own transaction: its run row is written first)."""
     dialect = connection.dialect.name
 
     def with_run(table: pa.Table) -> pa.Table:
         return table.add_column(0, "run_id", pa.array(np.full(table.num_rows, run_id, dtype=np.int64)))
 
-    first = integrity.next_id(connection, "decision")
+    first = integrity.next_id(connection, "decision") if hash_ahead else None
 
     def make(index: int):
         part = with_run(rows.decision_part(index))
