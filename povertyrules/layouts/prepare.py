@@ -55,6 +55,12 @@ class Prepared:
     joined: list[dict] = field(default_factory=list)  # per side sheet: file, layout, rows, matched, errors
     blank_as_zero: list[str] = field(default_factory=list)
 
+    def release_frame(self) -> pd.DataFrame:
+        """The household rows, handed over: `frame` is emptied (its columns kept), so the caller holds the only
+        reference and the text cells can be freed as soon as they are typed."""
+        frame, self.frame = self.frame, self.frame.iloc[:0]
+        return frame
+
     def lines_of(self, household_ids: pd.Series) -> int:
         """How many sheet lines the given households span."""
         if self.household_rows is None:
