@@ -88,7 +88,8 @@ def score(
     from povertyrules.scoring import score as run_score
 
     book = resolve_rules(rules_dir, parse_sets(set_), override, province)
-    prepared = _prepare(prepare, input, book, layout, join, members)
+    # (Arrow text as read, unless registers are matched onto the cells first)
+    prepared = _prepare(prepare, input, book, layout, join, members, not register)
     registered = None
     if register:
         from povertyrules.cli.registers import attach

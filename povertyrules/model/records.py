@@ -141,7 +141,10 @@ _NULL_TEXT = pa.scalar(None, pa.string())
 
 def _arrow_cells(series: pd.Series) -> pa.Array:
     """Cells as Arrow strings, as they are (no copy for Arrow-backed text)."""
-    cells = pa.array(series.astype("string"), type=pa.string(), from_pandas=True)
+    if isinstance(series.dtype, pd.ArrowDtype) and series.dtype.pyarrow_dtype == pa.string():
+        cells = series.array.__arrow_array__()  # the text as read (`read_table(..., arrow_text=True)`)
+    else:
+        cells = pa.array(series.astype("string"), type=pa.string(), from_pandas=True)
     return cells.combine_chunks() if isinstance(cells, pa.ChunkedArray) else cells
 
 
