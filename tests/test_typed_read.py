@@ -120,6 +120,24 @@ def test_a_frame_given_away_is_typed_as_one_kept_and_left_without_its_contract_c
     assert list(frame.columns) == ["extra"]  # the text of every contract column let go, the rest left as it was
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.fixed_dictionaries({c: CELL for c in (
+    "members", "net_income", "four_look_score", "ex_vehicle", "registered_status", "village", "year")}),
+    min_size=1, max_size=12), st.lists(st.sampled_from(["h1", "h2", "", None]), min_size=12, max_size=12))
+def test_columns_typed_by_threads_give_the_frame_and_errors_typed_in_line(rows, ids):
+    from unittest import mock
+
+    from povertyrules.model import records
+
+    frame = pd.DataFrame([{**BASE_HOUSEHOLD, **row, "household_id": ids[i]} for i, row in enumerate(rows)])
+    frame = frame.astype("string")
+    in_line = parse_records(frame, HOUSEHOLD_COLUMNS, "f.csv", unique="household_id")
+    with mock.patch.object(records, "THREADED_FROM", 0), mock.patch.object(records, "TYPING_AHEAD", 1):
+        threaded = parse_records(frame.copy(), HOUSEHOLD_COLUMNS, "f.csv", unique="household_id", consume=True)
+    pd.testing.assert_frame_equal(threaded.valid, in_line.valid)
+    pd.testing.assert_frame_equal(threaded.errors, in_line.errors)
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.fixed_dictionaries({c: CELL for c in (
     "members", "net_income", "net_income_last_year", "four_look_score", "ex_vehicle", "food_secure", "year",

@@ -6,7 +6,9 @@ row number (the header is row 1), household id, column, value and a message in C
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections import deque
+from collections.abc import Collection, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,11 +85,8 @@ def parse_records(raw: pd.DataFrame, columns: tuple[Column, ...], file: str,
     ids = _text(frame[columns[0].name]) if columns[0].name in frame else pd.Series("", index=frame.index)
     typed: dict[str, pd.Series] = {"row": pd.Series(rows.to_numpy(), index=frame.index)}
     problems: list[pd.DataFrame] = []
-    for column in columns:
-        if column.name not in frame:
-            continue
-        # text columns stay in Arrow, but for the id (`unique`) that other tables are matched on
-        values, bad, message = _parse(frame[column.name], column, fast, arrow_text=column.name != unique)
+    present = [column for column in columns if column.name in frame]
+    for column, (values, bad, message) in zip(present, _typed(frame, present, fast, unique), strict=True):
         if column.required and column.name not in optional:
             blank = values.isna() & ~bad
             if blank.any():
@@ -114,6 +113,29 @@ def parse_records(raw: pd.DataFrame, columns: tuple[Column, ...], file: str,
     valid = pd.DataFrame({name: _kept(typed.pop(name), keep) for name in list(typed)}, index=None if keep.all()
                          else pd.RangeIndex(int(keep.sum())))
     return Parsed(valid, errors.sort_values(["row", "column"], kind="stable", ignore_index=True), len(rows))
+
+
+#: typing a column is mostly Arrow kernels, which release the GIL: from this many rows, columns are typed by
+#: `TYPING_THREADS` threads at once (at most `TYPING_AHEAD` columns ahead of the one being checked)
+THREADED_FROM, TYPING_THREADS, TYPING_AHEAD = 20_000, 2, 3
+
+
+def _typed(frame: pd.DataFrame, present: list[Column], fast: bool,
+           unique: str | None) -> Iterator[tuple[pd.Series, pd.Series, tuple[str, str]]]:
+    """`_parse` of each present column, in their order (text columns stay in Arrow, but for the id, `unique`,
+    that other tables are matched on)."""
+    if len(frame) < THREADED_FROM:
+        for column in present:
+            yield _parse(frame[column.name], column, fast, arrow_text=column.name != unique)
+        return
+    with ThreadPoolExecutor(TYPING_THREADS, thread_name_prefix="typing") as pool:
+        pending: deque[Future] = deque()
+        for column in present:  # each column's cells taken from `frame` here, in the caller's thread
+            pending.append(pool.submit(_parse, frame[column.name], column, fast, column.name != unique))
+            if len(pending) > TYPING_AHEAD:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _kept(values: pd.Series, keep: np.ndarray) -> pd.Series:
