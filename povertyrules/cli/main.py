@@ -10,8 +10,15 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from povertyrules.cli import access, audit, datasets, inspect, monitor, notebook, procedure, rules, store
-from povertyrules.cli.common import MaskingConsole, ProvinceOption, fail_on_errors, parse_sets, summary_table
-from povertyrules.decisions.files import DecisionWriter, side_file
+from povertyrules.cli.common import (
+    MaskingConsole,
+    ProvinceOption,
+    fail_on_errors,
+    parse_sets,
+    refuse_overwriting,
+    summary_table,
+)
+from povertyrules.decisions.files import DecisionWriter, side_file, side_sheet
 from povertyrules.errors import PovertyRulesError
 from povertyrules.io.tables import write_table
 
@@ -42,6 +49,7 @@ def main(show_identities: Annotated[bool, typer.Option(
     reveal(show_identities)
 
 PROGRESS_FROM = 100_000  # rows; smaller inputs finish before a bar would help
+SIDE_FILES = ("errors", "skipped", "checks", "evidence", "contradictions", "unmatched")  # written beside OUT
 
 
 @app.command()
@@ -87,9 +95,18 @@ def score(
     from povertyrules.scoring import resolve_rules
     from povertyrules.scoring import score as run_score
 
+    refuse_overwriting([input, members, *(join or []), *(register or [])],
+                       [output, *(output.with_name(f"{output.stem}.{side}{output.suffix}") for side in SIDE_FILES)])
+
     book = resolve_rules(rules_dir, parse_sets(set_), override, province)
     # (Arrow text as read, unless registers are matched onto the cells first)
     prepared = _prepare(prepare, input, book, layout, join, members, not register)
+    if year is None and len(prepared.frame) and _blank(prepared.frame.get("year")):
+        from povertyrules.errors import InputError
+
+        raise InputError("表中没有“年度”列或年度全部为空：请用 --year 指定评估年度（例如 --year 2020）",
+                         "the file has no year, or every year is blank: give the evaluation year with --year "
+                         "(e.g. --year 2020)", file=str(input), column="year")
     registered = None
     if register:
         from povertyrules.cli.registers import attach
@@ -119,12 +136,13 @@ def score(
     result.errors = pd.concat([e for e in (prepared.errors, result.errors) if len(e)], ignore_index=True) \
         if len(prepared.errors) else result.errors
     errors_path = output.with_name(f"{output.stem}.errors{output.suffix}")
-    write_table(side_file(result.errors, "errors", lang), errors_path)
+    write_table(side_file(result.errors, "errors", lang), errors_path, sheet=side_sheet("errors", lang))
     extra = {}
     for name, table in (("skipped", prepared.skipped), ("checks", prepared.checks)):
         if len(table):
             extra[name] = write_table(side_file(table, name, lang),
-                                      output.with_name(f"{output.stem}.{name}{output.suffix}"))
+                                      output.with_name(f"{output.stem}.{name}{output.suffix}"),
+                                      sheet=side_sheet(name, lang))
     if registered is not None:
         from povertyrules.cli.registers import report
 
@@ -196,6 +214,11 @@ def serve(
     os.environ[SERVED] = json.dumps({"db": db, "show_identities": show_identities, "require_login": require_login})
     uvicorn.run("povertyrules.web.app:served_app", factory=True, workers=workers, host=host, port=port,
                 log_level="warning")
+
+
+def _blank(column: pd.Series | None) -> bool:
+    """No value at all in `column` (absent, or every cell blank)."""
+    return column is None or not column.astype("string").str.strip().fillna("").str.len().gt(0).any()
 
 
 def _prepare(prepare, input: Path, *args):

@@ -19,7 +19,7 @@ from sqlalchemy import Engine, select
 from sqlmodel import Field, Session, SQLModel
 
 from povertyrules.errors import PovertyRulesError
-from povertyrules.store.database import retrying
+from povertyrules.store.database import retrying, stored_form
 
 _N, _R, _P = 2**14, 8, 1
 
@@ -97,6 +97,14 @@ def _entry(user: str, client: str | None, method: str, path: str, household_id: 
 
 
 def _write(engine: Engine, entries: list[dict]) -> None:
+    """Append `entries`; an identity or phone number in a path or household id is kept as the store keeps
+    every other one (masked form and keyed hash, `stored_form`): a log of who searched for which ID number must
+    not itself hold the number."""
+    from urllib.parse import unquote
+
+    entries = [{**e, "path": stored_form(engine, unquote(e["path"]))[:500],
+                "household_id": stored_form(engine, e["household_id"])} for e in entries]
+
     def write() -> None:
         with Session(engine) as session:
             session.add_all([AccessLog(**e) for e in entries])
@@ -146,5 +154,5 @@ def access_log(engine: Engine, household_id: str | None = None, limit: int = 100
     with Session(engine) as session:
         query = select(AccessLog).order_by(AccessLog.id.desc()).limit(limit)
         if household_id:
-            query = query.where(AccessLog.household_id == household_id)
+            query = query.where(AccessLog.household_id == stored_form(engine, household_id))
         return list(session.execute(query).scalars())
