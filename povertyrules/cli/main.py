@@ -14,6 +14,7 @@ from povertyrules.cli.common import (
     MaskingConsole,
     ProvinceOption,
     fail_on_errors,
+    lang_choice,
     parse_sets,
     refuse_overwriting,
     summary_table,
@@ -70,7 +71,7 @@ def score(
     register: Annotated[list[Path] | None, typer.Option(help="Department register to match by members' ID "
                                                         "numbers (MON-5.1), e.g. vehicles (repeatable).")] = None,
     lang: Annotated[str, typer.Option(help="zh: Chinese headers, values and reasons; en: the contract's names and "
-                                           "codes.")] = "zh",
+                                           "codes.", callback=lang_choice)] = "zh",
     reasons: Annotated[str, typer.Option(help="main: one line per household; full: every cited rule (xlsx: a "
                                               "second sheet, one row per household and rule).")] = "main",
     store: Annotated[bool, typer.Option(help="Record the run in the audit store and print its id.")] = False,
