@@ -6,6 +6,7 @@ row number (the header is row 1), household id, column, value and a message in C
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -263,6 +264,27 @@ def _choices(series: pd.Series, column: Column) -> tuple[pd.Series, pd.Series]:
             pd.Series(bad, index=series.index, dtype=bool))
 
 
+_MONTH = re.compile(r"(\d{4})(\d{2})(?:\.0+)?"  # 202303 (or 202303.0 from a number cell)
+                    r"|(\d{4})\s*[-/.年]\s*(\d{1,2})\s*月?"  # 2023-03, 2023/3, 2023.3, 2023年3月
+                    r"(?:\s*[-/.]?\s*\d{1,2}\s*日?)?(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?")  # a date cell
+
+
+def _month(text: str) -> float:
+    """YYYYMM of a month written as people and spreadsheets write it; NaN where it is no month."""
+    found = _MONTH.fullmatch(text)
+    if not found:
+        return np.nan
+    year, month = (found.group(1), found.group(2)) if found.group(1) else (found.group(3), found.group(4))
+    return float(int(year) * 100 + int(month)) if 1 <= int(month) <= 12 else np.nan
+
+
+def _months(series: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(YYYYMM as numbers, mask of cells that are no month), each distinct text read once."""
+    text = _text(series)
+    values = text.map({v: _month(v) for v in text.dropna().unique()}).astype("float64")
+    return values, (text.notna() & values.isna()).astype(bool)
+
+
 def _parse(series: pd.Series, column: Column, fast: bool = True,
            arrow_text: bool = False) -> tuple[pd.Series, pd.Series, tuple[str, str]]:
     """(typed values with NA for blanks, mask of unreadable cells, (zh, en) message for them). Text is Python
@@ -294,8 +316,13 @@ def _parse(series: pd.Series, column: Column, fast: bool = True,
         values, bad = _choices(series, column)
         allowed = " / ".join(dict.fromkeys(column.choices.values()))
         return values, bad, (f"“{column.zh}”取值无效（可选：{allowed}）", f"'{column.name}' must be one of {allowed}")
-    numbers, bad = _numbers(series, fast)
-    zh, en = f"“{column.zh}”须为数字", f"'{column.name}' must be a number"
+    if column.kind == "month":
+        numbers, bad = _months(series)
+        zh, en = (f"“{column.zh}”须为年月（如 202303、2023-03 或 2023年3月）",
+                  f"'{column.name}' must be a year and month (e.g. 202303, 2023-03 or 2023年3月)")
+    else:
+        numbers, bad = _numbers(series, fast)
+        zh, en = f"“{column.zh}”须为数字", f"'{column.name}' must be a number"
     if column.kind == "int":
         bad |= numbers.notna() & (numbers != np.floor(numbers))
         zh, en = f"“{column.zh}”须为整数", f"'{column.name}' must be a whole number"
