@@ -15,7 +15,7 @@ import secrets
 import threading
 from concurrent.futures import Future
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select
 from sqlmodel import Field, Session, SQLModel
 
 from povertyrules.errors import PovertyRulesError
@@ -97,10 +97,12 @@ def _entry(user: str, client: str | None, method: str, path: str, household_id: 
 
 
 def _write(engine: Engine, entries: list[dict]) -> None:
+    """Append the entries in one transaction (one statement for all of them: no ORM object per read)."""
+    table = AccessLog.__table__
+
     def write() -> None:
-        with Session(engine) as session:
-            session.add_all([AccessLog(**e) for e in entries])
-            session.commit()
+        with engine.begin() as connection:
+            connection.execute(insert(table), entries)
 
     retrying(write)
 

@@ -15,6 +15,7 @@ import os
 import re
 import tempfile
 import threading
+import time
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
@@ -101,14 +102,24 @@ def is_loopback(host: str) -> bool:
         return False  # a name: it may resolve to anything
 
 
-def _household_of(engine, path: str) -> str | None:
-    """The household a request reads, for the access log."""
+_HOUSEHOLD_PATH = re.compile(r"^/(?:api/households|household)/([^/]+)$")
+_DECISION_PATH = re.compile(r"^/decision/(\d{1,9})$")
+
+
+def _household_in_path(path: str) -> str | None:
+    """The household a request names in its path (no database read), for the access log."""
     from urllib.parse import unquote
 
-    match = re.match(r"^/(?:api/households|household)/([^/]+)$", path)
-    if match:
-        return unquote(match.group(1))[:MAX_ID]
-    match = re.match(r"^/decision/(\d{1,9})$", path)
+    match = _HOUSEHOLD_PATH.match(path)
+    return unquote(match.group(1))[:MAX_ID] if match else None
+
+
+def _household_of(engine, path: str) -> str | None:
+    """The household a request reads, for the access log."""
+    named = _household_in_path(path)
+    if named is not None:
+        return named
+    match = _DECISION_PATH.match(path)
     if match:
         with Session(engine) as session:
             decision = session.get(Decision, int(match.group(1)))
@@ -163,10 +174,13 @@ def create_app(db: str | None = None, show_identities: bool = False, require_log
 
     checked: dict[str, Any] = {"at": -1e9}
 
+    def recent_problems() -> list[str] | None:
+        """The store's cheap verification as last made, or None when it is due again (over a minute old)."""
+        report = checked.get("report")
+        return report.problems if report is not None and time.monotonic() - checked["at"] <= 60 else None
+
     def store_problems(household_id: str | None = None) -> list[str]:
         """The store's cheap verification (cached for a minute), with one household's rows when given."""
-        import time
-
         from povertyrules.store.integrity import check_household, quick_check
 
         if time.monotonic() - checked["at"] > 60:
@@ -188,12 +202,18 @@ def create_app(db: str | None = None, show_identities: bool = False, require_log
         else:
             response = await call_next(request)
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        household_id = (await run_in_threadpool(_household_of, engine, request.url.path)
-                        if response.status_code < 400 else None)
+        household_id = None
+        if response.status_code < 400:  # (a thread only where the household is found in the store)
+            household_id = _household_in_path(request.url.path)
+            if household_id is None and _DECISION_PATH.match(request.url.path):
+                household_id = await run_in_threadpool(_household_of, engine, request.url.path)
         await asyncio.wrap_future(reads.log(user, request.client.host if request.client else None,
                                             request.method, path, household_id, response.status_code))
         response.headers.update(headers)
-        if await run_in_threadpool(store_problems):
+        problems = recent_problems()
+        if problems is None:  # (the check is due: it reads the store, in a thread)
+            problems = await run_in_threadpool(store_problems)
+        if problems:
             response.headers["X-Store-Verification"] = "failed"
         return response
 
