@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import itertools
 import json
@@ -42,7 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import Column, Engine, Table, Text, func, select, text
+from sqlalchemy import Column, Engine, Select, Table, Text, bindparam, func, select, text
 from sqlmodel import Field, Session, SQLModel
 
 from povertyrules.store.database import ARROW_TYPES, column_kind
@@ -516,6 +517,19 @@ def _one_row_form(kinds: Sequence[str], values: Sequence) -> bytes | None:
     return bytes(head) + b"".join(texts)
 
 
+@functools.cache
+def _household_queries(_tables: int) -> tuple[list[Table], dict[str, Select]]:
+    """The tables holding a household's rows, and the statements `check_household` reads them with (built once
+    per schema — `_tables`, the number of tables known — with bound parameters): the household's rows in run
+    and id order, and the digests of the runs they are in."""
+    tables = [t for t in run_tables() if "household_id" in t.c]
+    queries = {t.name: select(t).where(t.c.household_id == bindparam("household_id")).order_by(t.c.run_id, t.c.id)
+               for t in tables}
+    queries[RunDigest.__tablename__] = (select(RunDigest.run_id, RunDigest.digest, RunDigest.tables)
+                                        .where(RunDigest.run_id.in_(bindparam("runs", expanding=True))))
+    return tables, queries
+
+
 def check_household(engine: Engine, household_id: str, quick: Report | None = None) -> Report:
     """`quick_check` (or the `quick` report already made), plus the rows of one household re-hashed in every
     run (what explain and the household page show): cheap, and it catches an edited row of the household
@@ -529,12 +543,10 @@ def check_household(engine: Engine, household_id: str, quick: Report | None = No
     household_id = stored_form(engine, household_id)
     with Session(engine) as session:
         connection = session.connection()
-        tables = [t for t in run_tables() if "household_id" in t.c]
-        found = {t.name: connection.execute(select(t).where(t.c.household_id == household_id)
-                                            .order_by(t.c.run_id, t.c.id)).all() for t in tables}
+        tables, queries = _household_queries(len(SQLModel.metadata.tables))
+        found = {t.name: connection.execute(queries[t.name], {"household_id": household_id}).all() for t in tables}
         runs = sorted({row.run_id for rows in found.values() for row in rows})
-        digests = connection.execute(select(RunDigest.run_id, RunDigest.digest, RunDigest.tables)
-                                     .where(RunDigest.run_id.in_(runs))).all() if runs else []
+        digests = connection.execute(queries[RunDigest.__tablename__], {"runs": runs}).all() if runs else []
         entries = {d.run_id: json.loads(d.tables) for d in digests}
         digests_of = {d.run_id: d.digest for d in digests}
         store = engine.url.render_as_string(hide_password=True)

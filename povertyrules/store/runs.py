@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import getpass
 import hashlib
 import json
@@ -12,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, bindparam, func, select
 from sqlmodel import Session
 
 from povertyrules.decisions.trace import trace_rules
@@ -148,20 +149,43 @@ def _register_rows(run_id: int, result: ScoreResult) -> dict[str, pa.Table]:
     return out
 
 
+@functools.cache
+def _query(name: str):
+    """The household page's queries, built once (with bound parameters): building a statement costs about as
+    much as running it."""
+    household, run = bindparam("household_id"), bindparam("run_id")
+    if name == "evidence":
+        return (select(Evidence).where(Evidence.run_id == run, Evidence.household_id == household)
+                .order_by(Evidence.column, Evidence.id))
+    if name == "contradictions":
+        return (select(Contradiction).where(Contradiction.run_id == run, Contradiction.household_id == household)
+                .order_by(Contradiction.household_id, Contradiction.id))
+    if name == "decision in run":
+        return select(Decision).where(Decision.household_id == household, Decision.run_id == run).limit(1)
+    if name == "latest decision":
+        return select(Decision).where(Decision.household_id == household).order_by(Decision.run_id.desc()).limit(1)
+    if name == "history":
+        from sqlalchemy.orm import load_only
+
+        return (select(Run, Decision).options(load_only(Run.id, Run.created_at, Run.rules_version))
+                .join(Decision, Decision.run_id == Run.id).where(Decision.household_id == household)
+                .order_by(Run.id))
+    raise KeyError(name)
+
+
 def evidence_of(engine: Engine, household_id: str, run_id: int) -> list[Evidence]:
     """The register records behind the household's facts in a run."""
     with Session(engine) as session:
-        query = (select(Evidence).where(Evidence.run_id == run_id, Evidence.household_id == household_id)
-                 .order_by(Evidence.column, Evidence.id))
-        return list(session.execute(query).scalars())
+        return list(session.execute(_query("evidence"), {"run_id": run_id, "household_id": household_id}).scalars())
 
 
 def contradictions_of(engine: Engine, run_id: int, household_id: str | None = None) -> list[Contradiction]:
     """Where a register says otherwise than the household file, in a run (the 核查 list)."""
     with Session(engine) as session:
-        query = select(Contradiction).where(Contradiction.run_id == run_id)
         if household_id is not None:
-            query = query.where(Contradiction.household_id == household_id)
+            found = session.execute(_query("contradictions"), {"run_id": run_id, "household_id": household_id})
+            return list(found.scalars())
+        query = select(Contradiction).where(Contradiction.run_id == run_id)
         return list(session.execute(query.order_by(Contradiction.household_id, Contradiction.id)).scalars())
 
 
@@ -260,9 +284,9 @@ def decision_of(engine: Engine, household_id: str, run_id: int | None = None) ->
     """The household's decision in the given run, or in the latest run that decided it."""
     household_id = stored_form(engine, household_id)
     with Session(engine) as session:
-        query = select(Decision).where(Decision.household_id == household_id)
-        query = query.where(Decision.run_id == run_id) if run_id else query.order_by(Decision.run_id.desc())
-        found = session.execute(query.limit(1)).scalars().first()
+        query, values = (_query("decision in run"), {"household_id": household_id, "run_id": run_id}) if run_id \
+            else (_query("latest decision"), {"household_id": household_id})
+        found = session.execute(query, values).scalars().first()
     if found is None:
         where = f" in run {run_id}" if run_id else ""
         raise NotFound(f"户 {household_id} 不在审计库中{where} / household {household_id} is not in the store{where}")
@@ -293,14 +317,9 @@ def reasons_for(engine: Engine, run_id: int, ids: list[str]) -> dict[str, list[d
 def history_of(engine: Engine, household_id: str) -> list[tuple[Run, Decision]]:
     """The household's decision in every run, with the run's id, time and rules version (the runs' rule
     snapshots are not loaded)."""
-    from sqlalchemy.orm import load_only
-
     household_id = stored_form(engine, household_id)
     with Session(engine) as session:
-        query = (select(Run, Decision).options(load_only(Run.id, Run.created_at, Run.rules_version))
-                 .join(Decision, Decision.run_id == Run.id)
-                 .where(Decision.household_id == household_id).order_by(Run.id))
-        return [(r, d) for r, d in session.execute(query).all()]
+        return [(r, d) for r, d in session.execute(_query("history"), {"household_id": household_id}).all()]
 
 
 def decisions_frame(engine: Engine, run_id: int | None = None, with_id: bool = False) -> pd.DataFrame:

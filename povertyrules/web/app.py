@@ -27,6 +27,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import func, or_, select
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
 
 from povertyrules.lang import safeyaml
 from povertyrules.privacy import mask
@@ -189,33 +190,53 @@ def create_app(db: str | None = None, show_identities: bool = False, require_log
             return check_household(engine, household_id, checked["report"]).problems
         return checked["report"].problems
 
-    @app.middleware("http")
-    async def harden(request: Request, call_next):
+    def harden(inner):
+        """The app `inner` with every answer refused if the URL is too long or (beyond loopback) without a
+        user; logged once its status is known and before anything is sent (no read goes unlogged); with the
+        security headers, and a warning header when the store fails its check. Plain ASGI (no extra task and
+        streams per request, as `@app.middleware` would add)."""
+
+        async def hardened(scope, receive, send) -> None:
+            if scope["type"] != "http":
+                await inner(scope, receive, send)
+                return
+            await _hardened(inner, scope, receive, send)
+
+        return hardened
+
+    async def _hardened(inner, scope, receive, send) -> None:
+        request = Request(scope)
         user = "local"
+        refusal = None
         if len(str(request.url)) > MAX_URL:
-            response = JSONResponse({"detail": "request URL too long / 请求过长"}, status_code=414)
+            refusal = JSONResponse({"detail": "request URL too long / 请求过长"}, status_code=414)
         elif require_login and (user := await run_in_threadpool(_basic_user, engine,
                                                                  request.headers.get("authorization"))) is None:
             user = "(refused)"
-            response = JSONResponse({"detail": "login required / 请登录"}, status_code=401,
-                                    headers={"WWW-Authenticate": 'Basic realm="povertyrules", charset="UTF-8"'})
-        else:
-            response = await call_next(request)
-        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        household_id = None
-        if response.status_code < 400:  # (a thread only where the household is found in the store)
-            household_id = _household_in_path(request.url.path)
-            if household_id is None and _DECISION_PATH.match(request.url.path):
-                household_id = await run_in_threadpool(_household_of, engine, request.url.path)
-        await asyncio.wrap_future(reads.log(user, request.client.host if request.client else None,
-                                            request.method, path, household_id, response.status_code))
-        response.headers.update(headers)
-        problems = recent_problems()
-        if problems is None:  # (the check is due: it reads the store, in a thread)
-            problems = await run_in_threadpool(store_problems)
-        if problems:
-            response.headers["X-Store-Verification"] = "failed"
-        return response
+            refusal = JSONResponse({"detail": "login required / 请登录"}, status_code=401,
+                                   headers={"WWW-Authenticate": 'Basic realm="povertyrules", charset="UTF-8"'})
+
+        async def answer(message) -> None:
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                household_id = None
+                if status < 400:  # (a thread only where the household is found in the store)
+                    household_id = _household_in_path(request.url.path)
+                    if household_id is None and _DECISION_PATH.match(request.url.path):
+                        household_id = await run_in_threadpool(_household_of, engine, request.url.path)
+                await asyncio.wrap_future(reads.log(user, request.client.host if request.client else None,
+                                                    request.method, path, household_id, status))
+                answered = MutableHeaders(scope=message)
+                answered.update(headers)
+                problems = recent_problems()
+                if problems is None:  # (the check is due: it reads the store, in a thread)
+                    problems = await run_in_threadpool(store_problems)
+                if problems:
+                    answered["X-Store-Verification"] = "failed"
+            await send(message)
+
+        await (inner if refusal is None else refusal)(scope, receive, answer)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -464,7 +485,18 @@ def create_app(db: str | None = None, show_identities: bool = False, require_log
         except NotFound:
             raise HTTPException(404, "未找到该运行 / run not found") from None
 
+    app.add_middleware(_Wrapped, wrap=harden)  # (where `@app.middleware("http")` would have put it)
     return app
+
+
+class _Wrapped:
+    """A middleware made by a function of the app below it (`wrap(app)` is the ASGI app to run)."""
+
+    def __init__(self, app, wrap) -> None:
+        self.asgi = wrap(app)
+
+    async def __call__(self, scope, receive, send) -> None:
+        await self.asgi(scope, receive, send)
 
 
 def _lang(lang: str) -> str:
