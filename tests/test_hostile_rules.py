@@ -147,3 +147,18 @@ def test_huge_or_infinite_numbers_in_data_are_an_error_on_their_row(cell):
     assert result.decisions["household_id"].tolist() == ["h2"]
     error = result.errors[result.errors["column"] == "net_income"]
     assert error["row"].tolist() == [2] and error["value"].tolist() == [cell]
+
+
+@pytest.mark.parametrize(("folder", "load", "kind"), [("layouts", "povertyrules.layouts.spec:load_layouts", "layout"),
+                                                       ("registers", "povertyrules.registers.spec:load_registers",
+                                                        "register")])
+def test_a_layout_or_register_declared_twice_is_refused_naming_the_second_file(tmp_path, folder, load, kind):
+    import importlib
+
+    module, name = load.split(":")
+    shipped = sorted((DEFAULT_RULES / folder).glob("*.yaml"))[0]
+    shutil.copy(shipped, tmp_path / "a.yaml")
+    shutil.copy(shipped, tmp_path / "b.yaml")
+    with pytest.raises(RuleError) as error:
+        getattr(importlib.import_module(module), name)(tmp_path)
+    assert "defined twice" in str(error.value) and kind in str(error.value) and "b.yaml" in str(error.value)

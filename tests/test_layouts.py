@@ -211,7 +211,8 @@ def test_a_bad_check_digit_is_an_error_and_masking_covers_every_written_form():
     (b"", ".csv", "文件为空"),
     (b"PK\x03\x04garbage", ".xlsx", "损坏"),
     (b"<html><table><tr><td>x</td></tr></table></html>", ".xls", "网页"),
-    (bytes(range(256)) * 20, ".xlsx", ""),
+    (bytes(range(256)) * 20, ".xlsx", "不是Excel工作簿"),
+    (bytes(range(256)) * 20, ".csv", "无法识别文件编码"),
 ])
 def test_a_corrupt_or_mislabelled_file_gets_a_clear_message_and_no_decisions_file(tmp_path, content, suffix, message):
     path = tmp_path / f"bad{suffix}"

@@ -182,6 +182,24 @@ def test_workbooks_are_built_in_a_worker_that_yields_the_cpu_to_readers():
     assert pool().submit(os.nice, 0).result(timeout=120) == min(os.nice(0) + BUILD_NICENESS, 19)
 
 
+def test_the_build_worker_ends_when_the_server_that_started_it_is_killed():
+    import os
+    import subprocess
+    import sys
+    import time
+
+    server = ("import os, sys\n"
+              "from povertyrules.web import exports\n"
+              "print(exports.pool().submit(os.getpid).result(timeout=120), flush=True)\n"
+              "os._exit(0)\n")  # gone without shutting its pool down, as a killed server is
+    worker = int(subprocess.run([sys.executable, "-c", server], capture_output=True, text=True, timeout=180,
+                                check=True).stdout)
+    deadline = time.time() + 30
+    while time.time() < deadline and os.path.exists(f"/proc/{worker}"):
+        time.sleep(0.2)
+    assert not os.path.exists(f"/proc/{worker}"), "the build worker outlived its server"
+
+
 def test_a_web_export_that_fails_half_way_leaves_no_partial_workbook(tmp_path, book, monkeypatch):
     from povertyrules.decisions import files
     from povertyrules.web.exports import build
@@ -204,3 +222,22 @@ def test_a_web_export_that_fails_half_way_leaves_no_partial_workbook(tmp_path, b
     with pytest.raises(OSError, match="disk full"):
         build(db, 1, "decisions", "zh", "", False, str(exports / "decisions.xlsx"))
     assert list(exports.iterdir()) == []
+
+
+def test_the_watchlist_and_review_workbooks_are_streamed_with_their_headers_frozen_and_identities_masked(
+        tmp_path, blocks):
+    from povertyrules.io.tables import write_table
+
+    people = pd.DataFrame({"户编号": [f"H{i:05d}" for i in range(1000)], "身份证号": ["11010119900307123X"] * 1000,
+                           "人均纯收入": np.arange(1000) * 1.5})
+    scale = pd.DataFrame({"乡镇": ["甲镇"], "户数": [1000]})
+    path = write_table(people, tmp_path / "watchlist.xlsx", sheet="监测名单", sheets={"规模": scale})
+
+    assert blocks == [400, 400, 200, 1]  # a block at a time, not one frame in xlsxwriter's memory
+    opened = openpyxl.load_workbook(path)
+    assert opened.sheetnames == ["监测名单", "规模"]
+    assert opened["监测名单"].freeze_panes == "A2" and opened["监测名单"].auto_filter.ref == "A1:C1001"
+    read = CalamineWorkbook.from_path(str(path)).get_sheet_by_name("监测名单").to_python()
+    assert len(read) == 1001 and read[1][0] == "H00000" and read[-1][2] == 999 * 1.5
+    assert {r[1] for r in read[1:]} == {"110101********123X"}  # masked, as every output is
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["watchlist.xlsx"]  # no temporary or spill file left

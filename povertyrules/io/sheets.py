@@ -64,6 +64,12 @@ def sniff(path: Path) -> str:
     lowered = head.lstrip(b"\xef\xbb\xbf \r\n\t").lower()
     if lowered.startswith((b"<html", b"<!doctype", b"<table", b"<?xml")):
         return "html"
+    if path.suffix.lower() in (".xlsx", ".xlsm", ".xls", ".ods"):  # a text table under a workbook's name is read
+        try:
+            decode(head[:-4] if len(head) == 2048 else head, str(path))  # (a character may straddle the cut)
+        except InputError:
+            raise InputError(f"文件名是{path.suffix}，但内容不是Excel工作簿，也不是文本表格",
+                             f"named {path.suffix} but neither a workbook nor a text table", file=str(path)) from None
     return "csv"
 
 

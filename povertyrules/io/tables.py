@@ -161,11 +161,20 @@ def _write_now(frame: pd.DataFrame, path: Path, sheet: str, sheets: dict[str, pd
             pacsv.write_csv(table, sink)
     elif suffix == ".parquet":
         frame.to_parquet(path, index=False)
-    elif suffix == ".xlsx":
-        with pd.ExcelWriter(path, engine="xlsxwriter") as writer:
-            frame.to_excel(writer, index=False, sheet_name=sheet)
-            for name, extra in (sheets or {}).items():
-                extra.to_excel(writer, index=False, sheet_name=name)
+    elif suffix == ".xlsx":  # streamed a block at a time, header frozen, widths and filters set
+        from povertyrules.decisions.files import _width
+        from povertyrules.decisions.workbook import Workbook
+
+        book = Workbook(path)
+        try:
+            for name, table in {sheet: frame, **(sheets or {})}.items():
+                written = book.add_sheet(name, list(table.columns), [_width(c, table[c]) for c in table.columns])
+                written.append(table)
+                written.finish()  # the next sheet streams into the zip too (not spilled beside this one)
+        except BaseException:
+            book.abort()
+            raise
+        book.close()
 
 
 class TableWriter:

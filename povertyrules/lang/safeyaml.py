@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from povertyrules.errors import RuleError
+
+T = TypeVar("T")
 
 MAX_BYTES = 2_000_000  # the largest shipped rule file is ~20 kB
 MAX_DEPTH = 40  # nesting of mappings and sequences
@@ -110,3 +113,18 @@ def load(path: Path | str) -> Any:
     except OSError as exc:
         raise RuleError(f"cannot read: {exc.strerror}", file=str(path)) from None
     return loads(text, str(path))
+
+
+def load_folder(folder: Path, load: Callable[[Path], T], kind: str) -> dict[str, T]:
+    """Every ``*.yaml`` file of `folder` read by `load`, by the name each declares (a name declared twice is a
+    `RuleError` naming the second file; a missing folder holds none)."""
+    if not folder.is_dir():
+        return {}
+    loaded: dict[str, T] = {}
+    for path in sorted(folder.glob("*.yaml")):
+        item = load(path)
+        name = item.name  # type: ignore[attr-defined]
+        if name in loaded:
+            raise RuleError(f"{kind} '{name}' is defined twice", file=str(path))
+        loaded[name] = item
+    return loaded

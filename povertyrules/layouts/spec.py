@@ -132,15 +132,7 @@ def header_keys(header: str) -> tuple[str, str]:
 
 
 def load_layouts(folder: Path) -> dict[str, Layout]:
-    if not folder.is_dir():
-        return {}
-    layouts = {}
-    for path in sorted(folder.glob("*.yaml")):
-        layout = load_layout(path)
-        if layout.name in layouts:
-            raise RuleError(f"layout '{layout.name}' is defined twice", file=str(path))
-        layouts[layout.name] = layout
-    return layouts
+    return safeyaml.load_folder(folder, load_layout, "layout")
 
 
 def load_layout(path: Path) -> Layout:

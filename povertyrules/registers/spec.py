@@ -119,15 +119,7 @@ class Register:
 
 
 def load_registers(folder: Path) -> dict[str, Register]:
-    if not folder.is_dir():
-        return {}
-    registers: dict[str, Register] = {}
-    for path in sorted(folder.glob("*.yaml")):
-        register = load_register(path)
-        if register.name in registers:
-            raise RuleError(f"register '{register.name}' is defined twice", file=str(path))
-        registers[register.name] = register
-    return registers
+    return safeyaml.load_folder(folder, load_register, "register")
 
 
 def load_register(path: Path) -> Register:

@@ -121,3 +121,20 @@ def pool() -> ProcessPoolExecutor:
 def _yield_to_readers() -> None:
     with contextlib.suppress(AttributeError, OSError):  # os.nice is POSIX only
         os.nice(BUILD_NICENESS)
+    _end_with_parent()
+
+
+def _end_with_parent(every: float = 2.0) -> None:
+    """End this worker when the server that started it is gone. A worker waits on a pipe whose writing end it
+    holds itself, so a server that was killed (not shut down) would otherwise leave it waiting for ever."""
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
