@@ -309,6 +309,24 @@ def create_app(db: str | None = None, show_identities: bool = False, require_log
     explainer = Explainer(engine)  # concurrent readers' explanations are worked out together
     explained = explainer.explained
 
+    def warm() -> None:
+        """At start-up (in every worker process): the latest run's rule set rebuilt from its snapshot, one of
+        its decisions explained and the household page's template compiled, so that the first readers of a
+        fresh server do not all wait while that is done (about a second). Whatever fails here fails again,
+        and is answered, on the page that needs it."""
+        try:
+            run_id = latest_run()
+            templates.get_template("household.html")
+            if run_id is None:
+                return
+            book_of(run_id)
+            with Session(engine) as session:
+                first = session.execute(select(func.min(Decision.id)).where(Decision.run_id == run_id)).scalar()
+            if first is not None:
+                explained(int(first))
+        except Exception:  # (the page that needs it reports it)
+            return
+
     def explanation(decision: Decision) -> dict[str, Any]:
         return explained(int(decision.id))
 
@@ -486,6 +504,7 @@ def create_app(db: str | None = None, show_identities: bool = False, require_log
             raise HTTPException(404, "未找到该运行 / run not found") from None
 
     app.add_middleware(_Wrapped, wrap=harden)  # (where `@app.middleware("http")` would have put it)
+    warm()
     return app
 
 
