@@ -85,6 +85,25 @@ def test_every_read_is_logged_with_who_when_and_which_household(store):
         connection.execute(text("DELETE FROM accesslog"))
 
 
+def test_an_identity_number_read_or_searched_for_is_not_kept_in_the_access_log(tmp_path):
+    import re
+
+    from povertyrules.datasets.layouts import valid_id
+
+    number = valid_id("11010519491231002")
+    db = str(tmp_path / "a.db")
+    record_run(connect(db), score(households({"household_id": number}, {}), keep_records=True), "x.csv")
+    client = TestClient(create_app(db))
+    assert client.get(f"/household/{number}").status_code == 200
+    answer = client.get(f"/api/households?q={number}").json()
+    assert number not in str(answer) and answer["total"] == 1  # found, and not echoed back either
+    with connect(db).connect() as connection:
+        rows = [tuple(r) for r in connection.execute(text("SELECT path, household_id FROM accesslog"))]
+    assert len(rows) == 2 and not re.search(r"\d{15,}", str(rows)), rows
+    shown = runner.invoke(app, ["access-log", "--db", db, "--household", number])
+    assert shown.exit_code == 0 and shown.output.count("/household/") == 1  # still found by the number
+
+
 def test_on_loopback_reads_are_logged_as_local(store):
     client = TestClient(create_app(store))
     assert client.get("/household/h1").status_code == 200

@@ -81,3 +81,40 @@ def test_writers_produce_the_whole_table_under_the_final_name_only(tmp_path, suf
     assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
     write_table(frame, tmp_path / f"w{suffix}")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, f"w{suffix}"])
+
+
+@pytest.mark.parametrize("source", ["roster.csv", "roster.errors.csv"])
+def test_scoring_a_file_onto_itself_is_refused_and_the_roster_is_left_as_it_was(tmp_path, source):
+    """`-o roster.csv` for roster.csv itself, or for roster.errors.csv (where the errors of OUT go)."""
+    roster = tmp_path / "roster.csv"
+    read_table(SAMPLE).head(30).to_csv(roster, index=False)
+    before = roster.read_bytes()
+    (tmp_path / source).write_bytes(before)
+    result = runner.invoke(app, ["score", str(tmp_path / source), "-o", str(roster)])
+    assert result.exit_code == 2 and "覆盖原表" in result.output and "would overwrite" in result.output
+    assert "Traceback" not in result.output
+    assert all(p.read_bytes() == before for p in tmp_path.iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({"roster.csv", source})  # nothing else written
+
+
+@pytest.mark.parametrize("output", ["folder.xlsx", "a-file.txt/decisions.csv"])
+def test_an_output_that_cannot_be_written_is_a_message_not_a_traceback_and_leaves_no_temporary_file(tmp_path,
+                                                                                                     output):
+    (tmp_path / "folder.xlsx").mkdir()
+    (tmp_path / "a-file.txt").write_text("x")
+    result = runner.invoke(app, ["score", str(SAMPLE), "-o", str(tmp_path / output)])
+    assert result.exit_code == 2, result.output
+    assert "error:" in result.output and "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert ("文件夹" in result.output) if output == "folder.xlsx" else ("无法读写文件" in result.output)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a-file.txt", "folder.xlsx"]
+
+
+def test_a_file_with_no_year_and_no_year_given_stops_with_one_message_and_writes_nothing(tmp_path):
+    roster = tmp_path / "roster.csv"
+    read_table(SAMPLE).head(20).drop(columns=["年度"]).to_csv(roster, index=False)
+    result = runner.invoke(app, ["score", str(roster), "-o", str(tmp_path / "d.xlsx")])
+    assert result.exit_code == 2 and "--year" in result.output and "年度" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["roster.csv"]
+    given = runner.invoke(app, ["score", str(roster), "-o", str(tmp_path / "d.xlsx"), "--year", "2020"])
+    assert given.exit_code == 0 and (tmp_path / "d.xlsx").exists()

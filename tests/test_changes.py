@@ -107,11 +107,13 @@ def test_the_decisive_reason_comes_first_and_is_the_rule_that_gave_the_outcome(t
     from povertyrules.store.runs import decisions_frame
 
     frame = synth(300, seed=11, members=False, bad_rate=0.0, blank_rate=0.03).households
+    frame.loc[0, ["year", "registered_status", "members", "net_income", "rigid_expenditure"]] = \
+        ["2020", "poor", "2", "20000", None]  # registered poor, above the monitoring line, spending unknown
     engine = connect(str(tmp_path / "a.db"))
     run_id = record_run(engine, score(frame, keep_records=True), "synth.csv")
     stored = get_run(engine, run_id)
     book = snapshot_rulebook(stored)
-    seen = set()
+    seen, agreeing = set(), set()
     for hid in decisions_frame(engine, run_id)["household_id"][:120]:
         decision = decision_of(engine, hid, run_id)
         explanation = explain_stored(stored, decision, reasons_of(engine, hid, run_id)).to_dict()
@@ -122,16 +124,22 @@ def test_the_decisive_reason_comes_first_and_is_the_rule_that_gave_the_outcome(t
             if name in explanation["decision"]:
                 assert section["outcome"] == book.decisions[name].label(explanation["decision"][name] or "", "zh")
             decisive = [r for r in section["reasons"] if r["decisive"]]
+            review = section["outcome"] == book.decisions[name].label("review", "zh")
+            assert decisive or review, (hid, name)  # a decided outcome always names what decided it
             if not decisive:
                 continue
-            assert len(decisive) == 1 and section["reasons"][0] is decisive[0]
-            rule = book.rules[decisive[0]["rule_id"]]
-            review = section["outcome"] == book.decisions[name].label("review", "zh")
-            assert decisive[0]["verdict"] == ("unknown" if review else "true")
-            if not review:
-                assert book.decisions[name].label(rule.outcome or "", "zh") == section["outcome"]
+            assert section["reasons"][:len(decisive)] == decisive  # first
+            if len(decisive) > 1:  # no rule known to hold, every rule that may apply agrees (see `agreeing`)
+                assert not review and {r["verdict"] for r in decisive} == {"unknown"}
+                agreeing.add(name)
+            else:
+                assert decisive[0]["verdict"] == ("unknown" if review else "true")
+            for reason in decisive if not review else []:
+                assert book.decisions[name].label(book.rules[reason["rule_id"]].outcome or "", "zh") == \
+                    section["outcome"]
             seen.add((name, section["outcome"]))
     assert len(seen) >= 6  # several outcomes of several decisions were checked
+    assert agreeing  # and outcomes decided by rules that agree
 
 
 def test_explaining_households_together_gives_each_the_answer_it_gets_alone(tmp_path):

@@ -240,3 +240,11 @@ def test_the_earlier_chinese_headers_are_still_read(tmp_path):
         assert decided["identification"] == "excluded"
         assert "在国家机关或国有企事业单位工作且有稳定工资收入" in decided["reasons"]
         assert "财政供养" not in decided["reasons"]
+
+
+@pytest.mark.parametrize(("value", "shown"), [("abc", "“abc”不是数字"), ("1e999", "取值无效")])
+def test_a_bad_what_if_value_is_one_bilingual_line_not_a_validation_dump(tmp_path, value, shown):
+    result = run("score", SAMPLE, "-o", tmp_path / "d.csv", "--set", f"monitoring_multiplier={value}")
+    assert result.exit_code == 2 and shown in result.output and "monitoring_multiplier" in result.output
+    assert "pydantic" not in result.output and "validation error" not in result.output
+    assert len(result.output.strip().splitlines()) <= 3

@@ -65,3 +65,22 @@ def test_rows_with_the_same_codes_share_a_number_and_the_first_row_of_each_is_fo
             assert (number[i] == number[j]) == (rows[i] == rows[j])
     for k, row in enumerate(first):
         assert number[row] == k and rows.index(rows[row]) == row
+
+
+def test_an_outcome_no_rule_is_known_to_decide_but_every_possible_rule_agrees_on_cites_those_rules():
+    from povertyrules import score
+    from povertyrules.lang.rulebook import load_rulebook
+
+    from .conftest import households
+
+    book = load_rulebook()
+    frame = households({"registered_status": "poor", "rigid_expenditure": None},  # spending unknown
+                       {"registered_status": "poor"})  # everything known: no risk
+    for lang in ("zh", "en"):
+        decisions = score(frame, rules=book, lang=lang).decisions.set_index("household_id")
+        assert decisions["monitoring"].tolist() == ["none", "none"]
+        unknown, known = (line.split(";")[2] for line in decisions["reasons"])
+        rules = [book.rules[r] for r in ("mon_no_risk", "mon_registered_poor")]
+        shown = [r.description.zh for r in rules] if lang == "zh" else [r.id for r in rules]
+        assert unknown.startswith("MON-2,MON-1 ") and all(text in unknown for text in shown), unknown
+        assert known.startswith("MON-2 ") and shown[1] not in known, known  # one rule known to decide

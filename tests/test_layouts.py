@@ -23,6 +23,8 @@ from povertyrules.layouts.prepare import account, prepare
 from povertyrules.privacy import mask_text as mask_identities
 from povertyrules.scoring import score
 
+from .conftest import SAMPLE
+
 runner = CliRunner()
 BOOK = load_rulebook()
 
@@ -234,7 +236,18 @@ def test_a_file_with_no_recognisable_header_names_the_layouts_tried(tmp_path):
     path.write_text("a,b,c\n1,2,3\n", encoding="utf-8")
     with pytest.raises(InputError) as error:
         prepare(path, BOOK)
-    assert "national_export" in str(error.value) and "--layout" in str(error.value)
+    assert "national_export" in error.value.en and "--layout" in str(error.value)
+    assert "全县全字段" in error.value.zh and not re.search(r"[a-z]+_[a-z_]+", error.value.zh)  # no layout ids
+
+
+@pytest.mark.parametrize("dropped", ["家庭年纯收入", "户编号"])
+def test_a_county_file_missing_a_header_its_layout_needs_is_told_which(tmp_path, dropped):
+    path = tmp_path / "x.csv"
+    read_table(SAMPLE).head(10).drop(columns=[dropped]).to_csv(path, index=False)
+    with pytest.raises(InputError) as error:
+        prepare(path, BOOK)
+    assert error.value.column == dropped and f"没有“{dropped}”列" in error.value.zh
+    assert not re.search(r"[a-z]+_[a-z_]+", error.value.zh)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -21,7 +21,9 @@ from .conftest import households
 POOR = {"net_income": "6000", "net_income_last_year": "5800", "four_look_score": "40"}  # 3,000 a head, 40 points
 RICH = {"net_income": "20000", "net_income_last_year": "19000", "four_look_score": "75"}
 COUNTY = households(
-    {"household_id": "h1", "township": "甲乡", "village": "一村", "registered_status": "poor", **RICH},
+    {"household_id": "h1", "township": "甲乡", "village": "一村", "registered_status": "poor", "clothing_secure": "否",
+     **RICH},  # not poor by the rules, and not meeting the exit criteria either: 错评
+    {"household_id": "h10", "township": "甲乡", "village": "一村", "registered_status": "poor", **RICH},  # may exit
     {"household_id": "h2", "township": "甲乡", "village": "一村", "registered_status": "poor", **POOR},
     {"household_id": "h3", "township": "甲乡", "village": "二村", "registered_status": "none", **POOR},
     {"household_id": "h4", "township": "甲乡", "village": "二村", "registered_status": "none", **RICH},
@@ -53,10 +55,12 @@ def test_each_check_flags_the_households_whose_record_disagrees_with_the_rules(s
     # the rules' own decisions, read back, are what the records are compared with
     assert decided.loc["h1", "identification"] == "not_poor" and decided.loc["h9", "identification"] == "excluded"
     assert decided.loc["h3", "identification"] == "poor"
-    assert _flagged(result) == {"wrongly_identified": {"h1", "h9"}, "missed": {"h3"}, "wrongly_exited": {"h5"}}
+    assert decided.loc["h10", "exit"] == "eligible" and decided.loc["h1", "exit"] == "not_eligible"
+    assert _flagged(result) == {"wrongly_identified": {"h1", "h9"}, "due_to_exit": {"h10"}, "missed": {"h3"},
+                                "wrongly_exited": {"h5"}}  # a registered household that may exit is not 错评
     summary = result.summary("en").set_index("check")
-    assert summary.loc["suspected wrongly identified", "households checked"] == 3  # h1, h2, h9 recorded poor
-    assert summary.loc["suspected wrongly identified", "rate"] == pytest.approx(2 / 3, abs=1e-4)
+    assert summary.loc["suspected wrongly identified", "households checked"] == 4  # h1, h2, h9, h10 recorded poor
+    assert summary.loc["suspected wrongly identified", "rate"] == pytest.approx(2 / 4, abs=1e-4)
     assert summary.loc["suspected wrongly exited", "households checked"] == 2  # h5, h6 exited in 2020
     # h8's record is blank: it cannot be checked, and is never counted as flagged
     assert summary.loc["suspected missed", "cannot be checked"] == 1
@@ -75,8 +79,8 @@ def test_counts_and_rates_per_township_and_village_with_blank_places_as_unfilled
     result = review(connect(stored))
     townships = result.by_place("township").set_index("乡镇")
     assert list(townships.index) == [*sorted(["甲乡", "乙镇", "未填"]), "合计"]
-    assert townships.loc["甲乡", "户数"] == 4 and townships.loc["未填", "疑似错评"] == 1
-    assert townships.loc["甲乡", "疑似错评·比例"] == pytest.approx(0.5)  # h1 of h1, h2
+    assert townships.loc["甲乡", "户数"] == 5 and townships.loc["未填", "疑似错评"] == 1
+    assert townships.loc["甲乡", "疑似错评·比例"] == pytest.approx(1 / 3, abs=1e-4)  # h1 of h1, h2, h10
     assert townships.loc["合计", "疑似错评"] == 2 and townships.loc["合计", "户数"] == len(COUNTY)
     villages = result.by_place("village")
     assert villages[villages["村"] == "二村"]["疑似漏评"].item() == 1
@@ -109,17 +113,29 @@ def test_the_review_command_prints_the_counts_and_writes_the_workbook(stored, tm
     out = tmp_path / "核查.xlsx"
     result = CliRunner().invoke(app, ["review", "--db", stored, "-o", str(out), "--link", "http://127.0.0.1:8000"])
     assert result.exit_code == 0, result.output
-    assert "疑似错评（ID-3, ID-2.3）：2 户，占核查范围 3 户的 66.7%" in result.output
+    assert "疑似错评（ID-3, ID-2.3）：2 户，占核查范围 4 户的 50.0%" in result.output
     assert not re.search(r"\b[a-z]+_[a-z_]+\b", result.output)  # no internal names in the Chinese output
     sheets = pd.read_excel(out, sheet_name=None, engine="calamine")
     assert list(sheets) == ["核查汇总", "分乡镇", "分村", "疑似问题户"]
     flagged = sheets["疑似问题户"]
-    assert sorted(flagged["户编号"]) == ["h1", "h3", "h5", "h9"]
+    assert sorted(flagged["户编号"]) == ["h1", "h10", "h3", "h5", "h9"]
     assert flagged["查看判定依据"].str.match(r"http://127\.0\.0\.1:8000/decision/\d+$").all()
     codes = r"\b(?:poor|not_poor|excluded|exited|none)\b"
     assert not flagged.drop(columns=["查看判定依据"]).astype(str).apply(lambda c: c.str.contains(codes)).any().any()
     english = CliRunner().invoke(app, ["核查", "1", "--db", stored, "--lang", "en"])
-    assert english.exit_code == 0 and "suspected wrongly identified (ID-3, ID-2.3): 2 of 3" in english.output
+    assert english.exit_code == 0 and "suspected wrongly identified (ID-3, ID-2.3): 2 of 4" in english.output
+
+
+@pytest.mark.parametrize("command", [["核查", "1"], ["watchlist", "--run", "1"], ["diff", "1", "1"]])
+def test_a_workbook_written_onto_the_store_it_reads_is_refused(stored, tmp_path, command):
+    import shutil
+
+    db = tmp_path / "copy.db"
+    shutil.copy(stored, db)
+    before = db.read_bytes()
+    result = CliRunner().invoke(app, [*command, "--db", str(db), "-o", str(db)])
+    assert result.exit_code == 2 and "覆盖原表" in result.output, result.output
+    assert db.read_bytes() == before
 
 
 READ_ONLY = [["review"], ["核查"], ["runs"], ["explain", "h1"], ["history", "h1"], ["diff", "1", "2"],

@@ -32,6 +32,18 @@ def _engine(db: str | None, household_id: str | None = None, must_exist: bool = 
     return engine
 
 
+def _keep_store(db: str | None, output: Path | None) -> None:
+    """Refuse an output file that would replace the SQLite store (or its journal or key) it is read from."""
+    from povertyrules.cli.common import refuse_overwriting
+    from povertyrules.store.database import database_url
+
+    url = database_url(db)
+    if output is not None and url.startswith("sqlite:///"):
+        store = Path(url.removeprefix("sqlite:///"))
+        refuse_overwriting([store, *(store.with_name(store.name + end) for end in ("-wal", "-shm", ".key"))],
+                           [output])
+
+
 def _not_found(exc: LookupError) -> None:
     console.print(f"[red]{escape(str(exc))}[/red]", highlight=False)
     raise typer.Exit(1)
@@ -176,6 +188,7 @@ def diff(
     from povertyrules.store.runs import NotFound
 
     try:
+        _keep_store(db, output)
         changes = diff_runs(_engine(db), run_a, run_b)
     except NotFound as exc:
         _not_found(exc)
@@ -201,6 +214,7 @@ def watchlist(
     from povertyrules.io.tables import write_table
     from povertyrules.store.reports import watchlist as build
 
+    _keep_store(db, output)
     households, scale = build(_engine(db), run, county, township, tuple(deep_poverty or ()))
     write_table(households, output, sheet="watchlist", sheets={"scale": scale})
     console.print(f"{len(households)} monitored households → {escape(str(output))}", highlight=False)
@@ -242,6 +256,7 @@ def review(
     from povertyrules.store.runs import NotFound
 
     try:
+        _keep_store(db, output)
         result = build(_engine(db), run, checks)
     except NotFound as exc:
         _not_found(exc)

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from povertyrules.errors import PovertyRulesError
+from povertyrules.errors import InputError, PovertyRulesError
 from povertyrules.lang import safeyaml
 
 
@@ -42,8 +42,33 @@ def fail_on_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except PovertyRulesError as exc:
             console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
+        except OSError as exc:  # a file that cannot be read or written: the system's reason, no traceback
+            name = exc.filename if exc.filename is not None else ""
+            reason = exc.strerror or exc.__class__.__name__
+            message = f"无法读写文件 {name}（{reason}）/ cannot read or write {name}: {reason}"
+            console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
 
     return wrapper
+
+
+def refuse_overwriting(inputs: list[Path | None], outputs: list[Path]) -> None:
+    """Stop before any work if an output file would replace one of the input files (a county's only copy of
+    its roster scored onto itself), or if an output's name is a folder."""
+    def same(a: Path, b: Path) -> bool:
+        try:
+            return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+        except OSError:
+            return False
+
+    for output in outputs:
+        if output.is_dir():
+            raise InputError("输出文件名是一个文件夹", "the output is a folder", file=str(output))
+        for source in (Path(str(i).partition("#")[0]) for i in inputs if i is not None):
+            if same(output, source):
+                raise InputError("输出文件就是输入文件，写出会覆盖原表；请另取一个输出文件名",
+                                 "the output is an input file and would overwrite it; choose another output name",
+                                 file=str(output))
 
 
 RulesOption = Annotated[Path | None, typer.Option("--rules", help="Rules folder (default: the rules the run was "

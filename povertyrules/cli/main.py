@@ -10,7 +10,14 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from povertyrules.cli import access, audit, datasets, inspect, monitor, notebook, procedure, rules, store
-from povertyrules.cli.common import MaskingConsole, ProvinceOption, fail_on_errors, parse_sets, summary_table
+from povertyrules.cli.common import (
+    MaskingConsole,
+    ProvinceOption,
+    fail_on_errors,
+    parse_sets,
+    refuse_overwriting,
+    summary_table,
+)
 from povertyrules.decisions.files import DecisionWriter, side_file
 from povertyrules.errors import PovertyRulesError
 from povertyrules.io.tables import write_table
@@ -42,6 +49,7 @@ def main(show_identities: Annotated[bool, typer.Option(
     reveal(show_identities)
 
 PROGRESS_FROM = 100_000  # rows; smaller inputs finish before a bar would help
+SIDE_FILES = ("errors", "skipped", "checks", "evidence", "contradictions", "unmatched")  # written beside OUT
 
 
 @app.command()
@@ -87,8 +95,17 @@ def score(
     from povertyrules.scoring import resolve_rules
     from povertyrules.scoring import score as run_score
 
+    refuse_overwriting([input, members, *(join or []), *(register or [])],
+                       [output, *(output.with_name(f"{output.stem}.{side}{output.suffix}") for side in SIDE_FILES)])
+
     book = resolve_rules(rules_dir, parse_sets(set_), override, province)
     prepared = _prepare(prepare, input, book, layout, join, members)
+    if year is None and len(prepared.frame) and _blank(prepared.frame.get("year")):
+        from povertyrules.errors import InputError
+
+        raise InputError("表中没有“年度”列或年度全部为空：请用 --year 指定评估年度（例如 --year 2020）",
+                         "the file has no year, or every year is blank: give the evaluation year with --year "
+                         "(e.g. --year 2020)", file=str(input), column="year")
     registered = None
     if register:
         from povertyrules.cli.registers import attach
@@ -190,6 +207,11 @@ def serve(
     os.environ[SERVED] = json.dumps({"db": db, "show_identities": show_identities, "require_login": require_login})
     uvicorn.run("povertyrules.web.app:served_app", factory=True, workers=workers, host=host, port=port,
                 log_level="warning")
+
+
+def _blank(column: pd.Series | None) -> bool:
+    """No value at all in `column` (absent, or every cell blank)."""
+    return column is None or not column.astype("string").str.strip().fillna("").str.len().gt(0).any()
 
 
 def _prepare(prepare, input: Path, *args):

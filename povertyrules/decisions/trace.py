@@ -100,6 +100,20 @@ def decisive(book: RuleBook, decision: str, code: int) -> tuple[list[str], str |
     return path, unknown[0] if unknown else None
 
 
+def agreeing(book: RuleBook, decision: str, code: int) -> list[str]:
+    """The outcome rules of a decision that no rule is known to decide, but whose rules that may apply all give
+    the same outcome (each unknown, each with that outcome): together they decide it. Empty otherwise."""
+    table = outcome_table(book, decision)
+    res = table.resolve(code)
+    if res.decided is None:
+        return []
+    states = dict(zip((r.id for r in table.rules), table.states(code), strict=True))
+    path = [r.id for r in table.rules if r.id in res.cited]
+    if any(states[r] == TRUE and (book.rules[r].outcome or "") == res.decided for r in path):
+        return []
+    return [r for r in path if states[r] == UNKNOWN and (book.rules[r].outcome or "") == res.decided]
+
+
 def main_reasons(result: Evaluation, decisions: list[str], lang: str) -> tuple[pa.Array, pa.Array]:
     """(a one-line main reason, the clause ids of the decisive path) per row, in `lang`.
 
@@ -131,6 +145,15 @@ def _main_line(book: RuleBook, name: str, code: int, rule_id: str | None, lang: 
     value = res.decided if res.decided is not None else "review"
     label = decision.label(value, lang)
     if rule_id is None:
+        together = [book.rules[r] for r in agreeing(book, name, code)]
+        if together:  # no rule known to hold, but every one that may gives this outcome
+            from povertyrules.decisions.files import labels
+
+            note = labels()["agreeing"][lang]
+            cited = ",".join(dict.fromkeys(c for r in together for c in r.clauses))
+            if lang == "zh":
+                return f"{cited} {'；'.join(r.description.zh for r in together)}：{note} → {label}"
+            return f"{cited} {' / '.join(r.id for r in together)}: {note} → {value or '(blank)'} ({label})"
         return f"{getattr(decision.description, lang)}: {label}" if lang == "en" else \
             f"{decision.description.zh}：{label}"
     rule = book.rules[rule_id]

@@ -113,7 +113,11 @@ def _publish(temporary: Path, path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-    os.replace(temporary, path)
+    try:
+        os.replace(temporary, path)
+    except OSError:  # e.g. the name is a folder: nothing half-done is left beside it
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 @contextlib.contextmanager

@@ -137,8 +137,17 @@ def parse_override_values(raw: Any, file: str, name: str) -> tuple[dict[dt.date,
             DatedValue.model_validate(v if isinstance(v, dict) else {"value": v, "source": file})
             for key, v in raw.items()
         }, replace
-    except (ValidationError, ValueError) as exc:
-        raise RuleError(f"bad override values for parameter '{name}': {exc}", file=file) from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        given = first.get("input")
+        if first.get("type") in ("float_parsing", "bool_parsing", "float_type", "bool_type"):
+            raise RuleError(f"参数“{name}”的取值“{given}”不是数字（也不是“是/否”）/ parameter '{name}': "
+                            f"'{given}' is not a number (nor true/false)", file=file) from None
+        reason = first.get("msg", "").removeprefix("Value error, ")
+        raise RuleError(f"参数“{name}”的取值无效 / bad value for parameter '{name}': {reason}", file=file) from None
+    except ValueError as exc:  # a date key that is not YYYY-MM-DD
+        raise RuleError(f"参数“{name}”的生效日期须为 YYYY-MM-DD / parameter '{name}': a date must be YYYY-MM-DD "
+                        f"({exc})", file=file) from None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -54,10 +54,7 @@ def find_table(grid: Grid, layouts: dict[str, Layout], forced: Layout | None = N
                 if best is None or score > best[0] or (score == best[0] and levels < best[1]):
                     best = (score, levels, layout, index, headers)
     if best is None or best[0] == 0:
-        names = "、".join(sorted(layouts)) if not forced else forced.name
-        raise InputError(f"未找到可识别的表头（已尝试的格式：{names}）；可用 --layout 指定格式",
-                         f"no recognisable header found (layouts tried: {', '.join(sorted(layouts))}); "
-                         "use --layout to name one", file=grid.file)
+        raise _no_header(grid, candidates)
     _, levels, layout, index, headers = best
     columns, unrecognised = match_columns(headers, layout)
     missing = [f for f in (layout.key,) if f not in columns]
@@ -71,6 +68,35 @@ def find_table(grid: Grid, layouts: dict[str, Layout], forced: Layout | None = N
                      if any(grid.cells[i])]
     table.skipped += [(grid.rows[i], "blank", "") for i in range(index) if not any(grid.cells[i])]
     return table
+
+
+def _no_header(grid: Grid, candidates: list[Layout]) -> InputError:
+    """The error for a file no layout recognises: the closest layout and the headers it lacks (a county file
+    with one required column renamed or deleted), else the layouts tried — by their descriptions."""
+    closest: tuple[int, Layout, list[str]] | None = None
+    for index in range(min(HEADER_SEARCH, len(grid.cells))):
+        for levels in (1, 2):
+            headers = flatten(grid, index, levels)
+            if headers is None:
+                continue
+            keys = {k for h in headers for k in _keys(h)}
+            for layout in candidates:
+                lacking = [spellings[0] for spellings in layout.recognise if not any(r in keys for r in spellings)]
+                found = len(layout.recognise) - len(lacking)
+                if found and (closest is None or found > closest[0]):
+                    closest = (found, layout, lacking)
+    if closest is not None and closest[2]:
+        _, layout, lacking = closest
+        zh, en = "”“".join(lacking), "', '".join(lacking)
+        return InputError(f"未找到可识别的表头：最接近“{layout.description.zh}”，但表中没有“{zh}”列；"
+                          f"可用 --layout 指定格式", f"no recognisable header: closest to the {layout.name} layout "
+                          f"({layout.description.en}), but the table has no '{en}' column; use --layout to name "
+                          f"one", file=grid.file, column=lacking[0])
+    tried = sorted(candidates, key=lambda layout: layout.name)
+    described = "；".join(t.description.zh for t in tried)
+    return InputError(f"未找到可识别的表头（已尝试：{described}）；可用 --layout 指定格式",
+                      f"no recognisable header found (layouts tried: {', '.join(t.name for t in tried)}); "
+                      "use --layout to name one", file=grid.file)
 
 
 def recognised(headers: list[str], layout: Layout) -> bool:

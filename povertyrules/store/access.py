@@ -19,7 +19,7 @@ from sqlalchemy import Engine, insert, select
 from sqlmodel import Field, Session, SQLModel
 
 from povertyrules.errors import PovertyRulesError
-from povertyrules.store.database import retrying
+from povertyrules.store.database import retrying, stored_form
 
 _N, _R, _P = 2**14, 8, 1
 
@@ -97,8 +97,14 @@ def _entry(user: str, client: str | None, method: str, path: str, household_id: 
 
 
 def _write(engine: Engine, entries: list[dict]) -> None:
-    """Append the entries in one transaction (one statement for all of them: no ORM object per read)."""
+    """Append `entries` in one transaction (one statement for all of them: no ORM object per read); an identity
+    or phone number in a path or household id is kept as the store keeps every other one (masked form and keyed
+    hash, `stored_form`): a log of who searched for which ID number must not itself hold the number."""
+    from urllib.parse import unquote
+
     table = AccessLog.__table__
+    entries = [{**e, "path": stored_form(engine, unquote(e["path"]))[:500],
+                "household_id": stored_form(engine, e["household_id"])} for e in entries]
 
     def write() -> None:
         with engine.begin() as connection:
@@ -148,5 +154,5 @@ def access_log(engine: Engine, household_id: str | None = None, limit: int = 100
     with Session(engine) as session:
         query = select(AccessLog).order_by(AccessLog.id.desc()).limit(limit)
         if household_id:
-            query = query.where(AccessLog.household_id == household_id)
+            query = query.where(AccessLog.household_id == stored_form(engine, household_id))
         return list(session.execute(query).scalars())

@@ -14,7 +14,7 @@ import string
 from functools import cache
 from typing import Any
 
-from povertyrules.decisions.trace import decisive, verdicts_of
+from povertyrules.decisions.trace import agreeing, decisive, verdicts_of
 from povertyrules.engines.outcomes import FALSE, TRUE, UNKNOWN, outcome_table
 from povertyrules.lang import expr as ex
 from povertyrules.lang.rulebook import REVIEW, RuleBook
@@ -93,16 +93,17 @@ def readable_reasons(book: RuleBook, trace: str, trace_rules: list[str], outcome
             decided = decisive(book, name, code)[1]
             resolved = table.resolve(code).decided
             value = REVIEW if resolved is None else resolved
-        first = [r for r in mine if r["rule_id"] == decided]
-        if decided is not None:
-            linked = _criteria_of(book, decided)
-            first += [r for r in mine if r["rule_id"] in linked]
+        deciding = [decided] if decided is not None else agreeing(book, name, code) if verdicts else []
+        first = [r for r in mine if r["rule_id"] in deciding]  # the deciding rule, or the rules that agree
+        for rule in deciding:
+            linked = _criteria_of(book, rule)
+            first += [r for r in mine if r["rule_id"] in linked and r not in first]
         rest = [r for r in mine if r not in first]
         sections.append({
             "decision": name, "name": decision_name(name, lang),
             "outcome": book.decisions[name].label(value or "", lang),
             "reasons": [{"rule_id": r["rule_id"], "mark": MARK.get(r["verdict"], "?"), "verdict": r["verdict"],
-                         "decisive": r["rule_id"] == decided, "clause": r["clause"],
+                         "decisive": r["rule_id"] in deciding, "clause": r["clause"],
                          "text": _line(book, r, lang)} for r in first + rest],
         })
     return sections

@@ -390,7 +390,7 @@ def create_app(db: str | None = None, show_identities: bool = False, require_log
     def api_search(q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY)], page: Page = 1,
                    lang: str = "en") -> dict:
         rows, total = search(q, page, lang)
-        return {"query": q, "page": page, "page_size": PAGE_SIZE, "total": total, "households": rows}
+        return {"query": protect(q), "page": page, "page_size": PAGE_SIZE, "total": total, "households": rows}
 
     @app.get("/api/households/{household_id}", summary="A household's decision, reasons, clauses, history")
     def api_household(household_id: HouseholdId, run: OptionalRun = None, lang: str = "en") -> dict:
