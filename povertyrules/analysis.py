@@ -39,10 +39,33 @@ def load_decisions(source: str | Path, run: int | None = None) -> pd.DataFrame:
         from povertyrules.store.runs import decisions_frame
 
         return decisions_frame(connect(text, must_exist=True), run)
-    frame = read_table(source)
+    frame = _as_codes(read_table(source))
     for column in ("poverty_line", "monitoring_line", "per_capita_income", "four_look_score"):
         if column in frame:
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    return frame
+
+
+def _as_codes(frame: pd.DataFrame) -> pd.DataFrame:
+    """A decisions file written for a Chinese reader (`--lang zh`) read back with the contract's names and
+    status codes, as a ``--lang en`` file and the store give them; other files are returned as they are."""
+    from povertyrules.decisions.files import labels
+    from povertyrules.lang.rulebook import load_rulebook
+
+    names = labels()
+    headers = {zh: en for en, zh in names["columns"].items() if zh}
+    if not any(c in headers for c in frame.columns):
+        return frame
+    frame = frame.rename(columns=headers)
+    book = load_rulebook()
+    for name, decision in book.decisions.items():
+        if name in frame:
+            codes = {decision.label(v, "zh"): v for v in [*decision.values, "review"]}
+            frame[name] = frame[name].map(lambda v, codes=codes: codes.get(v, v) if isinstance(v, str) else v)
+    for column, mapping in names["values"].items():
+        if column in frame:
+            codes = {label: code for code, label in mapping.items()}
+            frame[column] = frame[column].map(lambda v, codes=codes: codes.get(v, v) if isinstance(v, str) else v)
     return frame
 
 

@@ -248,3 +248,20 @@ def test_a_bad_what_if_value_is_one_bilingual_line_not_a_validation_dump(tmp_pat
     assert result.exit_code == 2 and shown in result.output and "monitoring_multiplier" in result.output
     assert "pydantic" not in result.output and "validation error" not in result.output
     assert len(result.output.strip().splitlines()) <= 3
+
+
+@pytest.mark.parametrize(("lang", "sheet"), [("zh", "无法读取的行"), ("en", "errors")])
+def test_the_errors_workbook_is_named_in_the_readers_language_with_its_header_frozen(tmp_path, lang, sheet):
+    import openpyxl
+
+    assert run("score", SAMPLE, "-o", tmp_path / "d.xlsx", "--lang", lang).exit_code == 0
+    book = openpyxl.load_workbook(tmp_path / "d.errors.xlsx")
+    assert book.sheetnames == [sheet] and book.active.freeze_panes == "A2" and book.active.auto_filter.ref
+
+
+@pytest.mark.parametrize("command", [["score", str(SAMPLE), "-o", "x.csv"], ["explain", "h1"], ["核查"]])
+def test_a_language_other_than_zh_or_en_is_refused_not_read_as_english(command, tmp_path):
+    result = run(*command, "--lang", "fr", "--db", str(tmp_path / "none.db")) if command[0] != "score" else \
+        run(*command, "--lang", "fr")
+    assert result.exit_code == 2 and "zh 或 en" in result.output
+    assert not (tmp_path / "none.db").exists()

@@ -91,3 +91,20 @@ def test_a_cjk_font_installed_after_matplotlibs_cache_was_built_is_found(monkeyp
     stale = [f for f in font_manager.fontManager.ttflist if f.name not in pa.CJK_FONTS]  # the cache before
     monkeypatch.setattr(font_manager.fontManager, "ttflist", stale)
     assert pa.find_cjk_font() in pa.CJK_FONTS
+
+
+def test_a_chinese_decisions_workbook_loads_with_the_same_names_and_codes_as_an_english_file(tmp_path):
+    from typer.testing import CliRunner
+
+    import povertyrules.analysis as pa
+    from povertyrules.cli.main import app
+
+    from .conftest import SAMPLE
+
+    for name, lang in (("zh.xlsx", "zh"), ("en.csv", "en")):
+        scored = CliRunner().invoke(app, ["score", str(SAMPLE), "-o", str(tmp_path / name), "--lang", lang])
+        assert scored.exit_code == 0
+    zh, en = pa.load_decisions(tmp_path / "zh.xlsx"), pa.load_decisions(tmp_path / "en.csv")
+    for column in ("household_id", "identification", "exit", "monitoring", "registered_status"):
+        assert zh[column].fillna("").astype(str).tolist() == en[column].fillna("").astype(str).tolist(), column
+    assert set(zh["identification"]) <= {"poor", "not_poor", "excluded", "review"}

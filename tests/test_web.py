@@ -95,6 +95,11 @@ def test_the_run_page_counts_statuses_and_offers_xlsx_downloads(store, tmp_path)
     summary = client.get("/api/runs/1").json()
     assert sum(summary["counts"]["identification"].values()) == summary["decided"]
     assert summary["by_township"]
+    for decision in ("identification", "exit", "monitoring"):  # a table each, readable without scrolling sideways
+        table = page[page.index(f'id="by-township-{decision}"'):]
+        table = table[:table.index("</table>")]
+        places = re.findall(r"<tr(?: class=\"total\")?><td>([^<]*)</td>", table)
+        assert places[-2:] == ["未填", "合计"] and places[:-2] == sorted(places[:-2]), places  # 未填 last
     for name in ("decisions", "watchlist"):
         response = client.get(f"/run/1/{name}.xlsx")
         assert response.status_code == 200
@@ -356,3 +361,29 @@ def test_serve_with_several_worker_processes_answers_and_stops_cleanly(store):
         server.terminate()
         server.wait(timeout=20)
     assert server.returncode is not None
+
+
+def test_a_page_that_is_not_there_is_a_page_in_the_readers_language_and_json_for_programs(store):
+    client = TestClient(create_app(store))
+    browser = {"accept": "text/html,application/xhtml+xml"}
+    for url, zh, en in (("/run/99", "未找到该运行", "run not found"), ("/nowhere", "未找到该页面", "Page not found")):
+        page = client.get(url, headers=browser)
+        assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+        assert zh in page.text and en not in page.text
+        assert en in client.get(url, params={"lang": "en"}, headers=browser).text
+    assert client.get("/api/runs/99").json() == {"detail": "未找到该运行 / run not found"}
+    assert client.get("/run/99").headers["content-type"] == "application/json"  # no browser: JSON as before
+
+
+def test_switching_language_keeps_the_query_and_a_page_past_the_end_shows_the_last(store):
+    from html import unescape
+
+    client = TestClient(create_app(store))
+    page = client.get("/", params={"q": "村", "page": 9999}).text
+    switch = unescape(re.search(r'id="lang-switch" href="([^"]+)"', page).group(1))
+    assert switch.startswith("/?") and "q=%E6%9D%91" in switch and switch.endswith("lang=en")
+    pages = re.search(r"(\d+)/(\d+)", page[page.index("</form>"):])
+    assert pages and pages.group(1) == pages.group(2)  # the last page, not an empty one
+    number = "110105194912310021"
+    searched = client.get("/", params={"q": number}).text
+    assert number not in searched  # the switch link leaves a searched identity number out

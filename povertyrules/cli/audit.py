@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from povertyrules.cli.common import MaskingConsole, fail_on_errors
+from povertyrules.cli.common import MaskingConsole, fail_on_errors, lang_choice
 
 console = MaskingConsole()
 DbOption = Annotated[str | None, typer.Option("--db", help="SQLite file or postgresql:// URL "
@@ -53,7 +53,7 @@ def _not_found(exc: LookupError) -> None:
 def explain(
     household_id: Annotated[str, typer.Argument(help="户编号 / household id")],
     run: Annotated[int | None, typer.Option(help="Run id (default: the latest run with this household).")] = None,
-    lang: Annotated[str, typer.Option(help="zh or en.")] = "zh",
+    lang: Annotated[str, typer.Option(help="zh or en.", callback=lang_choice)] = "zh",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     db: DbOption = None,
 ) -> None:
@@ -245,7 +245,7 @@ def review(
     checks: Annotated[Path | None, typer.Option(help="Checks file (default: rules/review/checks.yaml).")] = None,
     link: Annotated[str | None, typer.Option(help="Base address of `povertyrules serve` (e.g. "
                                                   "http://127.0.0.1:8000): each household links to its page.")] = None,
-    lang: Annotated[str, typer.Option(help="zh or en.")] = "zh",
+    lang: Annotated[str, typer.Option(help="zh or en.", callback=lang_choice)] = "zh",
     db: DbOption = None,
 ) -> None:
     """核查: where the county's records disagree with the rules — 疑似错评, 漏评, 错退, 漏监测, risk removals —

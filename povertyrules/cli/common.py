@@ -32,6 +32,13 @@ ProvinceOption = Annotated[str | None, typer.Option(
     help="Province (Chinese name, e.g. 云南省) whose monitoring line applies: rules/provinces/<name>.yaml.")]
 
 
+def lang_choice(value: str) -> str:
+    """`--lang`: zh or en (any other value is refused, not silently read as English)."""
+    if value not in ("zh", "en"):
+        raise typer.BadParameter(f"须为 zh 或 en，而不是“{value}” / must be zh or en, not '{value}'")
+    return value
+
+
 def fail_on_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     """Print a `PovertyRulesError` as a message (no traceback) and exit with status 2."""
 

@@ -14,11 +14,12 @@ from povertyrules.cli.common import (
     MaskingConsole,
     ProvinceOption,
     fail_on_errors,
+    lang_choice,
     parse_sets,
     refuse_overwriting,
     summary_table,
 )
-from povertyrules.decisions.files import DecisionWriter, side_file
+from povertyrules.decisions.files import DecisionWriter, side_file, side_sheet
 from povertyrules.errors import PovertyRulesError
 from povertyrules.io.tables import write_table
 
@@ -70,7 +71,7 @@ def score(
     register: Annotated[list[Path] | None, typer.Option(help="Department register to match by members' ID "
                                                         "numbers (MON-5.1), e.g. vehicles (repeatable).")] = None,
     lang: Annotated[str, typer.Option(help="zh: Chinese headers, values and reasons; en: the contract's names and "
-                                           "codes.")] = "zh",
+                                           "codes.", callback=lang_choice)] = "zh",
     reasons: Annotated[str, typer.Option(help="main: one line per household; full: every cited rule (xlsx: a "
                                               "second sheet, one row per household and rule).")] = "main",
     store: Annotated[bool, typer.Option(help="Record the run in the audit store and print its id.")] = False,
@@ -130,12 +131,13 @@ def score(
     result.errors = pd.concat([e for e in (prepared.errors, result.errors) if len(e)], ignore_index=True) \
         if len(prepared.errors) else result.errors
     errors_path = output.with_name(f"{output.stem}.errors{output.suffix}")
-    write_table(side_file(result.errors, "errors", lang), errors_path)
+    write_table(side_file(result.errors, "errors", lang), errors_path, sheet=side_sheet("errors", lang))
     extra = {}
     for name, table in (("skipped", prepared.skipped), ("checks", prepared.checks)):
         if len(table):
             extra[name] = write_table(side_file(table, name, lang),
-                                      output.with_name(f"{output.stem}.{name}{output.suffix}"))
+                                      output.with_name(f"{output.stem}.{name}{output.suffix}"),
+                                      sheet=side_sheet(name, lang))
     if registered is not None:
         from povertyrules.cli.registers import report
 

@@ -57,6 +57,11 @@ def localize(frame: pd.DataFrame, book: RuleBook, lang: str) -> pd.DataFrame:
     return out.rename(columns=labels()["columns"])
 
 
+def side_sheet(kind: str, lang: str) -> str:
+    """The xlsx sheet name of a side file (`side_files` in columns.yaml; the kind itself in English)."""
+    return labels()["side_files"][kind]["sheet"] if lang == "zh" else kind
+
+
 def side_file(frame: pd.DataFrame, kind: str, lang: str) -> pd.DataFrame:
     """An errors, skipped-lines or checks table (`kind`, see `side_files` in columns.yaml) as a reader of `lang`
     sees it: ``en`` unchanged (the contract's names, stable for programs); ``zh`` with Chinese headers, the

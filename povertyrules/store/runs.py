@@ -288,8 +288,8 @@ def decision_of(engine: Engine, household_id: str, run_id: int | None = None) ->
             else (_query("latest decision"), {"household_id": household_id})
         found = session.execute(query, values).scalars().first()
     if found is None:
-        where = f" in run {run_id}" if run_id else ""
-        raise NotFound(f"户 {household_id} 不在审计库中{where} / household {household_id} is not in the store{where}")
+        zh, en = (f"（第 {run_id} 次运行）", f" in run {run_id}") if run_id else ("", "")
+        raise NotFound(f"户 {household_id} 不在审计库中{zh} / household {household_id} is not in the store{en}")
     return found
 
 

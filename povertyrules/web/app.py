@@ -28,6 +28,7 @@ from sqlalchemy import func, or_, select
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from povertyrules.lang import safeyaml
 from povertyrules.privacy import mask
@@ -373,7 +374,8 @@ def create_app(db: str | None = None, show_identities: bool = False, require_log
             order = [v for v in [*book.decisions[d].values, "review"] if (values == v).any()]
             columns += [(d, v, book.decisions[d].label(v, lang)) for v in order]
         table = []
-        for township, group in frame.groupby(townships, sort=True):
+        groups = sorted(frame.groupby(townships, sort=False), key=lambda g: (g[0] == TEXT[lang]["blank"], g[0]))
+        for township, group in groups:  # by name, 未填 (a blank township) last
             row = {"township": township, "households": len(group),
                    "counts": [int((group[d].astype(object).fillna("") == v).sum()) for d, v, _ in columns]}
             table.append(row)
@@ -416,11 +418,23 @@ def create_app(db: str | None = None, show_identities: bool = False, require_log
                                      default=lambda v: None if v is pd.NA else str(v)))
 
     # -- pages ------------------------------------------------------------------------------------
-    def render(request: Request, name: str, lang: str, **context: Any) -> HTMLResponse:
+    def render(request: Request, name: str, lang: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         lang = lang if lang in TEXT else "zh"
         problems = context.get("h", {}).get("store_problems") or store_problems()
         return templates.TemplateResponse(request, name, {"t": TEXT[lang], "lang": lang, "store_problems": problems,
-                                                          **context})
+                                                          "switch": _switched(request, lang), **context},
+                                          status_code=status_code)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        """A page a browser asked for that is not there: a page in the reader's language; JSON for programs."""
+        if request.url.path.startswith("/api") or "text/html" not in request.headers.get("accept", ""):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        lang = _lang(request.query_params.get("lang", "zh"))
+        zh, _, en = str(exc.detail).partition(" / ")
+        message = (zh if lang == "zh" else en) if en else TEXT[lang]["page_not_found"] if exc.status_code == 404 \
+            else str(exc.detail)  # our own details are "中文 / English"; the framework's are English
+        return await run_in_threadpool(render, request, "error.html", lang, exc.status_code, message=message)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page_search(request: Request, q: Annotated[str, Query(max_length=MAX_QUERY)] = "", page: Page = 1,
@@ -428,6 +442,9 @@ def create_app(db: str | None = None, show_identities: bool = False, require_log
         lang = _lang(lang)
         rows, total = search(q, page, lang)
         pages = max(1, -(-total // PAGE_SIZE))
+        if page > pages:  # past the last page: the last page
+            page = pages
+            rows, total = search(q, page, lang)
         run_id = latest_run()
         review = review_of(run_id).lines(lang) if run_id and not q else []
         return render(request, "search.html", lang, q=q, shown_q=protect(q), rows=rows, total=total, page=page,
@@ -465,6 +482,7 @@ def create_app(db: str | None = None, show_identities: bool = False, require_log
         if chosen:
             flagged = flagged[flagged[words["check"]] == chosen]
         pages = max(1, -(-len(flagged) // PAGE_SIZE))
+        page = min(page, pages)  # past the last page: the last page
         shown = flagged.iloc[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]
         links = shown.pop(words["link"]).tolist() if words["link"] in shown else []
         return render(request, "review.html", lang, run_id=run_id, lines=result.lines(lang),
@@ -520,6 +538,15 @@ class _Wrapped:
 
 def _lang(lang: str) -> str:
     return lang if lang in TEXT else "zh"
+
+
+def _switched(request: Request, lang: str) -> str:
+    """This page in the other language, with the rest of its query kept (a query holding an identity number
+    is left out, so the number is not written into the page)."""
+    from urllib.parse import urlencode
+
+    kept = {k: v for k, v in request.query_params.items() if k != "lang" and mask(v) == v}
+    return f"{request.url.path}?{urlencode({**kept, 'lang': 'en' if lang == 'zh' else 'zh'})}"
 
 
 def pager(page: int, pages: int, around: int = 3) -> list[int | None]:
