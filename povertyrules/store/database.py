@@ -124,7 +124,8 @@ def retrying(write: Callable[[], T], retries: int = RETRIES) -> T:
 
 
 def create(engine: Engine) -> None:
-    """Create missing tables and the triggers that refuse UPDATE and DELETE on every audit table.
+    """Create missing tables, missing indexes (a store made before an index was declared gets it when it is
+    next opened) and the triggers that refuse UPDATE and DELETE on every audit table.
 
     On PostgreSQL an advisory lock makes processes that start at once take turns (CREATE … IF NOT EXISTS and
     CREATE OR REPLACE FUNCTION are not safe to run concurrently there).
@@ -136,10 +137,12 @@ def create(engine: Engine) -> None:
             connection.execute(text("SELECT pg_advisory_xact_lock(7215091)"))
             SQLModel.metadata.create_all(connection)
             _add_missing_columns(connection)
+            _add_missing_indexes(connection)
             _triggers(connection)
         return
     SQLModel.metadata.create_all(engine)
     _add_missing_columns(engine)
+    _add_missing_indexes(engine)
     with engine.begin() as connection:
         _triggers(connection)
 
@@ -180,6 +183,20 @@ def _add_missing_columns(bind) -> None:
             kind = column.type.compile(dialect=connection.dialect)
             connection.execute(text(f'ALTER TABLE {table} ADD COLUMN "{column.name}" {kind}'))
 
+
+def _add_missing_indexes(bind) -> None:
+    """Indexes declared since a store was created (`create_all` makes a table's indexes only with the table).
+    Nothing is written when every index is there."""
+    found = inspect(bind)
+    missing = [index for table in SQLModel.metadata.sorted_tables
+               for present in [{i["name"] for i in found.get_indexes(table.name)}]
+               for index in sorted(table.indexes, key=lambda i: i.name or "") if index.name not in present]
+    if not missing:
+        return
+    context = bind.begin() if isinstance(bind, Engine) else contextlib.nullcontext(bind)
+    with context as connection:
+        for index in missing:
+            index.create(connection, checkfirst=True)
 
 
 # -- rows as stored, in Arrow -----------------------------------------------------------------------------

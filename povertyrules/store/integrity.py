@@ -31,17 +31,19 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import itertools
 import json
 import random
+import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import Column, Engine, Table, Text, func, select, text
+from sqlalchemy import Column, Engine, Select, Table, Text, bindparam, func, select, text
 from sqlmodel import Field, Session, SQLModel
 
 from povertyrules.store.database import ARROW_TYPES, column_kind
@@ -507,7 +509,60 @@ def _first_difference(connection, table: Table, run_id: int, expected: bytes, en
 def _one_row_hash(table: Table, row, entry: dict) -> bytes:
     if entry.get("rows", 1) == 1:
         return _row_hash(tuple(row))
-    return _rows_hashes(table, entry["columns"], [tuple(row._mapping[c] for c in entry["columns"])])
+    columns = entry["columns"]
+    values = tuple(row._mapping[c] for c in columns)
+    form = _one_row_form(_kinds(table, columns), values)
+    if form is not None:
+        return hashlib.sha256(form).digest()[:ROW_HASH_BYTES]
+    return _rows_hashes(table, columns, [values])
+
+
+_NULL_PART = {"bool": b"\x01\x00", "int": b"\x01" + bytes(8), "float": b"\x01" + bytes(8)}
+
+
+def _one_row_form(kinds: Sequence[str], values: Sequence) -> bytes | None:
+    """One row's scheme-2 canonical form (`row_hashes`) built from its Python values, for the household
+    check's few rows (the bulk form's Arrow calls cost more than the row); None where a value is not
+    plainly of its column's kind (a value of another type, an out-of-range integer, text that is not
+    UTF-8): the bulk form decides those. `tests/test_integrity.py` checks the two agree."""
+    head, texts = bytearray(), []
+    for kind, value in zip(kinds, values, strict=True):
+        if kind in ("str", "other"):
+            if value is None:
+                head += b"\xff\xff\xff\xff"
+                continue
+            if kind == "str" and type(value) is not str:
+                return None
+            try:
+                text = (value if kind == "str" else _plain(value)).encode("utf-8")
+            except UnicodeEncodeError:
+                return None
+            head += len(text).to_bytes(4, "little")
+            texts.append(text)
+        elif value is None:
+            head += _NULL_PART[kind]
+        elif kind == "bool" and type(value) is bool:
+            head += b"\x00\x01" if value else b"\x00\x00"
+        elif kind == "int" and type(value) is int and -2**63 <= value < 2**63:
+            head += b"\x00" + value.to_bytes(8, "little", signed=True)
+        elif kind == "float" and type(value) is float:
+            head += b"\x00" + struct.pack("<d", value + 0.0)  # (−0 + 0 is +0)
+        else:
+            return None
+    return bytes(head) + b"".join(texts)
+
+
+@functools.cache
+def _household_queries(_tables: int) -> tuple[list[Table], dict[str, Select]]:
+    """The tables holding a household's rows, and the statements `check_household` reads them with (built once
+    per schema — `_tables`, the number of tables known — with bound parameters): the household's rows in run
+    and id order, and the digests of the runs they are in."""
+    tables = [t for t in run_tables() if "household_id" in t.c]
+    queries = {t.name: select(t).where(t.c.household_id == bindparam("household_id")).order_by(t.c.run_id, t.c.id)
+               for t in tables}
+    queries[RunDigest.__tablename__] = (select(RunDigest.run_id, RunDigest.digest, RunDigest.tables)
+                                        .where(RunDigest.run_id.in_(bindparam("runs", expanding=True))))
+    return tables, queries
 
 
 def check_household(engine: Engine, household_id: str, quick: Report | None = None) -> Report:
@@ -523,12 +578,10 @@ def check_household(engine: Engine, household_id: str, quick: Report | None = No
     household_id = stored_form(engine, household_id)
     with Session(engine) as session:
         connection = session.connection()
-        tables = [t for t in run_tables() if "household_id" in t.c]
-        found = {t.name: connection.execute(select(t).where(t.c.household_id == household_id)
-                                            .order_by(t.c.run_id, t.c.id)).all() for t in tables}
+        tables, queries = _household_queries(len(SQLModel.metadata.tables))
+        found = {t.name: connection.execute(queries[t.name], {"household_id": household_id}).all() for t in tables}
         runs = sorted({row.run_id for rows in found.values() for row in rows})
-        digests = connection.execute(select(RunDigest.run_id, RunDigest.digest, RunDigest.tables)
-                                     .where(RunDigest.run_id.in_(runs))).all() if runs else []
+        digests = connection.execute(queries[RunDigest.__tablename__], {"runs": runs}).all() if runs else []
         entries = {d.run_id: json.loads(d.tables) for d in digests}
         digests_of = {d.run_id: d.digest for d in digests}
         store = engine.url.render_as_string(hide_password=True)

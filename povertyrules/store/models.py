@@ -91,6 +91,9 @@ class Reason(SQLModel):
 class RunError(SQLModel, table=True):
     """An input row a run could not read."""
 
+    # (a household's rows in every run: what the household page's integrity check reads)
+    __table_args__ = (Index("ix_runerror_household_run", "household_id", "run_id"),)
+
     id: int | None = Field(default=None, primary_key=True)
     run_id: int = Field(foreign_key="run.id", index=True)
     row: int
@@ -104,7 +107,8 @@ class RunError(SQLModel, table=True):
 class Evidence(SQLModel, table=True):
     """A department register's record behind a household's fact (MON-5.1): register, date, kind, masked member."""
 
-    __table_args__ = (Index("ix_evidence_run_household", "run_id", "household_id"),)
+    __table_args__ = (Index("ix_evidence_run_household", "run_id", "household_id"),
+                      Index("ix_evidence_household_run", "household_id", "run_id"))
 
     id: int | None = Field(default=None, primary_key=True)
     run_id: int = Field(foreign_key="run.id")
@@ -122,6 +126,8 @@ class Evidence(SQLModel, table=True):
 
 class Contradiction(SQLModel, table=True):
     """A register says otherwise than the household file (file: 无车; register: a car): the 核查 list."""
+
+    __table_args__ = (Index("ix_contradiction_household_run", "household_id", "run_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     run_id: int = Field(foreign_key="run.id", index=True)

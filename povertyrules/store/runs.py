@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import getpass
 import hashlib
 import json
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, bindparam, func, select
 from sqlmodel import Session
 
 from povertyrules.decisions.trace import trace_rules
@@ -252,20 +253,45 @@ def _register_rows(result: ScoreResult) -> dict[str, pa.Table]:
     return out
 
 
+@functools.cache
+def _query(name: str):
+    """The household page's queries, built once (with bound parameters): building a statement costs about as
+    much as running it."""
+    household, run = bindparam("household_id"), bindparam("run_id")
+    if name == "evidence":
+        return (select(Evidence).where(Evidence.run_id == run, Evidence.household_id == household)
+                .order_by(Evidence.column, Evidence.id))
+    if name == "contradictions":
+        return (select(Contradiction).where(Contradiction.run_id == run, Contradiction.household_id == household)
+                .order_by(Contradiction.household_id, Contradiction.id))
+    if name == "decision in run":
+        return (select(Decision, Run.codebook).join(Run, Run.id == Decision.run_id)
+                .where(Decision.household_id == household, Decision.run_id == run).limit(1))
+    if name == "latest decision":
+        return (select(Decision, Run.codebook).join(Run, Run.id == Decision.run_id)
+                .where(Decision.household_id == household).order_by(Decision.run_id.desc()).limit(1))
+    if name == "history":
+        from sqlalchemy.orm import load_only
+
+        return (select(Run, Decision).options(load_only(Run.id, Run.created_at, Run.rules_version, Run.codebook))
+                .join(Decision, Decision.run_id == Run.id).where(Decision.household_id == household)
+                .order_by(Run.id))
+    raise KeyError(name)
+
+
 def evidence_of(engine: Engine, household_id: str, run_id: int) -> list[Evidence]:
     """The register records behind the household's facts in a run."""
     with Session(engine) as session:
-        query = (select(Evidence).where(Evidence.run_id == run_id, Evidence.household_id == household_id)
-                 .order_by(Evidence.column, Evidence.id))
-        return list(session.execute(query).scalars())
+        return list(session.execute(_query("evidence"), {"run_id": run_id, "household_id": household_id}).scalars())
 
 
 def contradictions_of(engine: Engine, run_id: int, household_id: str | None = None) -> list[Contradiction]:
     """Where a register says otherwise than the household file, in a run (the 核查 list)."""
     with Session(engine) as session:
-        query = select(Contradiction).where(Contradiction.run_id == run_id)
         if household_id is not None:
-            query = query.where(Contradiction.household_id == household_id)
+            found = session.execute(_query("contradictions"), {"run_id": run_id, "household_id": household_id})
+            return list(found.scalars())
+        query = select(Contradiction).where(Contradiction.run_id == run_id)
         return list(session.execute(query.order_by(Contradiction.household_id, Contradiction.id)).scalars())
 
 
@@ -288,10 +314,9 @@ def decision_of(engine: Engine, household_id: str, run_id: int | None = None) ->
     """The household's decision in the given run, or in the latest run that decided it."""
     household_id = stored_form(engine, household_id)
     with Session(engine) as session:
-        query = (select(Decision, Run.codebook).join(Run, Run.id == Decision.run_id)
-                 .where(Decision.household_id == household_id))
-        query = query.where(Decision.run_id == run_id) if run_id else query.order_by(Decision.run_id.desc())
-        found = session.execute(query.limit(1)).first()
+        query, values = (_query("decision in run"), {"household_id": household_id, "run_id": run_id}) if run_id \
+            else (_query("latest decision"), {"household_id": household_id})
+        found = session.execute(query, values).first()  # (decision, its run's codebook)
     if found is None:
         zh, en = (f"（第 {run_id} 次运行）", f" in run {run_id}") if run_id else ("", "")
         raise NotFound(f"户 {household_id} 不在审计库中{zh} / household {household_id} is not in the store{en}")
@@ -322,14 +347,10 @@ def reasons_for(engine: Engine, run_id: int, ids: list[str]) -> dict[str, list[d
 def history_of(engine: Engine, household_id: str) -> list[tuple[Run, Decision]]:
     """The household's decision in every run, with the run's id, time and rules version (the runs' rule
     snapshots are not loaded)."""
-    from sqlalchemy.orm import load_only
-
     household_id = stored_form(engine, household_id)
     with Session(engine) as session:
-        query = (select(Run, Decision).options(load_only(Run.id, Run.created_at, Run.rules_version, Run.codebook))
-                 .join(Decision, Decision.run_id == Run.id)
-                 .where(Decision.household_id == household_id).order_by(Run.id))
-        return [(r, readable(r, [d])[0]) for r, d in session.execute(query).all()]
+        found = session.execute(_query("history"), {"household_id": household_id}).all()
+        return [(r, readable(r, [d])[0]) for r, d in found]
 
 
 def decisions_frame(engine: Engine, run_id: int | None = None, with_id: bool = False) -> pd.DataFrame:
