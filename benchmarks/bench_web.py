@@ -39,6 +39,33 @@ def _get(url: str) -> tuple[float, int]:
     return time.perf_counter() - start, size
 
 
+def _tree(pid: int) -> list[int]:
+    """A process and its descendants (the server and its worker processes), from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            children.setdefault(int(stat.read_text().rsplit(")", 1)[1].split()[1]), []).append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    out, todo = [], [pid]
+    while todo:
+        out.append(todo.pop())
+        todo += children.get(out[-1], [])
+    return out
+
+
+def _cpu(pids: list[int]) -> float:
+    """CPU seconds (user + system) the processes have used so far."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def _quantiles(times: list[float]) -> tuple[float, float]:
     ordered = sorted(times)
     return statistics.median(ordered), ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
@@ -107,11 +134,15 @@ def main() -> None:
         print(f"(a) one reader: p50 {p50_alone * 1000:.0f} ms, p99 {p99_alone * 1000:.0f} ms")
 
         offset = 20
+        processes = _tree(server.pid)
+        cpu, load = _cpu(processes), os.getloadavg()[0]
         loaded = _readers(base, ids[offset:], args.readers, args.requests)
+        cpu, load = _cpu(processes) - cpu, f"load average {load:.1f} → {os.getloadavg()[0]:.1f}"
         p50, p99 = _quantiles(loaded)
         print(f"(b) {args.readers} concurrent readers × {args.requests} pages: p50 {p50 * 1000:.0f} ms, "
               f"p99 {p99 * 1000:.0f} ms (target p99 < 1000 ms: {'met' if p99 < 1 else 'NOT met'}); "
               f"p99 / one reader's p50 = {p99 / p50_alone:.1f}×")
+        print(f"    server CPU {cpu * 1000 / len(loaded):.1f} ms per page (all its processes; {load})")
 
         downloads: list[tuple[float, int]] = []
 

@@ -14,6 +14,7 @@ number; the key is ``POVERTYRULES_KEY`` (see README, "Personal data").
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import os
@@ -91,12 +92,16 @@ def _sub_folded(pattern: re.Pattern, masked, text: str) -> str:
 def mask(value: Any) -> Any:
     """Mask identity-card and mobile numbers in text, and in the text inside lists, tuples and dicts."""
     if isinstance(value, str):
-        return mask_text(value)
+        return _mask_seen(value)
     if isinstance(value, dict):
         return {k: mask(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return type(value)(mask(v) for v in value)
     return value
+
+
+#: `mask_text` of the texts masked last: a page masks the same labels, clause texts and reasons on every view
+_mask_seen = functools.lru_cache(maxsize=1 << 14)(mask_text)
 
 
 def _may_hold_numbers(text: pa.Array | pa.ChunkedArray) -> bool:

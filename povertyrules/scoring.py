@@ -89,7 +89,7 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
           progress: Callable[[int], None] | None = None, keep_records: bool = False,
           sink: Callable[[pd.DataFrame, pa.Table | None], None] | None = None, rows: np.ndarray | None = None,
           province: str | None = None, reasons: str = "main", sink_records: bool = False,
-          duplicated_elsewhere: Collection[str] = ()) -> ScoreResult:
+          duplicated_elsewhere: Collection[str] = (), release_input: bool = False) -> ScoreResult:
     """Score household rows (English or Chinese headers) and return decisions and errors.
 
     :param year: evaluation year for rows without a ``year``/``年度`` value.
@@ -108,15 +108,17 @@ def score(frame: pd.DataFrame, *, year: int | None = None, rules: RuleBook | str
         `decisions` then leave out the long text columns (`reasons`, `missing_columns`) to save memory.
     :param duplicated_elsewhere: household ids that also occur in another partition of the same input; their
         rows are errors (duplicate id), as they would be in one file.
+    :param release_input: `frame` is the caller's to give away: its columns are dropped as they are typed (the
+        frame is left without them), so the text and the typed rows are never both whole in memory.
     """
     book = resolve_rules(rules, overrides, override_files, province)
     _check_outputs(book)
     parsed = parse_records(frame, HOUSEHOLD_COLUMNS, file, optional=frozenset({"members"}) if members is not None
                            else frozenset(), unique="household_id", rows=rows,
-                           duplicated_elsewhere=duplicated_elsewhere)
+                           duplicated_elsewhere=duplicated_elsewhere, consume=release_input)
     valid, errors, input_rows = parsed.valid, [parsed.errors], parsed.rows
     known_ids = set(valid["household_id"]) | set(parsed.errors["household_id"]) if members is not None else set()
-    del parsed  # one typed copy of the input in memory, not two
+    del parsed, frame  # one typed copy of the input in memory, not two (nor the text it was typed from)
     valid, year_errors = _fill_year(valid, year, file)
     errors.append(year_errors)
     require_parameters(book, pd.unique(valid["year"]))  # a year with no line stops here, never all `review`

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import subprocess
 import sys
 
@@ -81,6 +82,47 @@ def test_writers_produce_the_whole_table_under_the_final_name_only(tmp_path, suf
     assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
     write_table(frame, tmp_path / f"w{suffix}")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, f"w{suffix}"])
+
+
+def test_a_failure_in_the_writing_thread_fails_the_run_and_keeps_the_previous_file(tmp_path, monkeypatch):
+    out = tmp_path / "decisions.csv"
+    assert runner.invoke(app, ["score", str(SAMPLE), "-o", str(out)]).exit_code == 0
+    before = out.read_bytes()
+    import povertyrules.scoring as scoring
+
+    real_score, real_write, written = scoring.score, TableWriter.write, []
+
+    def write_then_fail(self, frame):
+        if written:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written.append(len(frame))
+        real_write(self, frame)
+
+    monkeypatch.setattr(scoring, "score", lambda *a, **k: real_score(*a, **{**k, "chunk_size": 500}))
+    monkeypatch.setattr(TableWriter, "write", write_then_fail)
+    failed = runner.invoke(app, ["score", str(SAMPLE), "-o", str(out)])
+    # the writing thread's own error, raised in the command and reported as any write error is
+    assert failed.exit_code == 2 and "No space left on device" in failed.output
+    assert written == [500] and out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["decisions.csv", "decisions.errors.csv"]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".xlsx"])
+def test_decisions_written_by_the_writing_thread_are_those_written_in_line(tmp_path, book, suffix):
+    from povertyrules.decisions.files import DecisionWriter
+    from povertyrules.scoring import score
+
+    frame = read_table(SAMPLE)
+    paths = {}
+    for background in (False, True):
+        paths[background] = tmp_path / f"{background}{suffix}"
+        with DecisionWriter(paths[background], book, "zh", background=background) as writer:
+            score(frame, year=2020, rules=book, chunk_size=300, sink=lambda part, _: writer.write(part))
+    if suffix == ".xlsx":
+        for sheet in ("判定结果", "汇总"):
+            pd.testing.assert_frame_equal(read_table(paths[True], sheet), read_table(paths[False], sheet))
+    else:
+        assert paths[True].read_bytes() == paths[False].read_bytes()
 
 
 @pytest.mark.parametrize("source", ["roster.csv", "roster.errors.csv"])

@@ -47,6 +47,7 @@ def test_the_web_benchmark_prints_latencies_under_load_and_during_downloads():
     out = run("bench_web.py", "--households", "200", "--readers", "3", "--requests", "2", "--downloads", "1")
     assert "(a) one reader" in out and "(b) 3 concurrent readers" in out and "p99" in out
     assert "(c) the same while 1 decisions.xlsx downloads run" in out and "download:" in out
+    assert "server CPU" in out and "ms per page" in out
 
 
 def test_the_export_benchmark_prints_the_export_against_the_floor_and_its_memory():

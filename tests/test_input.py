@@ -134,3 +134,20 @@ def test_an_unsupported_file_type_is_a_clear_error(tmp_path):
 def test_every_contract_column_has_a_chinese_header():
     assert all(c.zh for c in HOUSEHOLD_COLUMNS)
     assert set(BASE_HOUSEHOLD) <= {c.name for c in HOUSEHOLD_COLUMNS}
+
+
+@pytest.mark.parametrize(("cell", "month"), [("202303", 202303), ("2023-03", 202303), ("2023/3", 202303),
+                                             ("2023年3月", 202303), ("2023-03-01 00:00:00", 202303),
+                                             ("202313", None), ("2023-00", None), ("三月", None)])
+def test_the_month_monitoring_began_is_read_as_people_write_it_and_an_impossible_month_is_an_error(cell, month):
+    from povertyrules.model.columns import HOUSEHOLD_COLUMNS
+    from povertyrules.model.records import parse_records
+
+    from .conftest import households
+
+    parsed = parse_records(households({"year": "2023", "monitoring_start": cell}), HOUSEHOLD_COLUMNS, "x.csv")
+    if month is None:
+        assert len(parsed.valid) == 0 and parsed.errors["column"].tolist() == ["monitoring_start"]
+        assert "年月" in parsed.errors["error"].iloc[0] and "202303" in parsed.errors["error"].iloc[0]
+    else:
+        assert len(parsed.errors) == 0 and parsed.valid["monitoring_start"].tolist() == [month]

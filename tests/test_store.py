@@ -19,7 +19,8 @@ from povertyrules.io.tables import read_table
 from povertyrules.lang.rulebook import DEFAULT_RULES
 from povertyrules.store.database import connect
 from povertyrules.store.models import Decision, Run
-from povertyrules.store.runs import decision_of
+from povertyrules.store.rows import readable
+from povertyrules.store.runs import decision_of, get_run
 
 from .conftest import SAMPLE, households
 
@@ -296,8 +297,8 @@ def test_a_cell_holding_a_unicode_line_separator_is_stored_with_its_own_househol
     run_id = score_and_store(db, tmp_path / "in.csv", tmp_path / "d.csv")
     engine = connect(db)
     with Session(engine) as session:
-        stored = {d.household_id: json.loads(d.inputs) for d in session.execute(
-            select(Decision).where(Decision.run_id == run_id)).scalars()}
+        rows = list(session.execute(select(Decision).where(Decision.run_id == run_id)).scalars())
+    stored = {d.household_id: json.loads(d.inputs) for d in readable(get_run(engine, run_id), rows)}
     assert set(stored) == {"a", "b", "c"}
     assert stored["a"]["village"] == "上\u2028村" and stored["b"]["village"] == "下\x85村"
 

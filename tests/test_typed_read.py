@@ -102,6 +102,42 @@ def test_a_file_read_typed_gives_the_decisions_and_errors_of_the_text_path(rows,
     assert fast.rows == text.rows == len(frame) == len(fast.valid) + fast.errors["row"].nunique()
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.fixed_dictionaries({c: CELL for c in (
+    "members", "net_income", "four_look_score", "ex_vehicle", "registered_status", "village")}), min_size=1,
+    max_size=12), st.lists(st.sampled_from(["h1", "h2", "", None]), min_size=12, max_size=12), st.booleans())
+def test_a_frame_given_away_is_typed_as_one_kept_and_left_without_its_contract_columns(rows, ids, chinese):
+    from povertyrules.datasets.synth import chinese_headers
+
+    frame = pd.DataFrame([{**BASE_HOUSEHOLD, **row, "household_id": ids[i]} for i, row in enumerate(rows)])
+    frame = (chinese_headers(frame) if chinese else frame).astype("string").assign(extra="kept")
+    frame.index = pd.RangeIndex(3, 3 + len(frame))  # any index: positions count
+    kept = parse_records(frame.copy(), HOUSEHOLD_COLUMNS, "f.csv", unique="household_id")
+    given = parse_records(frame, HOUSEHOLD_COLUMNS, "f.csv", unique="household_id", consume=True)
+    pd.testing.assert_frame_equal(given.valid, kept.valid)
+    pd.testing.assert_frame_equal(given.errors, kept.errors)
+    assert given.rows == kept.rows == len(rows)
+    assert list(frame.columns) == ["extra"]  # the text of every contract column let go, the rest left as it was
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.fixed_dictionaries({c: CELL for c in (
+    "members", "net_income", "four_look_score", "ex_vehicle", "registered_status", "village", "year")}),
+    min_size=1, max_size=12), st.lists(st.sampled_from(["h1", "h2", "", None]), min_size=12, max_size=12))
+def test_columns_typed_by_threads_give_the_frame_and_errors_typed_in_line(rows, ids):
+    from unittest import mock
+
+    from povertyrules.model import records
+
+    frame = pd.DataFrame([{**BASE_HOUSEHOLD, **row, "household_id": ids[i]} for i, row in enumerate(rows)])
+    frame = frame.astype("string")
+    in_line = parse_records(frame, HOUSEHOLD_COLUMNS, "f.csv", unique="household_id")
+    with mock.patch.object(records, "THREADED_FROM", 0), mock.patch.object(records, "TYPING_AHEAD", 1):
+        threaded = parse_records(frame.copy(), HOUSEHOLD_COLUMNS, "f.csv", unique="household_id", consume=True)
+    pd.testing.assert_frame_equal(threaded.valid, in_line.valid)
+    pd.testing.assert_frame_equal(threaded.errors, in_line.errors)
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.fixed_dictionaries({c: CELL for c in (
     "members", "net_income", "net_income_last_year", "four_look_score", "ex_vehicle", "food_secure", "year",

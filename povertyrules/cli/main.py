@@ -100,7 +100,8 @@ def score(
                        [output, *(output.with_name(f"{output.stem}.{side}{output.suffix}") for side in SIDE_FILES)])
 
     book = resolve_rules(rules_dir, parse_sets(set_), override, province)
-    prepared = _prepare(prepare, input, book, layout, join, members)
+    # (Arrow text as read, unless registers are matched onto the cells first)
+    prepared = _prepare(prepare, input, book, layout, join, members, not register)
     if year is None and len(prepared.frame) and _blank(prepared.frame.get("year")):
         from povertyrules.errors import InputError
 
@@ -116,12 +117,17 @@ def score(
     console.print(f"layout: {prepared.layout.name} — {prepared.layout.description.zh} / "
                   f"{prepared.layout.description.en}; header line(s) {prepared.table.header_rows}", highlight=False)
     members_file = str(members) if members else f"{input}#members"
+    from povertyrules.layouts.coverage import present_columns
+
+    present, households = present_columns(prepared.frame, book), len(prepared.frame)
     with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-                  disable=len(prepared.frame) < PROGRESS_FROM) as bar, DecisionWriter(output, book, lang) as writer:
-        task = bar.add_task("score", total=len(prepared.frame))
-        result = run_score(prepared.frame, year=year, rules=book, members=prepared.members, lang=lang,
+                  disable=households < PROGRESS_FROM) as bar, \
+            DecisionWriter(output, book, lang, background=not store) as writer:
+        task = bar.add_task("score", total=households)
+        # the text cells are handed over, not kept: `score` frees them once typed (one copy of the input in memory)
+        result = run_score(prepared.release_frame(), year=year, rules=book, members=prepared.members, lang=lang,
                            file=str(input), members_file=members_file, progress=lambda k: bar.advance(task, k),
-                           keep_records=store, rows=prepared.rows, reasons=reasons,
+                           keep_records=store, rows=prepared.rows, reasons=reasons, release_input=True,
                            sink=None if store else (lambda part, records: writer.write(_evidence(part, registered),
                                                                                        records)),
                            sink_records=reasons == "full" and writer.xlsx)
@@ -143,7 +149,7 @@ def score(
 
         extra.update(report(registered, output, console, lang))
         result.evidence, result.contradictions = registered.evidence, registered.contradictions
-    _print_summary(result, prepared, score_errors, output, errors_path, extra, book, lang)
+    _print_summary(result, prepared, present, score_errors, output, errors_path, extra, book, lang)
     if store:
         from sqlmodel import Session
 
@@ -232,13 +238,13 @@ def _prepare(prepare, input: Path, *args):
         raise InputError("文件无法读取", f"the file cannot be read: {str(exc)[:200]}", file=str(input)) from None
 
 
-def _print_summary(result, prepared, score_errors, output: Path, errors_path: Path, extra: dict[str, Path],
-                   book, lang: str = "zh") -> None:
-    from povertyrules.layouts.coverage import notices, present_columns
+def _print_summary(result, prepared, present: set[str], score_errors, output: Path, errors_path: Path,
+                   extra: dict[str, Path], book, lang: str = "zh") -> None:
+    from povertyrules.layouts.coverage import notices
     from povertyrules.layouts.prepare import account
 
     console.print(summary_table(result, book, lang))
-    for zh, en in notices(book, present_columns(prepared.frame, book), result.decisions):
+    for zh, en in notices(book, present, result.decisions):
         console.print(f"注意：{zh}\nnote: {en}", highlight=False, markup=False)
     if prepared.blank_as_zero:
         console.print(f"空白按0计（格式声明）/ blanks read as 0 (declared by the layout): "

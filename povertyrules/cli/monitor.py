@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from sqlmodel import Session
 
 from povertyrules.cli.audit import DbOption
 from povertyrules.cli.common import (
@@ -187,6 +186,8 @@ def confirm(alert_id: Annotated[int, typer.Argument()],
             db: DbOption = None) -> None:
     """Record the county's decision on an alert (MON-3); a confirmation records the procedure steps too, in the
     order of the rules the household's run was scored with (or those given)."""
+    from sqlmodel import Session
+
     from povertyrules.monitor.alerts import decide_alert
     from povertyrules.store.database import connect
     from povertyrules.store.models import Alert

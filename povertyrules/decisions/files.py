@@ -13,6 +13,9 @@ one row per household and cited rule; and a summary sheet of households per town
 
 from __future__ import annotations
 
+import queue
+import threading
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -202,32 +205,91 @@ class XlsxWriter:
 
 
 class DecisionWriter:
-    """Decisions to .csv, .parquet (streamed, via `TableWriter`) or .xlsx (`XlsxWriter`), in `lang`."""
+    """Decisions to .csv, .parquet (streamed, via `TableWriter`) or .xlsx (`XlsxWriter`), in `lang`.
 
-    def __init__(self, path: Path | str, book: RuleBook, lang: str):
+    With `background`, chunks are localized, masked and written by one thread of their own, in the order given
+    and at most `Background.DEPTH` chunks behind the caller, while the caller decides the next chunk (Arrow's
+    kernels and writers release the GIL, so the second core writes); an error in that thread is raised by the
+    next `write` or by `close`."""
+
+    def __init__(self, path: Path | str, book: RuleBook, lang: str, background: bool = False):
         from povertyrules.io.tables import TableWriter
 
         self.book, self.lang = book, lang
         self.xlsx = Path(path).suffix.lower() == ".xlsx"
         self.writer: Any = XlsxWriter(path, book, lang) if self.xlsx else TableWriter(path)
+        self._background = Background(self._write) if background else None
 
     def write(self, frame: pd.DataFrame, records: pa.Table | None = None) -> None:
+        if self._background is not None:
+            self._background.submit(frame, records)
+        else:
+            self._write(frame, records)
+
+    def _write(self, frame: pd.DataFrame, records: pa.Table | None) -> None:
         if self.xlsx:
             self.writer.write(frame, records)
         else:
             self.writer.write(localize(frame, self.book, self.lang))
 
     def close(self) -> None:
+        if self._background is not None:
+            self._background.finish()
         self.writer.close()
+
+    def abort(self) -> None:
+        if self._background is not None:
+            self._background.finish(raise_error=False)
+        self.writer.abort()
 
     def __enter__(self) -> DecisionWriter:
         return self
 
     def __exit__(self, kind: object, *exc: object) -> None:
         if kind is None:
-            self.close()
+            try:
+                self.close()
+            except BaseException:
+                self.writer.abort()
+                raise
         else:  # a failed run leaves the previous file, or none, never a partial one
-            self.writer.abort()
+            self.abort()
+
+
+class Background:
+    """Calls `action` with each submitted chunk in one thread, in order, at most `DEPTH` chunks behind."""
+
+    DEPTH = 2  # chunks waiting: bounds the memory held for the writer
+
+    def __init__(self, action: Callable[..., None]):
+        self._action, self._error = action, None
+        self._queue: queue.Queue = queue.Queue(maxsize=self.DEPTH)
+        self._thread = threading.Thread(target=self._run, name="decisions-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is None:  # after an error the rest is drained unwritten, so no caller ever blocks
+                try:
+                    self._action(*item)
+                except BaseException as exc:  # raised again in the caller's thread
+                    self._error = exc
+
+    def submit(self, *args: object) -> None:
+        self._raise()
+        self._queue.put(args)
+
+    def finish(self, raise_error: bool = True) -> None:
+        """Wait until every chunk submitted is written; raise the thread's error, if any."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        if raise_error:
+            self._raise()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
 
 
 def _empty_columns() -> list[str]:

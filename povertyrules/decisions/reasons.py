@@ -110,7 +110,7 @@ def decision_frame(result: Evaluation, frame: pd.DataFrame, version: str, lang: 
         v = result.value(name)
         out[column] = np.where(v.known, np.round(np.asarray(v.values, dtype=float), 2), np.nan)
     for decision in CONTRACT_DECISIONS:
-        out[decision] = result.outcome(decision)
+        out[decision] = _outcome(result, decision)
     out["monitoring_triggers"] = _triggers(result)
     main, clauses = _main_reasons(result, lang)
     if reasons == "full" or with_records:
@@ -132,7 +132,7 @@ def decision_frame(result: Evaluation, frame: pd.DataFrame, version: str, lang: 
     out["rules_version"] = version
     for decision in decision_order(result.book):  # extensions, after the contract's columns
         if decision not in CONTRACT_DECISIONS:
-            out[decision] = result.outcome(decision)
+            out[decision] = _outcome(result, decision)
     for column in CARRIED:
         out[column] = _carried(frame[column], lang) if column in frame else _strings(pa.nulls(n, pa.string()))
     out["missing_columns"] = _strings(missing)
@@ -140,6 +140,19 @@ def decision_frame(result: Evaluation, frame: pd.DataFrame, version: str, lang: 
     out["clauses"] = _strings(clauses)
     out["trace"] = _strings(pack(result, trace_rules(result.book)))
     return out, records
+
+
+#: the dtype pandas gives a column of Python text (``str``): an outcome column keeps it
+_TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
+
+
+def _outcome(result: Evaluation, decision: str) -> pd.Series:
+    """`Evaluation.outcome` as the ``str`` column pandas makes of it, built in Arrow from the outcome codes (a
+    few labels, indexed) instead of from a Python string per row."""
+    labels = result.outcome_values[decision]
+    positions = np.arange(len(labels), dtype=np.int32)[result.codes[decision]]  # numpy's indexing, negatives too
+    text = pa.DictionaryArray.from_arrays(pa.array(positions), pa.array(list(labels), pa.string())).cast(pa.string())
+    return pd.Series(_TEXT.__from_arrow__(text))
 
 
 def _strings(array: pa.Array) -> pd.Series:

@@ -100,8 +100,7 @@ class Vec:
         """The same column with every form held at length `n` (itself where it already is)."""
         if self._derive is not None:  # deferred values are made at full length
             return self
-        forms = (self._values, self._known, self._kleene)
-        if all(f is None or np.shape(f) == (n,) for f in forms):
+        if _at_length(self._values, n) and _at_length(self._known, n) and _at_length(self._kleene, n):
             return self
         out = Vec(None, None)
         if self._values is not None:
@@ -148,6 +147,16 @@ class Coded(Vec):
 
 
 K_FALSE, K_UNKNOWN, K_TRUE = np.int8(0), np.int8(1), np.int8(2)  # Kleene's order: and = min, or = max
+
+
+def _at_length(form: Any, n: int) -> bool:
+    """Whether a form of a `Vec` is absent or held at length `n` (the test runs for every value read: an
+    array's shape is looked at directly, anything else goes through `np.shape`)."""
+    if form is None:
+        return True
+    if type(form) is np.ndarray:
+        return form.shape == (n,)
+    return np.shape(form) == (n,)
 
 
 def _verdicts(values: Any, known: Any) -> np.ndarray:
@@ -276,6 +285,30 @@ class _CitedMasks(Mapping[str, np.ndarray]):
         return sum(len(self.result.plans[name].table.rules) for name in self.result.combinations)
 
 
+class _TakenRows(Mapping[str, Vec]):
+    """Name -> the rows `rows` of the full-length `source[name]`, taken when first asked for and kept."""
+
+    __slots__ = ("n", "rows", "source", "taken")
+
+    def __init__(self, source: Mapping[str, Vec], n: int, rows: slice | np.ndarray):
+        self.source, self.n, self.rows, self.taken = source, n, rows, {}
+
+    def __getitem__(self, name: str) -> Vec:
+        found = self.taken.get(name)
+        if found is None:
+            found = self.taken[name] = self.source[name].full(self.n).take(self.rows)
+        return found
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.source
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.source)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+
 @dataclass
 class Evaluation:
     """Everything one evaluation computed, kept for decisions, reasons and explanations."""
@@ -327,10 +360,11 @@ class Evaluation:
         return self.take(slice(i, i + 1))
 
     def take(self, rows: slice | np.ndarray) -> Evaluation:
-        """The evaluation of `rows` only (a slice or row positions), in that order."""
+        """The evaluation of `rows` only (a slice or row positions), in that order. Its values are taken from
+        this one when first read (`_TakenRows`): explaining one household of a batch reads a few of them."""
         n = len(range(self.n)[rows]) if isinstance(rows, slice) else len(rows)
-        return Evaluation(self.book, self.entity, n, {k: v.full(self.n).take(rows) for k, v in self.env.items()},
-                          {k: v.full(self.n).take(rows) for k, v in self.conditions.items()},
+        return Evaluation(self.book, self.entity, n, _TakenRows(self.env, self.n, rows),
+                          _TakenRows(self.conditions, self.n, rows),
                           {k: v[rows] for k, v in self.codes.items()}, self.outcome_values,
                           {k: v[rows] for k, v in self.possible.items()},
                           {k: v[rows] for k, v in self.combinations.items()}, self.plans)

@@ -34,14 +34,15 @@ def json_line(record: object) -> str:
     return json.dumps(record, ensure_ascii=False, default=str).translate(LINE_BREAKING) + "\n"
 
 
-def read_table(path: Path | str, sheet: str | int = 0) -> pd.DataFrame:
-    """One table as a frame of text cells (blank cells are missing)."""
+def read_table(path: Path | str, sheet: str | int = 0, arrow_text: bool = False) -> pd.DataFrame:
+    """One table as a frame of text cells (blank cells are missing). With `arrow_text`, a CSV's cells are the
+    Arrow strings as read (``pd.ArrowDtype(pa.string())``, no copy) rather than pandas ``string`` columns."""
     path = Path(path)
     if not path.exists():
         raise InputError("文件不存在", "file not found", file=str(path))
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return _read_csv(path)
+        return _read_csv(path, arrow_text)
     if suffix == ".parquet":
         return pd.read_parquet(path).astype("string")
     if suffix in SPREADSHEETS:
@@ -50,7 +51,7 @@ def read_table(path: Path | str, sheet: str | int = 0) -> pd.DataFrame:
                      file=str(path))
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def _read_csv(path: Path, arrow_text: bool = False) -> pd.DataFrame:
     """Every cell as text (Arrow-backed), blank → missing; a UTF-8 BOM is skipped. GBK / UTF-16 text and ragged
     rows, which Arrow does not read, go through the sheet reader (`povertyrules.io.sheets`)."""
     try:
@@ -70,6 +71,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
         header = [h if h else f"column{i + 1}" for i, h in enumerate(header)]
         rows = [[*r, *([None] * (width - len(r)))][:width] for r in grid.cells[1:]]
         return pd.DataFrame(rows, columns=header, dtype=object).astype("string")
+    if arrow_text:
+        return table.to_pandas(types_mapper=lambda t: pd.ArrowDtype(t) if t == pa.string() else None)
     return table.to_pandas(types_mapper=lambda t: pd.StringDtype("pyarrow") if t == pa.string() else None)
 
 

@@ -55,6 +55,12 @@ class Prepared:
     joined: list[dict] = field(default_factory=list)  # per side sheet: file, layout, rows, matched, errors
     blank_as_zero: list[str] = field(default_factory=list)
 
+    def release_frame(self) -> pd.DataFrame:
+        """The household rows, handed over: `frame` is emptied (its columns kept), so the caller holds the only
+        reference and the text cells can be freed as soon as they are typed."""
+        frame, self.frame = self.frame, self.frame.iloc[:0]
+        return frame
+
     def lines_of(self, household_ids: pd.Series) -> int:
         """How many sheet lines the given households span."""
         if self.household_rows is None:
@@ -81,8 +87,12 @@ def resolve_layout(name: str | Path | None, book: RuleBook) -> Layout | None:
 
 
 def prepare(path: Path | str, book: RuleBook, layout: str | Path | None = None,
-            joins: list[Path | str] | None = None, members: Path | str | None = None) -> Prepared:
-    """Read `path` as it is and return its households in the contract's columns (see the module docstring)."""
+            joins: list[Path | str] | None = None, members: Path | str | None = None,
+            arrow_text: bool = False) -> Prepared:
+    """Read `path` as it is and return its households in the contract's columns (see the module docstring).
+
+    `arrow_text`: a contract CSV's cells stay the Arrow strings read (``pd.ArrowDtype(pa.string())``, no copy),
+    for a caller that only types them (`povertyrules.score`); otherwise they are pandas ``string`` columns."""
     path = Path(path)
     layouts = load_layouts(layouts_folder(book))
     forced = resolve_layout(layout, book)
@@ -93,7 +103,8 @@ def prepare(path: Path | str, book: RuleBook, layout: str | Path | None = None,
     grid = read_grid(path, sheet, limit=40 if text else None)  # a workbook is read whole once anyway
     table = find_table(grid, layouts, forced)
     if text and _is_pass_through(table.layout) and table.header_rows == [1]:
-        prepared = _contract_fast(path, sheet, table)  # the contract layout as Arrow reads it: no grid
+        # the contract layout as Arrow reads it: no grid
+        prepared = _contract_fast(path, sheet, table, arrow_text and not joins)
     else:
         if text:
             grid = read_grid(path, sheet)
@@ -130,9 +141,9 @@ def _empty(columns: tuple[str, ...]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
 
 
-def _contract_fast(path: Path, sheet: str | int, table: Table) -> Prepared:
+def _contract_fast(path: Path, sheet: str | int, table: Table, arrow_text: bool = False) -> Prepared:
     """The contract layout with its header on line 1: read by Arrow; only footer lines are looked at."""
-    frame = read_table(path, sheet)
+    frame = read_table(path, sheet, arrow_text)
     rows = np.arange(2, len(frame) + 2)
     key = table.headers[table.columns[table.layout.key]]
     # only lines without a household id, or whose 户编号 cell reads 合计 or 填表人…, can be totals, signatures or

@@ -24,7 +24,7 @@ from povertyrules.lang import safeyaml
 from povertyrules.lang.parameters import Text
 from povertyrules.model.columns import HOUSEHOLD_COLUMNS, Column, Kind, normalize_header
 
-FieldType = Literal["text", "number", "int", "bool", "choice", "id_number"]
+FieldType = Literal["text", "number", "int", "month", "bool", "choice", "id_number"]
 CONTRACT = {c.name: c for c in HOUSEHOLD_COLUMNS}
 MAX_FIELDS = 500
 

@@ -6,7 +6,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Literal
 
-Kind = Literal["text", "number", "int", "bool", "choice", "id_number"]
+Kind = Literal["text", "number", "int", "month", "bool", "choice", "id_number"]
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class Column:
     @property
     def type(self) -> str:
         """The expression-language type of this column."""
-        return {"number": "number", "int": "number", "bool": "bool"}.get(self.kind, "text")
+        return {"number": "number", "int": "number", "month": "number", "bool": "bool"}.get(self.kind, "text")
 
 
 def _choices(**canonical: tuple[str, ...]) -> dict[str, str]:
@@ -86,7 +86,7 @@ HOUSEHOLD_COLUMNS: tuple[Column, ...] = (
     # into the decisions for comparison, never read by a rule
     Column("compliant_spending", "合规自付支出", "number", minimum=0),
     Column("water_secured", "饮水安全有保障", "bool"),
-    Column("monitoring_start", "识别监测时间", "int", minimum=200001, maximum=210012),
+    Column("monitoring_start", "识别监测时间", "month", minimum=200001, maximum=210012),  # YYYYMM
     Column("assistance_measures", "帮扶措施数", "int", minimum=0),
     Column("risk_removed", "风险是否已消除", "bool"),
     Column("county_category", "监测对象类别", "choice", choices=MONITORING_CATEGORIES),

@@ -6,7 +6,10 @@ row number (the header is row 1), household id, column, value and a message in C
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import re
+from collections import deque
+from collections.abc import Collection, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +39,10 @@ class Parsed:
 
 def rename_headers(raw: pd.DataFrame, columns: tuple[Column, ...], file: str) -> pd.DataFrame:
     """Map English or Chinese headers to contract names; unknown headers are kept as they are."""
+    return raw.rename(columns=_renamed(raw, columns, file))
+
+
+def _renamed(raw: pd.DataFrame, columns: tuple[Column, ...], file: str) -> dict[str, str]:
     lookup = header_map(columns)
     renamed: dict[str, str] = {}
     for header in raw.columns:
@@ -46,22 +53,30 @@ def rename_headers(raw: pd.DataFrame, columns: tuple[Column, ...], file: str) ->
             raise InputError(f"表头重复：{header}", f"two headers mean the same column: {header}",
                              file=file, column=column.name)
         renamed[header] = column.name
-    return raw.rename(columns=renamed)
+    return renamed
 
 
 def parse_records(raw: pd.DataFrame, columns: tuple[Column, ...], file: str,
                   optional: frozenset[str] = frozenset(), unique: str | None = None,
                   rows: np.ndarray | None = None, duplicated_elsewhere: Collection[str] = (),
-                  fast: bool = True) -> Parsed:
+                  fast: bool = True, consume: bool = False) -> Parsed:
     """Type every contract column of `raw`; `optional` lists required columns a caller will derive.
 
     `rows` gives each row's line in the original sheet (default: the header is line 1, data from line 2).
     `duplicated_elsewhere`: values of `unique` that also occur in another part of the same input (another
     partition of one data set); their rows are duplicates exactly as if both parts were one file.
     `fast=False` reads every cell through the text path (`_parse`); the result is the same.
+    `consume`: `raw` is the caller's to give away; each of its contract columns is dropped from it once typed
+    (so the text and the typed copy are never both whole in memory), and `raw` is left without them.
     """
     # positions, not labels: a slice, a shuffled or a filtered frame reads exactly like a fresh one
-    frame = rename_headers(raw, columns, file).reset_index(drop=True)
+    if consume:  # the same frame object, renamed in place: dropping a column from it frees the column's text
+        renamed = _renamed(raw, columns, file)
+        raw.columns = [renamed.get(c, c) for c in raw.columns]
+        raw.index = pd.RangeIndex(len(raw))
+        frame = raw
+    else:
+        frame = rename_headers(raw, columns, file).reset_index(drop=True)
     for column in columns:
         if column.required and column.name not in frame and column.name not in optional:
             raise InputError(f"缺少必填列“{column.zh}”", f"required column '{column.name}' is missing",
@@ -69,13 +84,10 @@ def parse_records(raw: pd.DataFrame, columns: tuple[Column, ...], file: str,
     rows = pd.Series(np.arange(2, len(frame) + 2) if rows is None else np.asarray(rows, dtype=np.int64),
                      index=frame.index)
     ids = _text(frame[columns[0].name]) if columns[0].name in frame else pd.Series("", index=frame.index)
-    typed = pd.DataFrame({"row": rows.to_numpy()}, index=frame.index)
+    typed: dict[str, pd.Series] = {"row": pd.Series(rows.to_numpy(), index=frame.index)}
     problems: list[pd.DataFrame] = []
-    for column in columns:
-        if column.name not in frame:
-            continue
-        # text columns stay in Arrow, but for the id (`unique`) that other tables are matched on
-        values, bad, message = _parse(frame[column.name], column, fast, arrow_text=column.name != unique)
+    present = [column for column in columns if column.name in frame]
+    for column, (values, bad, message) in zip(present, _typed(frame, present, fast, unique), strict=True):
         if column.required and column.name not in optional:
             blank = values.isna() & ~bad
             if blank.any():
@@ -84,8 +96,10 @@ def parse_records(raw: pd.DataFrame, columns: tuple[Column, ...], file: str,
         if bad.any():
             problems.append(_problems(rows, ids, column, frame[column.name], bad, *message, file))
         typed[column.name] = values
+        if consume and column.name != unique:  # (the id's text is shown for duplicates, below)
+            del frame[column.name]
     if unique and unique in typed:
-        duplicated = pd.Series(_repeated(typed[unique]), index=typed.index)
+        duplicated = pd.Series(_repeated(typed[unique]), index=frame.index)
         if len(duplicated_elsewhere):
             duplicated |= typed[unique].isin(list(duplicated_elsewhere)).fillna(False).astype(bool)
         if duplicated.any():
@@ -93,9 +107,40 @@ def parse_records(raw: pd.DataFrame, columns: tuple[Column, ...], file: str,
             problems.append(_problems(rows, ids, column, frame[unique], duplicated,
                                       "户编号重复（两行均不计分）", "duplicate id: both rows are left out", file))
     errors = pd.concat(problems, ignore_index=True) if problems else pd.DataFrame(columns=list(ERROR_COLUMNS))
-    bad_rows = set(errors["row"])
-    valid = typed[~typed["row"].isin(bad_rows)].reset_index(drop=True)
-    return Parsed(valid, errors.sort_values(["row", "column"], kind="stable", ignore_index=True), len(frame))
+    if consume and unique in frame:
+        del frame[unique]
+    keep = ~typed["row"].isin(set(errors["row"])).to_numpy()
+    # the rows without errors, column by column: each typed column is let go once filtered (no second whole copy)
+    valid = pd.DataFrame({name: _kept(typed.pop(name), keep) for name in list(typed)}, index=None if keep.all()
+                         else pd.RangeIndex(int(keep.sum())))
+    return Parsed(valid, errors.sort_values(["row", "column"], kind="stable", ignore_index=True), len(rows))
+
+
+#: typing a column is mostly Arrow kernels, which release the GIL: from this many rows, columns are typed by
+#: `TYPING_THREADS` threads at once (at most `TYPING_AHEAD` columns ahead of the one being checked)
+THREADED_FROM, TYPING_THREADS, TYPING_AHEAD = 20_000, 2, 3
+
+
+def _typed(frame: pd.DataFrame, present: list[Column], fast: bool,
+           unique: str | None) -> Iterator[tuple[pd.Series, pd.Series, tuple[str, str]]]:
+    """`_parse` of each present column, in their order (text columns stay in Arrow, but for the id, `unique`,
+    that other tables are matched on)."""
+    if len(frame) < THREADED_FROM:
+        for column in present:
+            yield _parse(frame[column.name], column, fast, arrow_text=column.name != unique)
+        return
+    with ThreadPoolExecutor(TYPING_THREADS, thread_name_prefix="typing") as pool:
+        pending: deque[Future] = deque()
+        for column in present:  # each column's cells taken from `frame` here, in the caller's thread
+            pending.append(pool.submit(_parse, frame[column.name], column, fast, column.name != unique))
+            if len(pending) > TYPING_AHEAD:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _kept(values: pd.Series, keep: np.ndarray) -> pd.Series:
+    return values if keep.all() else values[keep].reset_index(drop=True)
 
 
 def _repeated(values: pd.Series) -> np.ndarray:
@@ -119,7 +164,10 @@ _NULL_TEXT = pa.scalar(None, pa.string())
 
 def _arrow_cells(series: pd.Series) -> pa.Array:
     """Cells as Arrow strings, as they are (no copy for Arrow-backed text)."""
-    cells = pa.array(series.astype("string"), type=pa.string(), from_pandas=True)
+    if isinstance(series.dtype, pd.ArrowDtype) and series.dtype.pyarrow_dtype == pa.string():
+        cells = series.array.__arrow_array__()  # the text as read (`read_table(..., arrow_text=True)`)
+    else:
+        cells = pa.array(series.astype("string"), type=pa.string(), from_pandas=True)
     return cells.combine_chunks() if isinstance(cells, pa.ChunkedArray) else cells
 
 
@@ -216,6 +264,27 @@ def _choices(series: pd.Series, column: Column) -> tuple[pd.Series, pd.Series]:
             pd.Series(bad, index=series.index, dtype=bool))
 
 
+_MONTH = re.compile(r"(\d{4})(\d{2})(?:\.0+)?"  # 202303 (or 202303.0 from a number cell)
+                    r"|(\d{4})\s*[-/.年]\s*(\d{1,2})\s*月?"  # 2023-03, 2023/3, 2023.3, 2023年3月
+                    r"(?:\s*[-/.]?\s*\d{1,2}\s*日?)?(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?")  # a date cell
+
+
+def _month(text: str) -> float:
+    """YYYYMM of a month written as people and spreadsheets write it; NaN where it is no month."""
+    found = _MONTH.fullmatch(text)
+    if not found:
+        return np.nan
+    year, month = (found.group(1), found.group(2)) if found.group(1) else (found.group(3), found.group(4))
+    return float(int(year) * 100 + int(month)) if 1 <= int(month) <= 12 else np.nan
+
+
+def _months(series: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(YYYYMM as numbers, mask of cells that are no month), each distinct text read once."""
+    text = _text(series)
+    values = text.map({v: _month(v) for v in text.dropna().unique()}).astype("float64")
+    return values, (text.notna() & values.isna()).astype(bool)
+
+
 def _parse(series: pd.Series, column: Column, fast: bool = True,
            arrow_text: bool = False) -> tuple[pd.Series, pd.Series, tuple[str, str]]:
     """(typed values with NA for blanks, mask of unreadable cells, (zh, en) message for them). Text is Python
@@ -248,8 +317,13 @@ def _parse(series: pd.Series, column: Column, fast: bool = True,
         allowed = " / ".join(dict.fromkeys(column.choices.values()))
         chinese = "、".join(_chinese_spelling(column, v) for v in dict.fromkeys(column.choices.values()))
         return values, bad, (f"“{column.zh}”取值无效（可选：{chinese}）", f"'{column.name}' must be one of {allowed}")
-    numbers, bad = _numbers(series, fast)
-    zh, en = f"“{column.zh}”须为数字", f"'{column.name}' must be a number"
+    if column.kind == "month":
+        numbers, bad = _months(series)
+        zh, en = (f"“{column.zh}”须为年月（如 202303、2023-03 或 2023年3月）",
+                  f"'{column.name}' must be a year and month (e.g. 202303, 2023-03 or 2023年3月)")
+    else:
+        numbers, bad = _numbers(series, fast)
+        zh, en = f"“{column.zh}”须为数字", f"'{column.name}' must be a number"
     if column.kind == "int":
         bad |= numbers.notna() & (numbers != np.floor(numbers))
         zh, en = f"“{column.zh}”须为整数", f"'{column.name}' must be a whole number"

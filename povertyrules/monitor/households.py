@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,17 +13,19 @@ from povertyrules.lang.rulebook import RuleBook
 from povertyrules.model.columns import HOUSEHOLD_COLUMNS
 from povertyrules.model.records import parse_records
 from povertyrules.store.models import Decision, Run
+from povertyrules.store.rows import codebook_of, input_records
 
 
 def from_store(engine: Engine, book: RuleBook, run_id: int | None = None) -> dict[str, dict[str, Any]]:
     """Typed input rows of the latest (or given) run, keyed by household id."""
     with Session(engine) as session:
         run_id = run_id or session.execute(select(func.max(Run.id))).scalar()
+        codebook = codebook_of(session.execute(select(Run.codebook).where(Run.id == run_id)).scalar())
         rows = session.execute(select(Decision.household_id, Decision.year, Decision.inputs)
                                .where(Decision.run_id == run_id)).all()
     households = {}
-    for hid, year, inputs in rows:
-        row = {k: v for k, v in json.loads(inputs).items() if k in book.columns("household")}
+    for (hid, year, _), inputs in zip(rows, input_records(codebook, [r[2] for r in rows]), strict=True):
+        row = {k: v for k, v in inputs.items() if k in book.columns("household")}
         row["year"] = int(year)
         households[hid] = row
     return households

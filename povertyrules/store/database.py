@@ -124,7 +124,8 @@ def retrying(write: Callable[[], T], retries: int = RETRIES) -> T:
 
 
 def create(engine: Engine) -> None:
-    """Create missing tables and the triggers that refuse UPDATE and DELETE on every audit table.
+    """Create missing tables, missing indexes (a store made before an index was declared gets it when it is
+    next opened) and the triggers that refuse UPDATE and DELETE on every audit table.
 
     On PostgreSQL an advisory lock makes processes that start at once take turns (CREATE … IF NOT EXISTS and
     CREATE OR REPLACE FUNCTION are not safe to run concurrently there).
@@ -136,10 +137,12 @@ def create(engine: Engine) -> None:
             connection.execute(text("SELECT pg_advisory_xact_lock(7215091)"))
             SQLModel.metadata.create_all(connection)
             _add_missing_columns(connection)
+            _add_missing_indexes(connection)
             _triggers(connection)
         return
     SQLModel.metadata.create_all(engine)
     _add_missing_columns(engine)
+    _add_missing_indexes(engine)
     with engine.begin() as connection:
         _triggers(connection)
 
@@ -181,6 +184,20 @@ def _add_missing_columns(bind) -> None:
             connection.execute(text(f'ALTER TABLE {table} ADD COLUMN "{column.name}" {kind}'))
 
 
+def _add_missing_indexes(bind) -> None:
+    """Indexes declared since a store was created (`create_all` makes a table's indexes only with the table).
+    Nothing is written when every index is there."""
+    found = inspect(bind)
+    missing = [index for table in SQLModel.metadata.sorted_tables
+               for present in [{i["name"] for i in found.get_indexes(table.name)}]
+               for index in sorted(table.indexes, key=lambda i: i.name or "") if index.name not in present]
+    if not missing:
+        return
+    context = bind.begin() if isinstance(bind, Engine) else contextlib.nullcontext(bind)
+    with context as connection:
+        for index in missing:
+            index.create(connection, checkfirst=True)
+
 
 # -- rows as stored, in Arrow -----------------------------------------------------------------------------
 
@@ -221,42 +238,61 @@ def arrow_rows(table: Table, frame: pd.DataFrame, columns: Sequence[str]) -> pa.
 
 
 def bulk_insert_table(connection, table: str, rows: pa.Table) -> None:
-    """Insert an Arrow table's rows: COPY (CSV, written by Arrow) on PostgreSQL, executemany in batches on SQLite.
+    """Insert an Arrow table's rows: COPY (CSV, written by Arrow) on PostgreSQL, executemany in batches on SQLite."""
+    for batch in rows.to_batches(max_chunksize=BATCH):
+        insert_bound(connection, bound_rows(connection.dialect.name, table, pa.Table.from_batches([batch])))
 
-    In Arrow's CSV every text value is quoted and a null is an empty field, which is exactly what COPY's CSV
-    format reads as text and as NULL."""
+
+def bound_rows(dialect: str, table: str, rows: pa.Table) -> tuple:
+    """Rows made ready for `insert_bound` on a database of `dialect` (in any thread: no connection is used).
+
+    PostgreSQL: the COPY statement and the rows as CSV written by Arrow (every text value quoted, a null an
+    empty field: exactly what COPY's CSV format reads as text and as NULL). SQLite: the INSERT statement and
+    the values each column binds."""
     names = ", ".join(f'"{c}"' for c in rows.column_names)
+    if dialect == "postgresql":
+        sink = io.BytesIO()
+        pa_csv.write_csv(rows, sink, pa_csv.WriteOptions(include_header=False, batch_size=4096))
+        return f"COPY {table} ({names}) FROM STDIN WITH (FORMAT csv)", sink.getbuffer()
+    bound = [_bound(column.combine_chunks()) for column in rows.columns]
+    marks = ", ".join(mark for mark, _ in bound)
+    return f"INSERT INTO {table} ({names}) VALUES ({marks})", [values for _, values in bound]
+
+
+def insert_bound(connection, bound: tuple) -> None:
+    """Write rows made by `bound_rows` in the connection's transaction."""
+    statement, data = bound
     raw = connection.connection.driver_connection
     if connection.dialect.name == "postgresql":
-        options = pa_csv.WriteOptions(include_header=False, batch_size=4096)
-        with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN WITH (FORMAT csv)") as copy:
-            for batch in rows.to_batches(max_chunksize=BATCH):
-                sink = io.BytesIO()
-                pa_csv.write_csv(batch, sink, options)
-                copy.write(sink.getbuffer())
+        with raw.cursor() as cursor, cursor.copy(statement) as copy:
+            copy.write(data)
         return
-    marks = ", ".join("?" for _ in rows.column_names)
-    cursor = raw.cursor()
-    statement = f"INSERT INTO {table} ({names}) VALUES ({marks})"
-    shared = [_few_values(column) for column in rows.columns]
-    for batch in rows.to_batches(max_chunksize=BATCH):
-        columns = [_python(column, few) for column, few in zip(batch.columns, shared, strict=True)]
-        cursor.executemany(statement, zip(*columns, strict=True))
+    raw.cursor().executemany(statement, zip(*data, strict=True))
 
 
-def _few_values(column: pa.ChunkedArray) -> bool:
-    """Whether a text column repeats a few values (outcomes, places, the rules version): judged on its start."""
-    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)) or not len(column):
-        return False
-    return pc.count_distinct(column.slice(0, 2000), mode="all").as_py() <= 200
+def _bound(column: pa.Array) -> tuple[str, list | np.ndarray]:
+    """A column's placeholder and the values SQLite's driver binds for it, made so that binding is cheap: plain
+    ``int``, ``float`` and ``str`` objects (any other object, ``None`` too, goes through the driver's adapter
+    look-up first, several times slower); a text column repeating a few values (outcomes, places, the rules
+    version, judged on its start) as one shared object per distinct value, encoded to UTF-8 once. A blank is
+    bound as a value the column cannot hold — ``0`` in a text column, ``''`` in another — that the placeholder
+    ``NULLIF(?, …)`` turns back into NULL."""
+    text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+    if pa.types.is_boolean(column.type):  # (as SQLite keeps them: 0 and 1)
+        column = column.cast(pa.int64())
+    if text and len(column) and pc.count_distinct(column.slice(0, 2000), mode="all").as_py() * 2 <= min(
+            len(column), 2000):
+        encoded = column.dictionary_encode()
+        values = np.array([*encoded.dictionary.to_pylist(), 0], dtype=object)[
+            encoded.indices.fill_null(len(encoded.dictionary)).to_numpy()]
+    elif column.null_count == 0 or text:
+        values = column.to_numpy(zero_copy_only=False)
+        values = values if text else values.tolist()
+    else:
+        values = np.array(column.to_pylist(), dtype=object)
+    if not column.null_count:
+        return "?", values
+    values[np.asarray(column.is_null())] = 0 if text else ""
+    return ("NULLIF(?, 0)" if text else "NULLIF(?, '')"), values
 
-
-def _python(column: pa.Array, few: bool):
-    """A column's values as the Python objects the driver binds; a text column of few values as one shared
-    object per distinct value (made once, and encoded to UTF-8 once by the driver)."""
-    if not few:
-        return column.to_pylist()
-    encoded = column.dictionary_encode()
-    words = np.array([*encoded.dictionary.to_pylist(), None], dtype=object)
-    return words[encoded.indices.fill_null(len(encoded.dictionary)).to_numpy()]
 

@@ -25,6 +25,7 @@ from povertyrules.engines.vectorized import Evaluation, Vec, evaluate_columns, e
 from povertyrules.lang import expr as ex
 from povertyrules.lang.rulebook import RuleBook, load_rulebook
 from povertyrules.store.models import Decision, Reason, Run
+from povertyrules.store.rows import readable
 
 DECISIONS = ("identification", "exit", "monitoring")
 REPORTED_EXTRA = ("risk_removal",)  # decisions without a column in the store, explained where the rules define them
@@ -104,6 +105,7 @@ def explain_many(run: Run, decisions: list[Decision], reasons: dict[str, list[Re
     `derive_reasons` — one for all their single flips, one for pairs)."""
     known = json.loads(run.clauses)
     book = snapshot_rulebook(run)
+    decisions = readable(run, decisions)
     changes = counterfactuals_many(book, decisions, [reasons.get(d.household_id, []) for d in decisions],
                                    evaluated)
     out = {}
@@ -126,6 +128,7 @@ def derive_reasons(run: Run, decisions: list[Decision]) -> tuple[Evaluation, dic
     verdict, observed values, thresholds and message), re-derived from the run's rule snapshot; the stored
     trace must agree with the re-derivation."""
     book = snapshot_rulebook(run)
+    decisions = readable(run, decisions)  # (input rows as objects, whichever way they were stored)
     result = evaluate_stored(book, decisions)
     width = len(json.loads(run.trace_rules))
     stored = decode([d.trace for d in decisions], width)

@@ -31,17 +31,19 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import itertools
 import json
 import random
+import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import Column, Engine, Table, Text, func, select, text
+from sqlalchemy import Column, Engine, Select, Table, Text, bindparam, func, select, text
 from sqlmodel import Field, Session, SQLModel
 
 from povertyrules.store.database import ARROW_TYPES, column_kind
@@ -102,10 +104,19 @@ def _row_hash(row) -> bytes:
     return hashlib.blake2b(_canonical(row), digest_size=ROW_HASH_BYTES).digest()
 
 
+#: columns added to the run table after runs were first sealed: left out of a run's record where blank, so the
+#: records (and so the digests) of runs stored before them are unchanged, while a value written into one later
+#: changes the record as any other change does
+ADDED_RUN_COLUMNS = ("codebook",)
+
+
 def _run_record(connection, run_id: int) -> bytes:
     run = SQLModel.metadata.tables["run"]
     row = connection.execute(select(run).where(run.c.id == run_id)).first()
-    return b"" if row is None else _canonical(tuple(row))
+    if row is None:
+        return b""
+    return _canonical(tuple(v for c, v in zip(run.columns, row, strict=True)
+                            if not (v is None and c.name in ADDED_RUN_COLUMNS)))
 
 
 def _table_rows(connection, table: Table, run_id: int):
@@ -257,16 +268,40 @@ def _written_ids(connection, table: Table, run_id: int, count: int) -> np.ndarra
     return np.fromiter(ids, dtype=np.int64, count=count)
 
 
-def _written_hashes(connection, table: Table, run_id: int, rows: pa.Table) -> tuple[list[str], bytes] | None:
-    """Scheme-2 hashes of the rows a run wrote, from the written values and the ids read back; a sample of rows
-    is re-read and must hash the same (else None, and the caller reads every row back)."""
+def next_id(connection, name: str) -> int | None:
+    """The id the next row written to table `name` in this transaction gets, where the database tells it
+    beforehand: on SQLite one more than the largest (the caller holds the write lock; rows written after it
+    get the ids that follow, in order). None on PostgreSQL (ids come from a sequence other writers share)."""
+    if connection.dialect.name != "sqlite":
+        return None
+    table = SQLModel.metadata.tables[name]
+    return int(connection.execute(select(func.max(table.c.id))).scalar() or 0) + 1
+
+
+def part_hashes(name: str, first_id: int, rows: pa.Table) -> bytes:
+    """Scheme-2 hashes of rows (every column but ``id``) about to be written to table `name` with the ids
+    ``first_id``, ``first_id + 1``, …: handed to `seal`, which uses them only if those are the ids the rows got."""
+    table = SQLModel.metadata.tables[name]
+    ids = pa.array(np.arange(first_id, first_id + rows.num_rows, dtype=np.int64))
+    return row_hashes(_kinds(table, ["id", *rows.column_names]), [ids, *rows.columns])
+
+
+def _written_hashes(connection, table: Table, run_id: int, rows: pa.Table,
+                    made: tuple[int, bytes] | None = None) -> tuple[list[str], bytes] | None:
+    """Scheme-2 hashes of the rows a run wrote, from the written values and the ids read back (or `made` on
+    the way, by `part_hashes`, when the rows got the ids they were made with); a sample of rows is re-read
+    and must hash the same (else None, and the caller reads every row back)."""
     columns = ["id", *rows.column_names]
     if sorted(columns) != sorted(c.name for c in table.columns):
         return None
     ids = _written_ids(connection, table, run_id, rows.num_rows)
     if ids is None:
         return None
-    hashes = row_hashes(_kinds(table, columns), [pa.array(ids), *rows.columns])
+    if made is not None and len(ids) and made[0] == ids[0] and ids[-1] - ids[0] + 1 == len(ids) \
+            and len(made[1]) == len(ids) * ROW_HASH_BYTES:
+        hashes = made[1]
+    else:
+        hashes = row_hashes(_kinds(table, columns), [pa.array(ids), *rows.columns])
     sample = sorted(set(random.Random(run_id).sample(range(len(ids)), min(SPOT_CHECKS, len(ids)))) |
                     ({0, len(ids) - 1} if len(ids) else set()))
     if sample:
@@ -285,11 +320,13 @@ def _digest(previous: str, record: bytes, tables: dict[str, dict]) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
-def seal(connection, run_id: int, written: dict[str, pa.Table] | None = None) -> str:
+def seal(connection, run_id: int, written: dict[str, pa.Table] | None = None,
+         made: dict[str, tuple[int, bytes]] | None = None) -> str:
     """Digest run `run_id` (inside the transaction that stored it) and chain it; returns its digest.
 
     `written`: table name -> the rows this transaction wrote for the run (every column but ``id``, as
-    `povertyrules.store.database.arrow_rows` made them); those are hashed from the written values. Other
+    `povertyrules.store.database.arrow_rows` made them); those are hashed from the written values, or taken
+    from `made` (table name -> first id and the rows' hashes, `part_hashes`) when the rows got those ids. Other
     tables, and a run written in parts by other processes, are read back.
 
     The caller holds the store's write lock (SQLite) or `lock` (PostgreSQL), so no other run is sealed
@@ -302,7 +339,7 @@ def seal(connection, run_id: int, written: dict[str, pa.Table] | None = None) ->
     for table in run_tables():
         done = None
         if written and table.name in written:
-            done = _written_hashes(connection, table, run_id, written[table.name])
+            done = _written_hashes(connection, table, run_id, written[table.name], (made or {}).get(table.name))
         if done is None:
             columns = [c.name for c in table.columns]
             done = columns, _hash_stored(connection, table, run_id, columns)
@@ -472,7 +509,60 @@ def _first_difference(connection, table: Table, run_id: int, expected: bytes, en
 def _one_row_hash(table: Table, row, entry: dict) -> bytes:
     if entry.get("rows", 1) == 1:
         return _row_hash(tuple(row))
-    return _rows_hashes(table, entry["columns"], [tuple(row._mapping[c] for c in entry["columns"])])
+    columns = entry["columns"]
+    values = tuple(row._mapping[c] for c in columns)
+    form = _one_row_form(_kinds(table, columns), values)
+    if form is not None:
+        return hashlib.sha256(form).digest()[:ROW_HASH_BYTES]
+    return _rows_hashes(table, columns, [values])
+
+
+_NULL_PART = {"bool": b"\x01\x00", "int": b"\x01" + bytes(8), "float": b"\x01" + bytes(8)}
+
+
+def _one_row_form(kinds: Sequence[str], values: Sequence) -> bytes | None:
+    """One row's scheme-2 canonical form (`row_hashes`) built from its Python values, for the household
+    check's few rows (the bulk form's Arrow calls cost more than the row); None where a value is not
+    plainly of its column's kind (a value of another type, an out-of-range integer, text that is not
+    UTF-8): the bulk form decides those. `tests/test_integrity.py` checks the two agree."""
+    head, texts = bytearray(), []
+    for kind, value in zip(kinds, values, strict=True):
+        if kind in ("str", "other"):
+            if value is None:
+                head += b"\xff\xff\xff\xff"
+                continue
+            if kind == "str" and type(value) is not str:
+                return None
+            try:
+                text = (value if kind == "str" else _plain(value)).encode("utf-8")
+            except UnicodeEncodeError:
+                return None
+            head += len(text).to_bytes(4, "little")
+            texts.append(text)
+        elif value is None:
+            head += _NULL_PART[kind]
+        elif kind == "bool" and type(value) is bool:
+            head += b"\x00\x01" if value else b"\x00\x00"
+        elif kind == "int" and type(value) is int and -2**63 <= value < 2**63:
+            head += b"\x00" + value.to_bytes(8, "little", signed=True)
+        elif kind == "float" and type(value) is float:
+            head += b"\x00" + struct.pack("<d", value + 0.0)  # (−0 + 0 is +0)
+        else:
+            return None
+    return bytes(head) + b"".join(texts)
+
+
+@functools.cache
+def _household_queries(_tables: int) -> tuple[list[Table], dict[str, Select]]:
+    """The tables holding a household's rows, and the statements `check_household` reads them with (built once
+    per schema — `_tables`, the number of tables known — with bound parameters): the household's rows in run
+    and id order, and the digests of the runs they are in."""
+    tables = [t for t in run_tables() if "household_id" in t.c]
+    queries = {t.name: select(t).where(t.c.household_id == bindparam("household_id")).order_by(t.c.run_id, t.c.id)
+               for t in tables}
+    queries[RunDigest.__tablename__] = (select(RunDigest.run_id, RunDigest.digest, RunDigest.tables)
+                                        .where(RunDigest.run_id.in_(bindparam("runs", expanding=True))))
+    return tables, queries
 
 
 def check_household(engine: Engine, household_id: str, quick: Report | None = None) -> Report:
@@ -488,12 +578,10 @@ def check_household(engine: Engine, household_id: str, quick: Report | None = No
     household_id = stored_form(engine, household_id)
     with Session(engine) as session:
         connection = session.connection()
-        tables = [t for t in run_tables() if "household_id" in t.c]
-        found = {t.name: connection.execute(select(t).where(t.c.household_id == household_id)
-                                            .order_by(t.c.run_id, t.c.id)).all() for t in tables}
+        tables, queries = _household_queries(len(SQLModel.metadata.tables))
+        found = {t.name: connection.execute(queries[t.name], {"household_id": household_id}).all() for t in tables}
         runs = sorted({row.run_id for rows in found.values() for row in rows})
-        digests = connection.execute(select(RunDigest.run_id, RunDigest.digest, RunDigest.tables)
-                                     .where(RunDigest.run_id.in_(runs))).all() if runs else []
+        digests = connection.execute(queries[RunDigest.__tablename__], {"runs": runs}).all() if runs else []
         entries = {d.run_id: json.loads(d.tables) for d in digests}
         digests_of = {d.run_id: d.digest for d in digests}
         store = engine.url.render_as_string(hide_password=True)

@@ -31,6 +31,10 @@ class Run(SQLModel, table=True):
     clauses: str = Field(sa_column=Column(Text, nullable=False))
     #: the rule ids a decision's `trace` holds a verdict for, in order (JSON list)
     trace_rules: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    #: what the run's decision rows refer to (`povertyrules.store.rows`): the input row's columns, in the order
+    #: of its values, and the texts of its reasons (JSON); blank for runs stored before it or stored in parts
+    #: (their rows keep each input row as a JSON object and the reasons as text)
+    codebook: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class Decision(SQLModel, table=True):
@@ -50,6 +54,7 @@ class Decision(SQLModel, table=True):
     exit: str
     monitoring: str
     monitoring_triggers: str | None = None
+    #: the main reason: in a run with a codebook of reasons, the position of its text there (`rows.reasons_texts`)
     reasons: str = Field(sa_column=Column(Text, nullable=False))
     rules_version: str
     county: str | None = None
@@ -58,7 +63,9 @@ class Decision(SQLModel, table=True):
     registered_status: str | None = None
     missing_columns: str | None = None
     row: int
-    inputs: str = Field(sa_column=Column(Text, nullable=False))  # the typed input row (JSON)
+    #: the typed input row: a JSON array of values in the order of the run's `Run.codebook` (a JSON object
+    #: of column and value in runs without one); see `povertyrules.store.rows`
+    inputs: str = Field(sa_column=Column(Text, nullable=False))
     clauses: str | None = None  # the clause ids of the decisive path, per decision (`;`-joined)
     trace: str = ""  # every criterion's and outcome rule's verdict, packed (`povertyrules.decisions.trace`)
 
@@ -84,6 +91,9 @@ class Reason(SQLModel):
 class RunError(SQLModel, table=True):
     """An input row a run could not read."""
 
+    # (a household's rows in every run: what the household page's integrity check reads)
+    __table_args__ = (Index("ix_runerror_household_run", "household_id", "run_id"),)
+
     id: int | None = Field(default=None, primary_key=True)
     run_id: int = Field(foreign_key="run.id", index=True)
     row: int
@@ -97,7 +107,8 @@ class RunError(SQLModel, table=True):
 class Evidence(SQLModel, table=True):
     """A department register's record behind a household's fact (MON-5.1): register, date, kind, masked member."""
 
-    __table_args__ = (Index("ix_evidence_run_household", "run_id", "household_id"),)
+    __table_args__ = (Index("ix_evidence_run_household", "run_id", "household_id"),
+                      Index("ix_evidence_household_run", "household_id", "run_id"))
 
     id: int | None = Field(default=None, primary_key=True)
     run_id: int = Field(foreign_key="run.id")
@@ -115,6 +126,8 @@ class Evidence(SQLModel, table=True):
 
 class Contradiction(SQLModel, table=True):
     """A register says otherwise than the household file (file: 无车; register: a car): the 核查 list."""
+
+    __table_args__ = (Index("ix_contradiction_household_run", "household_id", "run_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     run_id: int = Field(foreign_key="run.id", index=True)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
 from povertyrules.engines.vectorized import evaluate
 from povertyrules.store.explain import snapshot_rulebook
-from povertyrules.store.runs import decisions_frame, get_run, reasons_for
+from povertyrules.store.runs import decisions_frame, get_run, input_frame, reasons_for
 
 MONITORED = ("unstable_exited", "edge", "sudden_hardship")
 REGISTERED = ("poor", "exited")
@@ -26,7 +24,7 @@ def watchlist(engine: Engine, run_id: int | None = None, county: str | None = No
         decisions = decisions[decisions["county"] == county]
     if township:
         decisions = decisions[decisions["township"] == township]
-    inputs = pd.DataFrame([json.loads(s) for s in decisions["inputs"]], index=decisions.index)
+    inputs = input_frame(run, decisions)
     members = pd.to_numeric(inputs.get("members"), errors="coerce").fillna(0)
     watched = decisions[decisions["monitoring"].isin(MONITORED)].copy()
     if len(watched):

@@ -11,7 +11,6 @@ counts as 无法核查, never as flagged. Nothing here names a status or a check
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from povertyrules.shipped import rules_folder
 from povertyrules.store.changes import missing_names
 from povertyrules.store.explain import snapshot_rulebook
 from povertyrules.store.models import Run
-from povertyrules.store.runs import decisions_frame, get_run
+from povertyrules.store.runs import decisions_frame, get_run, input_frame
 
 CHECKS_FILE = rules_folder() / "review" / "checks.yaml"  # the checkout's, else the installed package's
 #: the decision columns each flagged household is listed with (contract names; headers come from columns.yaml)
@@ -199,7 +198,7 @@ def review(engine: Engine, run_id: int | None = None, checks: Path | str | None 
     decisions = decisions_frame(engine, run_id, with_id=True)
     run = get_run(engine, int(decisions["run_id"].iloc[0]) if len(decisions) else (run_id or 0))
     book = snapshot_rulebook(run)
-    inputs = typed_inputs(decisions, book)
+    inputs = typed_inputs(decisions, book, run)
     evaluation = _evaluate(book, inputs) if len(inputs) else None
     results = [_check(book, evaluation, inputs, c, str(checks or CHECKS_FILE)) for c in spec.checks]
     return Review(run, decisions.reset_index(drop=True), results, spec.labels, inputs)
@@ -213,9 +212,10 @@ def _evaluate(book: RuleBook, inputs: pd.DataFrame) -> Evaluation:
     return evaluate_columns(book, columns, len(inputs), years=inputs["year"].to_numpy())
 
 
-def typed_inputs(decisions: pd.DataFrame, book: RuleBook) -> pd.DataFrame:
-    """The stored input rows of `decisions` as a typed frame the engine evaluates (positionally aligned)."""
-    typed = pd.DataFrame([json.loads(s) for s in decisions["inputs"]]).reset_index(drop=True)
+def typed_inputs(decisions: pd.DataFrame, book: RuleBook, run: Run) -> pd.DataFrame:
+    """The stored input rows of `decisions` (of `run`) as a typed frame the engine evaluates (positionally
+    aligned)."""
+    typed = input_frame(run, decisions).reset_index(drop=True)
     for name, column in book.columns("household").items():
         if name in typed and column.type == "bool":
             typed[name] = typed[name].astype("boolean")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import getpass
 import hashlib
 import json
@@ -11,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, bindparam, func, select
 from sqlmodel import Session
 
 from povertyrules.decisions.trace import trace_rules
@@ -20,8 +20,17 @@ from povertyrules.lang.clauses import clauses
 from povertyrules.lang.rulebook import RuleBook
 from povertyrules.scoring import ScoreResult
 from povertyrules.store import integrity
-from povertyrules.store.database import arrow_rows, bulk_insert_table, retrying, store_key_of, stored_form
+from povertyrules.store.database import (
+    arrow_rows,
+    bound_rows,
+    bulk_insert_table,
+    insert_bound,
+    retrying,
+    store_key_of,
+    stored_form,
+)
 from povertyrules.store.models import Contradiction, Decision, Evidence, Reason, Run, RunError
+from povertyrules.store.rows import codebook_of, json_arrays, json_records, make_codebook, readable, reasons_texts
 
 DECISION_FIELDS = [c for c in Decision.model_fields if c != "id"]
 ERROR_FIELDS = [c for c in RunError.model_fields if c != "id"]
@@ -68,25 +77,28 @@ def rules_snapshot(book: RuleBook) -> dict:
 def record_run(engine: Engine, result: ScoreResult, input_file: str | Path, operator: str | None = None,
                lang: str = "zh", reading: dict | None = None) -> int:
     """Append one run (one row per household: its typed input, outcomes and trace; errors) and return its id.
-    Reasons are not stored: `reasons_of` re-derives them from the trace, the input and the run's snapshot.
+    Reasons are not stored: `reasons_of` re-derives them from the trace, the input and the run's snapshot
+    (a row keeps only its one-line main reason, by its position in the run's codebook, `rows`).
     Re-scoring makes a new run. `reading` says how the file was read (its layout, the blanks the layout
     declares to be zero, the side sheets joined); it is kept with the run's rule snapshot."""
     if result.inputs is None:
         raise ValueError("score with keep_records=True to store a run")
     decisions = result.decisions
     years = sorted({int(y) for y in decisions["year"].unique()}) if len(decisions) else []
+    prepared = stored_rows(result, store_key_of(engine), codebook=True)  # (before the write lock is taken)
 
     def write() -> int:  # one transaction; tried again while another writer holds the database
         with Session(engine) as session:
             integrity.lock(session.connection())
             run = new_run(result.book, input_file, years, decided=len(decisions), error_rows=result.error_rows,
-                          input_rows=result.rows, operator=operator, lang=lang, reading=reading)
+                          input_rows=result.rows, operator=operator, lang=lang, reading=reading,
+                          codebook=prepared.codebook)
             session.add(run)
             session.flush()  # the first statement writes, so SQLite takes the write lock at once (no upgrade)
             run_id = int(run.id)
             connection = session.connection()
-            written = append_rows(connection, run_id, result, store_key_of(engine))
-            integrity.seal(connection, run_id, written)  # hashed from the rows as written
+            written, hashed = write_rows(connection, run_id, prepared)
+            integrity.seal(connection, run_id, written, hashed)  # hashed from the rows as written
             session.commit()
         return run_id
 
@@ -95,8 +107,9 @@ def record_run(engine: Engine, result: ScoreResult, input_file: str | Path, oper
 
 def new_run(book: RuleBook, input_file: str | Path, years: list[int], *, decided: int, error_rows: int,
             input_rows: int, operator: str | None = None, lang: str = "zh", input_sha256: str | None = None,
-            reading: dict | None = None) -> Run:
-    """The run row: who, when, which input (and its sha256), the rule set and every value in force, the counts."""
+            reading: dict | None = None, codebook: dict | None = None) -> Run:
+    """The run row: who, when, which input (and its sha256), the rule set and every value in force, the counts,
+    and the codebook its rows refer to (`povertyrules.store.rows`; None: rows stored as objects and text)."""
     cited = sorted(book.cited_clauses())
     known = clauses()
     return Run(
@@ -109,136 +122,177 @@ def new_run(book: RuleBook, input_file: str | Path, years: list[int], *, decided
         rules_snapshot=json.dumps({**rules_snapshot(book), "reading": reading or {}}, ensure_ascii=False),
         clauses=json.dumps({c: known.get(c) for c in cited}, ensure_ascii=False),
         trace_rules=json.dumps(trace_rules(book)),
+        codebook=json.dumps(codebook, ensure_ascii=False) if codebook is not None else None,
     )
 
 
-def append_rows(connection, run_id: int, result: ScoreResult, key: bytes) -> dict[str, pa.Table]:
-    """Bulk-write a scored result's decisions (one row per household: input, outcomes, trace) and errors into
-    run `run_id` (COPY on PostgreSQL), identity numbers as masked form + keyed hash; one call per partition
-    when a run is scored in parts. Returns the rows written per table, as stored (for `integrity.seal`)."""
-    from povertyrules.privacy import pseudonym_frame
+#: households made and written at a time: the next part is made (pseudonyms, JSON, hashes) in a second thread
+#: while the database writes one
+PART = 50_000
 
+
+class StoredRows:
+    """A scored result's rows as the store keeps them, every column but ``run_id``: identity numbers as masked
+    form + keyed hash, made in Arrow. The decisions (one row per household: input, outcomes, trace, main reason)
+    are made a part at a time (`decision_part`), the errors and register rows at once (`tables`). With
+    `codebook`, input rows are JSON arrays and reasons positions in the `codebook` (`povertyrules.store.rows`);
+    without, JSON objects and text."""
+
+    def __init__(self, result: ScoreResult, key: bytes, codebook: bool):
+        from povertyrules.privacy import pseudonym_frame, pseudonym_text
+
+        self._result, self._key = result, key
+        self.households = len(result.decisions)
+        self.parts = max(1, -(-self.households // PART))
+        self.codebook: dict | None = None
+        self._reasons: pa.Array | None = None  # every row's reason as stored, when coded
+        if codebook:
+            reasons = pa.array(result.decisions["reasons"], pa.string(), from_pandas=True)
+            self.codebook, coded = make_codebook([c for c in result.inputs.columns if c != "row"], reasons)
+            if "reasons" in self.codebook:  # (identity numbers masked once per text)
+                self.codebook["reasons"] = [pseudonym_text(t, key) for t in self.codebook["reasons"]]
+                self._reasons = coded
+        errors = pseudonym_frame(result.errors, key)
+        self.tables = {"runerror": _stored(RunError, errors, [c for c in ERROR_FIELDS if c != "run_id"]),
+                       **_register_rows(result)}
+
+    def decision_part(self, index: int) -> pa.Table:
+        """Decision rows ``index * PART`` up to the next part's, as stored."""
+        from povertyrules.privacy import pseudonym_frame
+
+        start, stop = index * PART, min(self.households, (index + 1) * PART)
+        decisions = self._result.decisions.iloc[start:stop]
+        inputs = pseudonym_frame(self._result.inputs.iloc[start:stop].drop(columns=["row"]), self._key)
+        if self._reasons is not None:
+            reasons = self._reasons[start:stop]
+        else:
+            masked = pseudonym_frame(decisions[["reasons"]], self._key)["reasons"]
+            reasons = pa.array(masked, pa.string(), from_pandas=True)
+        fields = [c for c in DECISION_FIELDS if c not in ("run_id", "reasons", "inputs")]
+        rows = _stored(Decision, pseudonym_frame(decisions[fields], self._key), fields)
+        texts = json_arrays(inputs) if self.codebook is not None else json_records(inputs)
+        rows = rows.append_column("reasons", reasons).append_column("inputs", texts)
+        return rows.select([c for c in DECISION_FIELDS if c != "run_id"])
+
+
+def stored_rows(result: ScoreResult, key: bytes, codebook: bool) -> StoredRows:
+    return StoredRows(result, key, codebook)
+
+
+def append_rows(connection, run_id: int, result: ScoreResult, key: bytes) -> dict[str, pa.Table]:
+    """Bulk-write a scored result's decisions and errors into run `run_id`, one call per partition when a run is
+    scored in parts (each part's input rows as JSON objects and reasons as text: the run has no codebook).
+    Returns the rows written per table, as stored (for `integrity.seal`)."""
     if result.inputs is None:
         raise ValueError("score with keep_records=True to store a run")
-    decisions, inputs = pseudonym_frame(result.decisions, key), pseudonym_frame(result.inputs, key)
-    errors = pseudonym_frame(result.errors, key).assign(run_id=run_id)
-    written = {"decision": _decision_rows(run_id, decisions, inputs),
-               "runerror": _stored(RunError, errors, ERROR_FIELDS), **_register_rows(run_id, result)}
-    for table, rows in written.items():
-        if rows.num_rows:
-            bulk_insert_table(connection, table, rows)
-    return written
+    return write_rows(connection, run_id, stored_rows(result, key, codebook=False), hash_ahead=False)[0]
+
+
+def write_rows(connection, run_id: int, rows: StoredRows,
+               hash_ahead: bool = True) -> tuple[dict[str, pa.Table], dict[str, tuple]]:
+    """Bulk-insert prepared rows into run `run_id` (COPY on PostgreSQL): each part of the decisions is made,
+    bound for the database and (where the database says the ids it will give beforehand: SQLite) hashed for
+    the integrity chain in a second thread while the previous one is written. Returns the rows as written per
+    table, and the row hashes made on the way (for `integrity.seal`). `hash_ahead` only where the caller holds
+    the write lock already (a run's own transaction: its run row is written first)."""
+    dialect = connection.dialect.name
+
+    def with_run(table: pa.Table) -> pa.Table:
+        return table.add_column(0, "run_id", pa.array(np.full(table.num_rows, run_id, dtype=np.int64)))
+
+    first = integrity.next_id(connection, "decision") if hash_ahead else None
+
+    def make(index: int):
+        part = with_run(rows.decision_part(index))
+        hashed = integrity.part_hashes("decision", first + index * PART, part) if first is not None else None
+        return part, bound_rows(dialect, "decision", part), hashed
+
+    parts, hashes = [], []
+    for part, bound, hashed in _ahead(make, rows.parts):
+        if part.num_rows:
+            insert_bound(connection, bound)
+        parts.append(part)
+        hashes.append(hashed)
+    written = {"decision": pa.concat_tables(parts)}
+    made = {"decision": (first, b"".join(hashes))} if first is not None else {}
+    for name, table in rows.tables.items():
+        table = with_run(table)
+        if table.num_rows:
+            bulk_insert_table(connection, name, table)
+        written[name] = table
+    return written, made
+
+
+def _ahead(make, count: int):
+    """``make(0)``, ``make(1)``, … ``make(count - 1)``, each made in a second thread while the caller uses the
+    one before."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="store-rows") as pool:
+        coming = pool.submit(make, 0) if count else None
+        for index in range(count):
+            made = coming.result()
+            coming = pool.submit(make, index + 1) if index + 1 < count else None
+            yield made
 
 
 def _stored(model, frame: pd.DataFrame, fields: list[str]) -> pa.Table:
     return arrow_rows(model.__table__, frame, fields)
 
 
-def _register_rows(run_id: int, result: ScoreResult) -> dict[str, pa.Table]:
+def _register_rows(result: ScoreResult) -> dict[str, pa.Table]:
     """The register evidence and contradictions of the run (identities in them are already masked)."""
     out = {}
     if result.evidence is not None and len(result.evidence):
         evidence = result.evidence.rename(columns={"date": "record_date", "register": "register_name"})
-        out["evidence"] = _stored(Evidence, evidence.assign(run_id=run_id), EVIDENCE_FIELDS)
+        out["evidence"] = _stored(Evidence, evidence, [c for c in EVIDENCE_FIELDS if c != "run_id"])
     if result.contradictions is not None and len(result.contradictions):
-        table = result.contradictions.assign(run_id=run_id,
-                                             file_value=result.contradictions["file_value"].astype(str),
+        table = result.contradictions.assign(file_value=result.contradictions["file_value"].astype(str),
                                              register_value=result.contradictions["register_value"].astype(str))
-        out["contradiction"] = _stored(Contradiction, table, CONTRADICTION_FIELDS)
+        out["contradiction"] = _stored(Contradiction, table, [c for c in CONTRADICTION_FIELDS if c != "run_id"])
     return out
+
+
+@functools.cache
+def _query(name: str):
+    """The household page's queries, built once (with bound parameters): building a statement costs about as
+    much as running it."""
+    household, run = bindparam("household_id"), bindparam("run_id")
+    if name == "evidence":
+        return (select(Evidence).where(Evidence.run_id == run, Evidence.household_id == household)
+                .order_by(Evidence.column, Evidence.id))
+    if name == "contradictions":
+        return (select(Contradiction).where(Contradiction.run_id == run, Contradiction.household_id == household)
+                .order_by(Contradiction.household_id, Contradiction.id))
+    if name == "decision in run":
+        return (select(Decision, Run.codebook).join(Run, Run.id == Decision.run_id)
+                .where(Decision.household_id == household, Decision.run_id == run).limit(1))
+    if name == "latest decision":
+        return (select(Decision, Run.codebook).join(Run, Run.id == Decision.run_id)
+                .where(Decision.household_id == household).order_by(Decision.run_id.desc()).limit(1))
+    if name == "history":
+        from sqlalchemy.orm import load_only
+
+        return (select(Run, Decision).options(load_only(Run.id, Run.created_at, Run.rules_version, Run.codebook))
+                .join(Decision, Decision.run_id == Run.id).where(Decision.household_id == household)
+                .order_by(Run.id))
+    raise KeyError(name)
 
 
 def evidence_of(engine: Engine, household_id: str, run_id: int) -> list[Evidence]:
     """The register records behind the household's facts in a run."""
     with Session(engine) as session:
-        query = (select(Evidence).where(Evidence.run_id == run_id, Evidence.household_id == household_id)
-                 .order_by(Evidence.column, Evidence.id))
-        return list(session.execute(query).scalars())
+        return list(session.execute(_query("evidence"), {"run_id": run_id, "household_id": household_id}).scalars())
 
 
 def contradictions_of(engine: Engine, run_id: int, household_id: str | None = None) -> list[Contradiction]:
     """Where a register says otherwise than the household file, in a run (the 核查 list)."""
     with Session(engine) as session:
-        query = select(Contradiction).where(Contradiction.run_id == run_id)
         if household_id is not None:
-            query = query.where(Contradiction.household_id == household_id)
+            found = session.execute(_query("contradictions"), {"run_id": run_id, "household_id": household_id})
+            return list(found.scalars())
+        query = select(Contradiction).where(Contradiction.run_id == run_id)
         return list(session.execute(query.order_by(Contradiction.household_id, Contradiction.id)).scalars())
-
-
-def _decision_rows(run_id: int, decisions: pd.DataFrame, inputs: pd.DataFrame) -> pa.Table:
-    """The decisions as stored, each with its typed input row as JSON (made in Arrow, joined as Arrow)."""
-    fields = [c for c in DECISION_FIELDS if c != "inputs"]
-    rows = _stored(Decision, decisions.assign(run_id=run_id), fields)
-    rows = rows.append_column("inputs", json_records(inputs.drop(columns=["row"])))
-    return rows.select(DECISION_FIELDS)
-
-
-def json_records(frame: pd.DataFrame) -> pa.Array:
-    """Each row of `frame` as a JSON object (``{"column": value, …}``, text unescaped as in
-    ``ensure_ascii=False``; numbers of a float column with a fraction or exponent, ``4.0`` not ``4``; a blank
-    or non-finite number as null), built column by column in Arrow. `json.loads` of a line gives the row's
-    values, floats exactly (their shortest round-trip form)."""
-    if not len(frame.columns):
-        return pa.array(["{}"] * len(frame), pa.string())
-    parts: list = []
-    for index, name in enumerate(frame.columns):
-        parts += [("{" if index == 0 else ",") + json.dumps(str(name), ensure_ascii=False) + ":",
-                  _json_values(frame[name])]
-    return pc.binary_join_element_wise(*parts, "}", "")
-
-
-def _json_values(column: pd.Series) -> pa.Array:
-    """One column's values as JSON text ("null" for a blank)."""
-    dtype = column.dtype
-    if pd.api.types.is_bool_dtype(dtype):
-        values = pa.array(column, type=pa.bool_(), from_pandas=True)
-        return pc.fill_null(pc.if_else(values, "true", "false"), "null")
-    if pd.api.types.is_integer_dtype(dtype):
-        return pc.fill_null(pc.cast(pa.array(column, from_pandas=True), pa.string()), "null")
-    if pd.api.types.is_float_dtype(dtype):
-        return _json_floats(column.to_numpy(dtype=float, na_value=np.nan))
-    text = _text(column)
-    if text is None:  # numbers or other values in a text column: as json writes them
-        return pa.array([_json_value(v) for v in column], pa.string())
-    escaped = pc.replace_substring(pc.replace_substring(text, "\\", "\\\\"), '"', '\\"')
-    quoted = pc.binary_join_element_wise('"', escaped, '"', "")
-    control = np.flatnonzero(pc.fill_null(pc.match_substring_regex(text, r"[\x00-\x1f]"), False))
-    if len(control):  # (a control character: escaped as json escapes it)
-        values = quoted.to_pylist()
-        for at in control:
-            values[at] = json.dumps(text[int(at)].as_py(), ensure_ascii=False)
-        quoted = pa.array(values, pa.string())
-    return pc.fill_null(quoted, "null")
-
-
-def _text(column: pd.Series) -> pa.Array | None:
-    """A text (or category of text) column as an Arrow string array; None if it holds other values."""
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        column = column.astype(object)
-    try:
-        return pa.array(column, type=pa.string(), from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
-        return None
-
-
-def _json_floats(numbers: np.ndarray) -> pa.Array:
-    """Floats as Python's json writes them (shortest round-trip digits, ``4.0`` not ``4``); NaN and ±inf as null."""
-    finite = np.isfinite(numbers)
-    text = pc.cast(pa.array(numbers, mask=~finite), pa.string())  # (Arrow writes 4.0 as "4", 1e10 as "1e+10")
-    with np.errstate(invalid="ignore"):
-        whole = pa.array(finite & (np.mod(numbers, 1.0) == 0))
-    if pc.any(whole).as_py():
-        needs = pc.and_(whole, pc.invert(pc.fill_null(pc.match_substring(text, "e"), False)))
-        text = pc.if_else(needs, pc.binary_join_element_wise(text, ".0", ""), text)
-    return pc.fill_null(text, "null")
-
-
-def _json_value(value) -> str:
-    if value is None or (isinstance(value, float) and not np.isfinite(value)) or value is pd.NA:
-        return "null"
-    if isinstance(value, np.generic):
-        value = value.item()
-    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 # -- reading ------------------------------------------------------------------------------------------
@@ -260,13 +314,13 @@ def decision_of(engine: Engine, household_id: str, run_id: int | None = None) ->
     """The household's decision in the given run, or in the latest run that decided it."""
     household_id = stored_form(engine, household_id)
     with Session(engine) as session:
-        query = select(Decision).where(Decision.household_id == household_id)
-        query = query.where(Decision.run_id == run_id) if run_id else query.order_by(Decision.run_id.desc())
-        found = session.execute(query.limit(1)).scalars().first()
+        query, values = (_query("decision in run"), {"household_id": household_id, "run_id": run_id}) if run_id \
+            else (_query("latest decision"), {"household_id": household_id})
+        found = session.execute(query, values).first()  # (decision, its run's codebook)
     if found is None:
         zh, en = (f"（第 {run_id} 次运行）", f" in run {run_id}") if run_id else ("", "")
         raise NotFound(f"户 {household_id} 不在审计库中{zh} / household {household_id} is not in the store{en}")
-    return found
+    return readable(found[1], [found[0]])[0]
 
 
 def reasons_of(engine: Engine, household_id: str, run_id: int) -> list[Reason]:
@@ -287,32 +341,45 @@ def reasons_for(engine: Engine, run_id: int, ids: list[str]) -> dict[str, list[d
         for start in range(0, len(ids), 500):
             rows += session.execute(select(Decision).where(Decision.run_id == run_id,
                                                            Decision.household_id.in_(ids[start:start + 500]))).scalars()
-    return derive_reasons(run, rows)[1]
+    return derive_reasons(run, readable(run, rows))[1]
 
 
 def history_of(engine: Engine, household_id: str) -> list[tuple[Run, Decision]]:
     """The household's decision in every run, with the run's id, time and rules version (the runs' rule
     snapshots are not loaded)."""
-    from sqlalchemy.orm import load_only
-
     household_id = stored_form(engine, household_id)
     with Session(engine) as session:
-        query = (select(Run, Decision).options(load_only(Run.id, Run.created_at, Run.rules_version))
-                 .join(Decision, Decision.run_id == Run.id)
-                 .where(Decision.household_id == household_id).order_by(Run.id))
-        return [(r, d) for r, d in session.execute(query).all()]
+        found = session.execute(_query("history"), {"household_id": household_id}).all()
+        return [(r, readable(r, [d])[0]) for r, d in found]
 
 
 def decisions_frame(engine: Engine, run_id: int | None = None, with_id: bool = False) -> pd.DataFrame:
-    """A stored run's decisions as a DataFrame (the latest run by default); `with_id` adds the stored row's id."""
+    """A stored run's decisions as a DataFrame (the latest run by default); `with_id` adds the stored row's id.
+    `reasons` is text; `inputs` as stored (read it with `input_frame`)."""
     with Session(engine) as session:
         run_id = run_id or session.execute(select(func.max(Run.id))).scalar()
         if run_id is None:
             raise NotFound("审计库中没有任何运行 / the store holds no run")
+        codebook = codebook_of(session.execute(select(Run.codebook).where(Run.id == run_id)).scalar())
         fields = ["id", *DECISION_FIELDS] if with_id else DECISION_FIELDS
         query = select(*(getattr(Decision, c) for c in fields)).where(Decision.run_id == run_id)
         query = query.order_by(Decision.id) if with_id else query
-        return pd.read_sql(query, session.connection())
+        frame = pd.read_sql(query, session.connection())
+    return _readable_reasons(frame, codebook)
+
+
+def input_frame(run: Run, decisions: pd.DataFrame) -> pd.DataFrame:
+    """The stored input rows of `decisions` (a frame of `run`'s decisions, with ``inputs``) as a DataFrame
+    with one column per stored input column, on the same index."""
+    from povertyrules.store.rows import input_frame as frame_of
+
+    return frame_of(codebook_of(run), decisions["inputs"].tolist(), index=decisions.index)
+
+
+def _readable_reasons(frame: pd.DataFrame, codebook: dict | None) -> pd.DataFrame:
+    if "reasons" in frame and codebook and "reasons" in codebook:
+        frame["reasons"] = reasons_texts(codebook, frame["reasons"].tolist())
+    return frame
 
 
 def decision_chunks(engine: Engine, run_id: int, size: int = BATCH, fields: list[str] | None = None):
@@ -324,10 +391,11 @@ def decision_chunks(engine: Engine, run_id: int, size: int = BATCH, fields: list
     query = (select(*(getattr(Decision, c) for c in fields)).where(Decision.run_id == run_id)
              .order_by(Decision.id))
     with engine.connect() as connection:
+        codebook = codebook_of(connection.execute(select(Run.codebook).where(Run.id == run_id)).scalar())
         result = connection.execution_options(stream_results=True, max_row_buffer=size).execute(query)
         while rows := result.fetchmany(size):
             try:
                 chunk = pa.table([pa.array(column) for column in zip(*rows, strict=True)], names=fields).to_pandas()
             except (pa.ArrowInvalid, pa.ArrowTypeError):  # a column of mixed Python types
                 chunk = pd.DataFrame(rows, columns=fields)
-            yield chunk
+            yield _readable_reasons(chunk, codebook)

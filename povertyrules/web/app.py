@@ -15,6 +15,7 @@ import os
 import re
 import tempfile
 import threading
+import time
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
@@ -26,6 +27,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import func, or_, select
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from povertyrules.lang import safeyaml
@@ -102,14 +104,24 @@ def is_loopback(host: str) -> bool:
         return False  # a name: it may resolve to anything
 
 
-def _household_of(engine, path: str) -> str | None:
-    """The household a request reads, for the access log."""
+_HOUSEHOLD_PATH = re.compile(r"^/(?:api/households|household)/([^/]+)$")
+_DECISION_PATH = re.compile(r"^/decision/(\d{1,9})$")
+
+
+def _household_in_path(path: str) -> str | None:
+    """The household a request names in its path (no database read), for the access log."""
     from urllib.parse import unquote
 
-    match = re.match(r"^/(?:api/households|household)/([^/]+)$", path)
-    if match:
-        return unquote(match.group(1))[:MAX_ID]
-    match = re.match(r"^/decision/(\d{1,9})$", path)
+    match = _HOUSEHOLD_PATH.match(path)
+    return unquote(match.group(1))[:MAX_ID] if match else None
+
+
+def _household_of(engine, path: str) -> str | None:
+    """The household a request reads, for the access log."""
+    named = _household_in_path(path)
+    if named is not None:
+        return named
+    match = _DECISION_PATH.match(path)
     if match:
         with Session(engine) as session:
             decision = session.get(Decision, int(match.group(1)))
@@ -164,10 +176,13 @@ def create_app(db: str | None = None, show_identities: bool = False, require_log
 
     checked: dict[str, Any] = {"at": -1e9}
 
+    def recent_problems() -> list[str] | None:
+        """The store's cheap verification as last made, or None when it is due again (over a minute old)."""
+        report = checked.get("report")
+        return report.problems if report is not None and time.monotonic() - checked["at"] <= 60 else None
+
     def store_problems(household_id: str | None = None) -> list[str]:
         """The store's cheap verification (cached for a minute), with one household's rows when given."""
-        import time
-
         from povertyrules.store.integrity import check_household, quick_check
 
         if time.monotonic() - checked["at"] > 60:
@@ -176,27 +191,53 @@ def create_app(db: str | None = None, show_identities: bool = False, require_log
             return check_household(engine, household_id, checked["report"]).problems
         return checked["report"].problems
 
-    @app.middleware("http")
-    async def harden(request: Request, call_next):
+    def harden(inner):
+        """The app `inner` with every answer refused if the URL is too long or (beyond loopback) without a
+        user; logged once its status is known and before anything is sent (no read goes unlogged); with the
+        security headers, and a warning header when the store fails its check. Plain ASGI (no extra task and
+        streams per request, as `@app.middleware` would add)."""
+
+        async def hardened(scope, receive, send) -> None:
+            if scope["type"] != "http":
+                await inner(scope, receive, send)
+                return
+            await _hardened(inner, scope, receive, send)
+
+        return hardened
+
+    async def _hardened(inner, scope, receive, send) -> None:
+        request = Request(scope)
         user = "local"
+        refusal = None
         if len(str(request.url)) > MAX_URL:
-            response = JSONResponse({"detail": "request URL too long / 请求过长"}, status_code=414)
+            refusal = JSONResponse({"detail": "request URL too long / 请求过长"}, status_code=414)
         elif require_login and (user := await run_in_threadpool(_basic_user, engine,
                                                                  request.headers.get("authorization"))) is None:
             user = "(refused)"
-            response = JSONResponse({"detail": "login required / 请登录"}, status_code=401,
-                                    headers={"WWW-Authenticate": 'Basic realm="povertyrules", charset="UTF-8"'})
-        else:
-            response = await call_next(request)
-        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        household_id = (await run_in_threadpool(_household_of, engine, request.url.path)
-                        if response.status_code < 400 else None)
-        await asyncio.wrap_future(reads.log(user, request.client.host if request.client else None,
-                                            request.method, path, household_id, response.status_code))
-        response.headers.update(headers)
-        if await run_in_threadpool(store_problems):
-            response.headers["X-Store-Verification"] = "failed"
-        return response
+            refusal = JSONResponse({"detail": "login required / 请登录"}, status_code=401,
+                                   headers={"WWW-Authenticate": 'Basic realm="povertyrules", charset="UTF-8"'})
+
+        async def answer(message) -> None:
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                household_id = None
+                if status < 400:  # (a thread only where the household is found in the store)
+                    household_id = _household_in_path(request.url.path)
+                    if household_id is None and _DECISION_PATH.match(request.url.path):
+                        household_id = await run_in_threadpool(_household_of, engine, request.url.path)
+                await asyncio.wrap_future(reads.log(user, request.client.host if request.client else None,
+                                                    request.method, path, household_id, status))
+                answered = MutableHeaders(scope=message)
+                answered.update(headers)
+                problems = recent_problems()
+                if problems is None:  # (the check is due: it reads the store, in a thread)
+                    problems = await run_in_threadpool(store_problems)
+                if problems:
+                    answered["X-Store-Verification"] = "failed"
+            await send(message)
+
+        await (inner if refusal is None else refusal)(scope, receive, answer)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -268,6 +309,24 @@ def create_app(db: str | None = None, show_identities: bool = False, require_log
 
     explainer = Explainer(engine)  # concurrent readers' explanations are worked out together
     explained = explainer.explained
+
+    def warm() -> None:
+        """At start-up (in every worker process): the latest run's rule set rebuilt from its snapshot, one of
+        its decisions explained and the household page's template compiled, so that the first readers of a
+        fresh server do not all wait while that is done (about a second). Whatever fails here fails again,
+        and is answered, on the page that needs it."""
+        try:
+            run_id = latest_run()
+            templates.get_template("household.html")
+            if run_id is None:
+                return
+            book_of(run_id)
+            with Session(engine) as session:
+                first = session.execute(select(func.min(Decision.id)).where(Decision.run_id == run_id)).scalar()
+            if first is not None:
+                explained(int(first))
+        except Exception:  # (the page that needs it reports it)
+            return
 
     def explanation(decision: Decision) -> dict[str, Any]:
         return explained(int(decision.id))
@@ -462,7 +521,19 @@ def create_app(db: str | None = None, show_identities: bool = False, require_log
         except NotFound:
             raise HTTPException(404, "未找到该运行 / run not found") from None
 
+    app.add_middleware(_Wrapped, wrap=harden)  # (where `@app.middleware("http")` would have put it)
+    warm()
     return app
+
+
+class _Wrapped:
+    """A middleware made by a function of the app below it (`wrap(app)` is the ASGI app to run)."""
+
+    def __init__(self, app, wrap) -> None:
+        self.asgi = wrap(app)
+
+    async def __call__(self, scope, receive, send) -> None:
+        await self.asgi(scope, receive, send)
 
 
 def _lang(lang: str) -> str:
