@@ -211,3 +211,18 @@ def test_hashes_made_on_the_way_are_used_only_for_the_ids_they_were_made_with(db
     monkeypatch.setattr(integrity, "_written_hashes", shifted)
     record_run(engine, scored, "in.csv")
     assert integrity.verify(engine).ok
+
+
+def test_an_arrow_backed_text_column_is_written_as_a_python_text_column_is():
+    import json
+
+    import pyarrow as pa
+
+    from povertyrules.store.rows import json_records
+
+    texts = ["甲村", "乙村", None, "甲村"] * 5  # few distinct places: the dictionary-encoded path
+    plain = pd.DataFrame({"village": pd.Series(texts, dtype=object)})
+    chunked = pa.chunked_array([texts[:7], texts[7:]], pa.string())  # as Arrow's readers give text, in chunks
+    arrow = pd.DataFrame({"village": pd.Series(pd.arrays.ArrowExtensionArray(chunked))})
+    assert json_records(arrow).to_pylist() == json_records(plain).to_pylist()
+    assert [json.loads(r)["village"] for r in json_records(arrow).to_pylist()] == texts

@@ -107,9 +107,10 @@ def _text(column: pd.Series) -> pa.Array | None:
     if isinstance(column.dtype, pd.CategoricalDtype):
         column = column.astype(object)
     try:
-        return pa.array(column, type=pa.string(), from_pandas=True)
+        text = pa.array(column, type=pa.string(), from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
         return None
+    return text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text  # (an Arrow-backed column)
 
 
 def _json_floats(numbers: np.ndarray) -> pa.Array:
