@@ -273,3 +273,15 @@ def test_a_roster_of_the_regime_years_carries_the_countys_record(county_2023, tm
     assert own["county_category"].notna().any() and own["risk_removed"].notna().any()
     # √/× read as 是/否
     assert plain(prepared["risk_removed"]) == plain(own["risk_removed"].map({"是": True, "否": False}))
+
+
+def test_the_review_page_in_english_names_things_in_english_with_no_internal_names_or_codes(stored):
+    from fastapi.testclient import TestClient
+
+    from povertyrules.web.app import create_app
+
+    page = TestClient(create_app(stored)).get("/run/1/review", params={"lang": "en"}).text
+    shown = re.sub(r"<[^>]+>", " ", page[page.index("<body"):])
+    assert not re.findall(r"\b[a-z]+_[a-z0-9_]+\b", shown)  # household_id, registered_status, not_poor …
+    assert not re.search(r"\b(?:none|not_eligible|edge|unstable_exited)\b", shown)  # status codes
+    assert "registered poor" in shown and "Identification" in shown and "household" in shown

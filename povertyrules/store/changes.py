@@ -44,6 +44,11 @@ def _name(name: str, lang: str) -> tuple[str, str]:
     return (vocabulary().get("english_names") or {}).get(name, name.replace("_", " ")), ""
 
 
+def label_of(name: str, lang: str) -> str:
+    """A household value's name as a reader of `lang` says it (its label, without the unit)."""
+    return _name(name, lang)[0]
+
+
 def missing_names(book: RuleBook, missing: str | None, lang: str) -> str:
     """The `missing_columns` of a decision (``a;b``) as a reader names them: the contract's Chinese headers, a
     parameter's description."""
@@ -52,8 +57,8 @@ def missing_names(book: RuleBook, missing: str | None, lang: str) -> str:
     parameters = book.parameters
     names = []
     for name in missing.split(";"):
-        if name in parameters and lang == "zh":
-            names.append(parameters[name].description.zh)
+        if name in parameters:
+            names.append(getattr(parameters[name].description, lang))
         else:
             names.append(_name(name, lang)[0])
     return ("、" if lang == "zh" else ", ").join(names)

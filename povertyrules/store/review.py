@@ -164,14 +164,31 @@ class Review:
             shown[words["link"]] = [link.format(decision_id=d, household_id=h, run_id=self.run.id)
                                     for d, h in zip(frame["id"], frame["household_id"], strict=True)]
         shown = shown.rename(columns={"_check": words["check"]})
-        if lang != "zh":
-            return shown
+        if lang != "zh":  # an English reader's words: labels, never the contract's names or codes
+            return self._in_english(shown, words)
         contract = {c.name: c.zh for c in HOUSEHOLD_COLUMNS}
         book = self.book  # blanks by the headers a clerk knows, parameters (the year's line) by description
         shown["missing_columns"] = shown["missing_columns"].map(
             lambda v: missing_names(book, v, "zh") if isinstance(v, str) and v else v)
         out = localize(shown, self.book, lang)
         return out.rename(columns={k: v for k, v in contract.items() if k not in column_labels()["columns"]})
+
+    def _in_english(self, shown: pd.DataFrame, words: dict[str, Any]) -> pd.DataFrame:
+        from povertyrules.store.changes import label_of, vocabulary
+
+        book, out = self.book, shown.copy()
+        for name, decision in book.decisions.items():
+            if name in out:
+                out[name] = out[name].map(lambda v, d=decision: d.label(v, "en") if isinstance(v, str) else v)
+        if "registered_status" in out:
+            named = vocabulary()["words"]["en"]["registered_status"]
+            out["registered_status"] = out["registered_status"].map(
+                lambda v: named.get(v, v) if isinstance(v, str) else v)
+        out["missing_columns"] = out["missing_columns"].map(
+            lambda v: missing_names(book, v, "en") if isinstance(v, str) and v else v)
+        headers = {c: (book.decisions[c].description.en if c in book.decisions else label_of(c, "en"))
+                   for c in SHOWN if c in out}
+        return out.rename(columns=headers)
 
     @property
     def book(self) -> RuleBook:
@@ -233,13 +250,17 @@ def _check(book: RuleBook, evaluation: Evaluation | None, inputs: pd.DataFrame, 
                             if n != "year" and book.kind_of("household", n) is None})
     if unknown_names:
         return CheckResult(spec, False, Text(zh="本次运行的规则集尚不支持此项核查（缺少所需的列或判定）",
-                                             en=f"the run's rule set has no {', '.join(unknown_names)}"))
+                                             en="the run's rule set does not support this check yet (a column "
+                                                "or decision it needs is missing)"))
     contract = {c.name: c.zh for c in HOUSEHOLD_COLUMNS}
     absent = [c for c in spec.recorded if c not in inputs or not inputs[c].notna().any()]
     if absent:
+        from povertyrules.store.changes import label_of
+
         names = "”“".join(contract.get(c, c) for c in absent)
+        english = ", ".join(f"'{label_of(c, 'en')}'" for c in absent)
         return CheckResult(spec, False, Text(zh=f"本次运行的输入没有“{names}”列",
-                                             en=f"the run's input has no {', '.join(absent)} column"))
+                                             en=f"the run's input has no {english} column"))
     if evaluation is None:
         empty = np.zeros(0, dtype=bool)
         return CheckResult(spec, True, None, empty, empty, empty)
