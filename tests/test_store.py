@@ -266,7 +266,8 @@ def test_procedures_are_recorded_in_order_and_objections_send_them_back(db):
              "--db", db, "--lang", "en")
     assert ok.exit_code == 0 and "next step: village_review" in ok.output
     wrong = run("procedure", "record", "h9", "--step", "township_check", "--actor", "李四", "--db", db)
-    assert wrong.exit_code == 2 and "out of order" in wrong.output and "village_review" in wrong.output
+    assert wrong.exit_code == 2 and "out of order" in wrong.output and "village review" in wrong.output
+    assert "不合顺序" in wrong.output and "村级初审并入户调查" in wrong.output  # the steps by their names
     run("procedure", "record", "h9", "--step", "village_review", "--actor", "村委", "--date", "2020-03-05", "--db", db)
     objection = run("procedure", "record", "h9", "--step", "assembly_publicity", "--actor", "村民代表会议",
                     "--date", "2020-03-10", "--objection", "--db", db, "--lang", "en")
@@ -286,7 +287,7 @@ def test_procedures_are_recorded_in_order_and_objections_send_them_back(db):
     assert back.exit_code == 0 and "county_confirmation" in back.output
     dated = run("procedure", "record", "h8", "--step", "county_confirmation", "--actor", "县扶贫办",
                 "--procedure", "monitoring", "--date", "2020-04-01", "--db", db)
-    assert dated.exit_code == 2 and "before the previous step" in dated.output
+    assert dated.exit_code == 2 and "before the previous step" in dated.output and "早于上一步" in dated.output
 
 
 def test_a_cell_holding_a_unicode_line_separator_is_stored_with_its_own_household(db, tmp_path):

@@ -42,5 +42,5 @@ def score_on_dask(input: Path, output: Path, members: Path | None, year: int | N
     if counts["input_rows"] != counts["decided"] + counts["error_rows"]:  # pragma: no cover - an invariant
         raise typer.Exit(3)
     if result.run_id is not None:
-        console.print(f"stored as run {result.run_id}")
+        console.print(f"已存入审计库：第 {result.run_id} 次运行\nstored as run {result.run_id}", highlight=False)
         print(result.run_id)

@@ -164,7 +164,9 @@ def score(
         run_id = record_run(engine, result, input, operator, lang, reading=reading)
         with Session(engine) as session:
             sealed = session.get(RunDigest, run_id)
-        console.print(f"stored as run {run_id}; chain digest {sealed.digest if sealed else '—'}")
+        digest = sealed.digest if sealed else "—"
+        console.print(f"已存入审计库：第 {run_id} 次运行；链摘要 {digest}\n"
+                      f"stored as run {run_id}; chain digest {digest}", highlight=False)
         print(run_id)
 
 

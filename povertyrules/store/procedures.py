@@ -39,7 +39,8 @@ class ProcedureState:
 
 def _spec(book: RuleBook, procedure: str) -> dict:
     if procedure not in book.procedures:
-        raise ProcedureError(f"unknown procedure '{procedure}'; known: {', '.join(book.procedures)}")
+        raise ProcedureError(f"没有名为“{procedure}”的程序 / unknown procedure '{procedure}'; known: "
+                             f"{', '.join(book.procedures)}")
     return book.procedures[procedure]
 
 
@@ -48,17 +49,25 @@ def replay(book: RuleBook, procedure: str, steps: list[ProcedureStep]) -> str | 
     order = [s["id"] for s in _spec(book, procedure)["steps"]]
     by_id = {s["id"]: s for s in _spec(book, procedure)["steps"]}
     position, last_date = 0, None
+    def named(step_id: str, lang: str) -> str:
+        return by_id[step_id][lang] if step_id in by_id else step_id
+
     for step in steps:
         if position >= len(order) or step.step != order[position]:
-            due = order[position] if position < len(order) else "(none: complete)"
-            raise ProcedureError(f"step '{step.step}' is out of order; the step due is '{due}'")
+            due_zh, due_en = (named(order[position], "zh"), named(order[position], "en")) if position < len(order) \
+                else ("无（程序已完成）", "none: the procedure is complete")
+            raise ProcedureError(f"步骤“{named(step.step, 'zh')}”不合顺序，现应进行：{due_zh} / step "
+                                 f"'{named(step.step, 'en')}' is out of order; the step due is '{due_en}'")
         if last_date and step.date < last_date:
-            raise ProcedureError(f"step '{step.step}' is dated {step.date}, before the previous step ({last_date})")
+            raise ProcedureError(f"步骤“{named(step.step, 'zh')}”的日期 {step.date} 早于上一步（{last_date}） / step "
+                                 f"'{named(step.step, 'en')}' is dated {step.date}, before the previous step "
+                                 f"({last_date})")
         last_date = step.date
         spec = by_id[step.step]
         if step.objection:
             if not spec.get("publicity"):
-                raise ProcedureError(f"step '{step.step}' is not a publicity step; objections are raised at those")
+                raise ProcedureError(f"步骤“{spec['zh']}”不是公示环节，异议只能在公示环节提出 / step '{spec['en']}' "
+                                     f"is not a publicity step; objections are raised at those")
             position = order.index(spec["objection_returns_to"])
         else:
             position += 1
