@@ -151,3 +151,15 @@ def test_the_month_monitoring_began_is_read_as_people_write_it_and_an_impossible
         assert "年月" in parsed.errors["error"].iloc[0] and "202303" in parsed.errors["error"].iloc[0]
     else:
         assert len(parsed.errors) == 0 and parsed.valid["monitoring_start"].tolist() == [month]
+
+
+@pytest.mark.parametrize("cell", ["1e400", "99999999999999999999", "-1E+300"])
+def test_a_number_too_large_to_be_real_is_an_error_that_says_so(cell):
+    from povertyrules.model.columns import HOUSEHOLD_COLUMNS
+    from povertyrules.model.records import parse_records
+
+    from .conftest import households
+
+    parsed = parse_records(households({"net_income": cell}), HOUSEHOLD_COLUMNS, "x.csv")
+    assert len(parsed.valid) == 0 and parsed.errors["column"].tolist() == ["net_income"]
+    assert "绝对值不超过" in parsed.errors["error"].iloc[0] and "in magnitude" in parsed.errors["error"].iloc[0]

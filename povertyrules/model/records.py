@@ -324,6 +324,8 @@ def _parse(series: pd.Series, column: Column, fast: bool = True,
     else:
         numbers, bad = _numbers(series, fast)
         zh, en = f"“{column.zh}”须为数字", f"'{column.name}' must be a number"
+        if column.maximum is None:  # (a bounded column says its bounds below)
+            zh, en = f"{zh}（绝对值不超过 {MAX_CELL:g}）", f"{en} (of at most {MAX_CELL:g} in magnitude)"
     if column.kind == "int":
         bad |= numbers.notna() & (numbers != np.floor(numbers))
         zh, en = f"“{column.zh}”须为整数", f"'{column.name}' must be a whole number"
