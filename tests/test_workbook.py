@@ -241,3 +241,24 @@ def test_the_watchlist_and_review_workbooks_are_streamed_with_their_headers_froz
     assert len(read) == 1001 and read[1][0] == "H00000" and read[-1][2] == 999 * 1.5
     assert {r[1] for r in read[1:]} == {"110101********123X"}  # masked, as every output is
     assert sorted(p.name for p in tmp_path.iterdir()) == ["watchlist.xlsx"]  # no temporary or spill file left
+
+
+def test_a_served_store_starts_its_workbook_builder_before_the_first_download(tmp_path, book):
+    """Starting the builder's interpreter takes a core for about a second; done at start-up, not while readers
+    wait on a download."""
+    import subprocess
+    import sys
+
+    db = str(tmp_path / "a.db")
+    record_run(connect(db), score(synth(50, seed=3, members=False, bad_rate=0, book=book).households,
+                                  rules=book, keep_records=True), "c.csv")
+    check = ("import sys, time\n"
+             "from povertyrules.web import exports\n"
+             "from povertyrules.web.app import create_app\n"
+             f"create_app({db!r})\n"
+             "deadline = time.time() + 120\n"
+             "while time.time() < deadline and not (exports._POOL and exports._POOL._processes):\n"
+             "    time.sleep(0.1)\n"
+             "print(bool(exports._POOL and exports._POOL._processes))\n")
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=240)
+    assert done.stdout.strip().endswith("True"), done.stdout + done.stderr

@@ -327,6 +327,10 @@ def create_app(db: str | None = None, show_identities: bool = False, require_log
                 explained(int(first))
         except Exception:  # (the page that needs it reports it)
             return
+        # the workbook builder's process started now, in the background: starting it (a new interpreter
+        # importing the package, at full priority before it lowers its own) would otherwise take the CPU from
+        # the readers of pages at the first download
+        threading.Thread(target=_start_builder, name="export-warm", daemon=True).start()
 
     def explanation(decision: Decision) -> dict[str, Any]:
         return explained(int(decision.id))
@@ -534,6 +538,13 @@ class _Wrapped:
 
     async def __call__(self, scope, receive, send) -> None:
         await self.asgi(scope, receive, send)
+
+
+def _start_builder() -> None:
+    try:
+        pool().submit(int).result()
+    except Exception:  # (a download that needs it reports it)
+        return
 
 
 def _lang(lang: str) -> str:
